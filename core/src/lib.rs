@@ -1,0 +1,14 @@
+//! `adapter-core`: the shared vocabulary of the adapter registry.
+//!
+//! Formats and math only: no HTTP, no SQL. The server and `adapterctl` both depend on this
+//! crate so that they can never disagree about what a safetensors file, a PEFT adapter, a
+//! reference or a digest is.
+
+pub mod diag;
+pub mod digest;
+pub mod manifest;
+pub mod model;
+pub mod name;
+pub mod peft;
+pub mod reference;
+pub mod safetensors;

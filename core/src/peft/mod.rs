@@ -1,0 +1,1 @@
+//! PEFT adapters: adapter_config.json, target matching, name mapping, checks. (Being written.)
