@@ -6,6 +6,7 @@
 
 pub mod diag;
 pub mod digest;
+pub mod json;
 pub mod manifest;
 pub mod model;
 pub mod name;
