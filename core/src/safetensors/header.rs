@@ -1,11 +1,16 @@
-//! Header parsing and validation. (Interface fixed; the implementation is being written.)
+//! Header parsing and validation: the 8-byte prefix, the N header bytes, then every rule
+//! of the format (field rules and layout live in `validate`).
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{ErrorKind, Read};
 use std::path::Path;
 
 use serde::Serialize;
+use serde_json::Value;
 
+use super::validate::{self, Entries};
 use super::{Dtype, SafetensorsError};
+use crate::json;
 
 /// Limits that bound what a header may cost to parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,17 +97,152 @@ impl Header {
 
 /// Parse and validate a header from `reader`, consuming exactly `8 + N` bytes.
 /// `file_len`, when known, must equal the length the header implies.
+///
+/// Whitespace: the header must begin with `{` (no leading whitespace) and may be padded after
+/// its closing `}` with spaces (0x20) only, as the format README of huggingface/safetensors
+/// (0.8.0, "Format") states: "The header data MUST begin with a `{` character (0x7B)" and
+/// "MAY be trailing padded with whitespace (0x20)"; its writer pads with 0x20 to a multiple
+/// of 8. The reference *reader* is laxer (it hands the bytes to `serde_json::from_str`, so it
+/// also takes leading whitespace and `\t`, `\n`, `\r` padding); we follow the written rule.
+/// Whitespace between JSON tokens inside the object is ordinary JSON and accepted.
 pub fn read_header<R: Read>(
     reader: R,
     limits: &Limits,
     file_len: Option<u64>,
 ) -> Result<Header, SafetensorsError> {
-    let _ = (reader, limits, file_len);
-    todo!("being implemented")
+    let mut reader = reader;
+    if let Some(len) = file_len
+        && len < PREFIX_LEN
+    {
+        return Err(SafetensorsError::PrefixTruncated { got: len });
+    }
+    let mut prefix = [0u8; 8];
+    let got = read_full(&mut reader, &mut prefix)?;
+    if got < prefix.len() {
+        return Err(SafetensorsError::PrefixTruncated { got: got as u64 });
+    }
+    let n = u64::from_le_bytes(prefix);
+    // Checked before anything is allocated.
+    if n > limits.max_header_len || n > u64::MAX - PREFIX_LEN {
+        return Err(SafetensorsError::HeaderTooLarge {
+            len: n,
+            max: limits.max_header_len,
+        });
+    }
+    if n == 0 {
+        return Err(SafetensorsError::HeaderEmpty);
+    }
+    let initial_capacity = match file_len {
+        Some(len) if len - PREFIX_LEN < n => {
+            return Err(SafetensorsError::HeaderTruncated {
+                declared: n,
+                available: len - PREFIX_LEN,
+            });
+        }
+        // The file holds all N bytes: reserve them at once.
+        Some(_) => n,
+        // A stream may lie about N: let the buffer grow with the bytes that really arrive.
+        None => n.min(64 * 1024),
+    };
+    let mut bytes = Vec::with_capacity(usize::try_from(initial_capacity).unwrap_or(0));
+    reader.by_ref().take(n).read_to_end(&mut bytes)?;
+    if (bytes.len() as u64) < n {
+        return Err(SafetensorsError::HeaderTruncated {
+            declared: n,
+            available: bytes.len() as u64,
+        });
+    }
+
+    let value = parse_json(&bytes)?;
+    let Entries { metadata, tensors } = validate::entries(value, limits)?;
+    let header = Header {
+        header_len: n,
+        metadata,
+        tensors,
+    };
+    let implied = match header.tensors.last() {
+        None => PREFIX_LEN + n,
+        Some(last) => (PREFIX_LEN + n)
+            .checked_add(last.data_offsets.1)
+            .ok_or_else(|| SafetensorsError::OffsetOverflow {
+                tensor: last.name.clone(),
+                end: last.data_offsets.1,
+            })?,
+    };
+    if let Some(actual) = file_len {
+        if actual > implied {
+            return Err(SafetensorsError::TrailingBytes {
+                expected: implied,
+                actual,
+            });
+        }
+        if actual < implied {
+            return Err(SafetensorsError::DataTruncated {
+                expected: implied,
+                actual,
+            });
+        }
+    }
+    Ok(header)
 }
 
 /// [`read_header`] on a file, with its length checked.
 pub fn read_header_file(path: &Path, limits: &Limits) -> Result<Header, SafetensorsError> {
-    let _ = (path, limits);
-    todo!("being implemented")
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    read_header(file, limits, Some(len))
+}
+
+const PREFIX_LEN: u64 = 8;
+
+/// Fill `buf` as far as the reader allows; returns how many bytes were read.
+fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> Result<usize, SafetensorsError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(k) => filled += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(filled)
+}
+
+/// The N header bytes to a JSON value: start byte, UTF-8, strict JSON (duplicate keys
+/// refused at every depth), then the padding rule.
+fn parse_json(bytes: &[u8]) -> Result<Value, SafetensorsError> {
+    match bytes.first() {
+        Some(b'{') => {}
+        Some(&found) => return Err(SafetensorsError::HeaderBadStart { found }),
+        None => return Err(SafetensorsError::HeaderEmpty),
+    }
+    std::str::from_utf8(bytes).map_err(|e| SafetensorsError::HeaderNotUtf8 {
+        detail: e.to_string(),
+    })?;
+    let content_len = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+    let content = &bytes[..content_len];
+    let value = json::parse_strict(content).map_err(|e| {
+        let detail = e.to_string();
+        // `parse_strict` reports duplicates as "duplicate key `…` at line L column C"; no
+        // serde_json error message starts that way.
+        if detail.starts_with("duplicate key") {
+            SafetensorsError::DuplicateKey { detail }
+        } else {
+            SafetensorsError::HeaderInvalidJson { detail }
+        }
+    })?;
+    // The JSON parsed and began with `{`, so it is one object followed only by JSON
+    // whitespace: anything between its closing `}` and the 0x20 padding is a bad pad byte.
+    let close = content.iter().rposition(|&b| b == b'}').unwrap_or(0);
+    if let Some(i) = content[close..]
+        .iter()
+        .position(|&b| b != b' ' && b != b'}')
+    {
+        return Err(SafetensorsError::HeaderBadPadding {
+            found: content[close + i],
+            offset: (close + i) as u64,
+        });
+    }
+    Ok(value)
 }

@@ -1,0 +1,283 @@
+//! From the parsed JSON header to validated [`TensorInfo`]s: field rules, sizes, layout.
+
+use serde_json::{Map, Value};
+
+use super::{Dtype, Limits, SafetensorsError, TensorInfo};
+
+/// The key that holds free-form string metadata instead of a tensor.
+pub(crate) const METADATA_KEY: &str = "__metadata__";
+
+/// Validated contents of the header object.
+pub(crate) struct Entries {
+    pub metadata: Option<Vec<(String, String)>>,
+    /// Sorted by begin offset, contiguous from 0.
+    pub tensors: Vec<TensorInfo>,
+}
+
+/// Apply every rule of the format to the top-level JSON value.
+pub(crate) fn entries(value: Value, limits: &Limits) -> Result<Entries, SafetensorsError> {
+    let Value::Object(top) = value else {
+        return Err(SafetensorsError::HeaderNotObject {
+            found: kind(&value),
+        });
+    };
+    let count = top.len() - usize::from(top.contains_key(METADATA_KEY));
+    if count > limits.max_tensors {
+        return Err(SafetensorsError::TooManyTensors {
+            count,
+            max: limits.max_tensors,
+        });
+    }
+
+    let mut metadata = None;
+    let mut tensors = Vec::with_capacity(count);
+    for (name, entry) in top {
+        if name == METADATA_KEY {
+            metadata = Some(parse_metadata(entry)?);
+        } else {
+            tensors.push(parse_tensor(name, entry)?);
+        }
+    }
+    check_layout(&mut tensors)?;
+    Ok(Entries { metadata, tensors })
+}
+
+/// The JSON kind of a value, for messages.
+pub(crate) fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn parse_metadata(value: Value) -> Result<Vec<(String, String)>, SafetensorsError> {
+    let Value::Object(map) = value else {
+        return Err(SafetensorsError::MetadataNotObject {
+            found: kind(&value),
+        });
+    };
+    map.into_iter()
+        .map(|(key, v)| match v {
+            Value::String(s) => Ok((key, s)),
+            other => Err(SafetensorsError::MetadataValueNotString {
+                found: kind(&other),
+                key,
+            }),
+        })
+        .collect()
+}
+
+const FIELDS: [&str; 3] = ["dtype", "shape", "data_offsets"];
+
+fn parse_tensor(name: String, value: Value) -> Result<TensorInfo, SafetensorsError> {
+    if name.is_empty() {
+        return Err(SafetensorsError::EmptyTensorName);
+    }
+    let Value::Object(mut fields) = value else {
+        return Err(SafetensorsError::TensorNotObject {
+            found: kind(&value),
+            tensor: name,
+        });
+    };
+    if let Some(unknown) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(SafetensorsError::UnknownField {
+            field: unknown.clone(),
+            tensor: name,
+        });
+    }
+    let take = |field: &'static str, fields: &mut Map<String, Value>| {
+        fields
+            .remove(field)
+            .ok_or_else(|| SafetensorsError::MissingField {
+                tensor: name.clone(),
+                field,
+            })
+    };
+    let dtype = take("dtype", &mut fields)?;
+    let shape = take("shape", &mut fields)?;
+    let offsets = take("data_offsets", &mut fields)?;
+
+    let dtype = match &dtype {
+        Value::String(s) => s.parse::<Dtype>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| SafetensorsError::UnknownDtype {
+        tensor: name.clone(),
+        dtype: dtype.to_string(),
+    })?;
+    let shape = parse_shape(&name, &shape)?;
+    let (begin, end) = parse_offsets(&name, &offsets)?;
+    if end < begin {
+        return Err(SafetensorsError::OffsetsReversed {
+            tensor: name,
+            begin,
+            end,
+        });
+    }
+    let expected = expected_byte_len(&name, dtype, &shape)?;
+    let actual = end - begin;
+    if actual != expected {
+        return Err(SafetensorsError::SizeMismatch {
+            tensor: name,
+            dtype,
+            shape,
+            expected,
+            actual,
+        });
+    }
+    Ok(TensorInfo {
+        name,
+        dtype,
+        shape,
+        data_offsets: (begin, end),
+    })
+}
+
+fn parse_shape(tensor: &str, value: &Value) -> Result<Vec<u64>, SafetensorsError> {
+    let invalid = |reason: String| SafetensorsError::InvalidShape {
+        tensor: tensor.to_owned(),
+        reason,
+    };
+    let Value::Array(dims) = value else {
+        return Err(invalid(format!(
+            "expected an array of non-negative integers, found {}",
+            kind(value)
+        )));
+    };
+    dims.iter()
+        .enumerate()
+        .map(|(i, d)| {
+            d.as_u64().ok_or_else(|| {
+                invalid(format!(
+                    "dimension {i} is {d}, not a non-negative integer that fits 64 bits"
+                ))
+            })
+        })
+        .collect()
+}
+
+fn parse_offsets(tensor: &str, value: &Value) -> Result<(u64, u64), SafetensorsError> {
+    let invalid = |reason: String| SafetensorsError::InvalidDataOffsets {
+        tensor: tensor.to_owned(),
+        reason,
+    };
+    let Value::Array(items) = value else {
+        return Err(invalid(format!(
+            "expected an array [begin, end], found {}",
+            kind(value)
+        )));
+    };
+    let [begin, end] = items.as_slice() else {
+        return Err(invalid(format!(
+            "expected exactly 2 offsets [begin, end], found {}",
+            items.len()
+        )));
+    };
+    let offset = |v: &Value, what: &str| {
+        v.as_u64().ok_or_else(|| {
+            invalid(format!(
+                "{what} is {v}, not a non-negative integer that fits 64 bits"
+            ))
+        })
+    };
+    Ok((offset(begin, "begin")?, offset(end, "end")?))
+}
+
+/// `prod(shape) * bits / 8`, refusing overflow and sizes that are not whole bytes.
+pub(crate) fn expected_byte_len(
+    tensor: &str,
+    dtype: Dtype,
+    shape: &[u64],
+) -> Result<u64, SafetensorsError> {
+    let overflow = || SafetensorsError::ShapeOverflow {
+        tensor: tensor.to_owned(),
+        dtype,
+        shape: shape.to_vec(),
+    };
+    let elements = shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(overflow)?;
+    let bits = elements.checked_mul(dtype.bits()).ok_or_else(overflow)?;
+    if bits % 8 != 0 {
+        return Err(SafetensorsError::PartialByte {
+            tensor: tensor.to_owned(),
+            dtype,
+            elements,
+            bits: dtype.bits(),
+        });
+    }
+    Ok(bits / 8)
+}
+
+/// Sort by `(begin, end)` like the reference does (stable, so equal ranges keep file order;
+/// a zero-length tensor sorts before a tensor starting at the same offset) and require the
+/// tensors to tile `[0, data_len)` exactly: no gap, no overlap.
+fn check_layout(tensors: &mut [TensorInfo]) -> Result<(), SafetensorsError> {
+    tensors.sort_by_key(|t| t.data_offsets);
+    let mut previous: Option<&TensorInfo> = None;
+    for t in tensors.iter() {
+        let begin = t.data_offsets.0;
+        match previous {
+            None if begin != 0 => {
+                return Err(SafetensorsError::FirstOffsetNotZero {
+                    tensor: t.name.clone(),
+                    begin,
+                });
+            }
+            Some(p) if begin != p.data_offsets.1 => {
+                let (previous, previous_end) = (p.name.clone(), p.data_offsets.1);
+                let (tensor, begin) = (t.name.clone(), begin);
+                return Err(if begin > previous_end {
+                    SafetensorsError::OffsetsGap {
+                        previous,
+                        previous_end,
+                        tensor,
+                        begin,
+                    }
+                } else {
+                    SafetensorsError::OffsetsOverlap {
+                        previous,
+                        previous_end,
+                        tensor,
+                        begin,
+                    }
+                });
+            }
+            _ => {}
+        }
+        previous = Some(t);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // `read_header` requires the first byte to be `{`, so a non-object never reaches here
+    // through it; the rule still holds for any caller of `entries`.
+    #[test]
+    fn rejects_non_object_top_level() {
+        for value in [Value::Null, serde_json::json!([]), serde_json::json!("x")] {
+            let err = entries(value, &Limits::REFERENCE).err().map(|e| e.code());
+            assert_eq!(err, Some("header_not_object"));
+        }
+    }
+
+    #[test]
+    fn metadata_key_does_not_count_as_tensor() {
+        let limits = Limits {
+            max_header_len: 1 << 20,
+            max_tensors: 0,
+        };
+        let value = serde_json::json!({ "__metadata__": { "a": "b" } });
+        let parsed = entries(value, &limits).unwrap_or_else(|e| panic!("{e}"));
+        assert!(parsed.tensors.is_empty());
+        assert_eq!(parsed.metadata, Some(vec![("a".into(), "b".into())]));
+    }
+}
