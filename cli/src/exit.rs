@@ -18,18 +18,29 @@ pub struct Failure {
 
 impl Failure {
     pub fn unreadable(error: impl Into<anyhow::Error>) -> Self {
-        Self { code: UNREADABLE, error: error.into() }
+        Self {
+            code: UNREADABLE,
+            error: error.into(),
+        }
     }
 
     /// Print the error and its causes on one line (no backtrace, whatever RUST_BACKTRACE says).
     pub fn report(self, json: bool) -> ExitCode {
-        let message = self.error.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ");
+        let message = self
+            .error
+            .chain()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(": ");
         if json {
             let code = match self.code {
                 PROBLEMS => "problems_found",
                 _ => "unreadable_input",
             };
-            println!("{}", json!({"error": {"code": code, "message": message, "details": {"exit_code": self.code}}}));
+            println!(
+                "{}",
+                json!({"error": {"code": code, "message": message, "details": {"exit_code": self.code}}})
+            );
         } else {
             eprintln!("error: {message}");
         }

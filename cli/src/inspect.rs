@@ -13,7 +13,10 @@ use crate::output::{field, findings, group_digits};
 
 pub fn run(dir: &Path, base_dir: Option<&Path>, json: bool) -> Result<ExitCode, Failure> {
     if !dir.is_dir() {
-        return Err(Failure::unreadable(anyhow::anyhow!("{}: not a directory", dir.display())));
+        return Err(Failure::unreadable(anyhow::anyhow!(
+            "{}: not a directory",
+            dir.display()
+        )));
     }
     if dir.join(peft::CONFIG_FILE).is_file() {
         inspect_adapter(dir, base_dir, json)
@@ -42,7 +45,10 @@ fn inspect_adapter(dir: &Path, base_dir: Option<&Path>, json: bool) -> Result<Ex
         .with_context(|| format!("reading adapter {}", dir.display()))
         .map_err(Failure::unreadable)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serialises")
+        );
     } else {
         print_adapter(dir, base_dir, &report);
     }
@@ -55,7 +61,12 @@ fn print_adapter(dir: &Path, base_dir: Option<&Path>, r: &AdapterReport) {
     if let Some(task) = &r.task_type {
         field("task", task);
     }
-    field("base model", r.base_model_name_or_path.as_deref().unwrap_or("(not recorded)"));
+    field(
+        "base model",
+        r.base_model_name_or_path
+            .as_deref()
+            .unwrap_or("(not recorded)"),
+    );
     if let Some(b) = base_dir {
         field("checked on", b.display());
     }
@@ -78,8 +89,16 @@ fn print_adapter(dir: &Path, base_dir: Option<&Path>, r: &AdapterReport) {
     field("modules", r.modules.len());
     if !r.modules.is_empty() {
         println!();
-        let width = r.modules.iter().map(|m| m.base_tensor.len()).max().unwrap_or(0);
-        println!("  {:<width$}  {:>5} {:>7} {:>9} {:>7} {:>7}", "base tensor", "rank", "alpha", "scale", "in", "out");
+        let width = r
+            .modules
+            .iter()
+            .map(|m| m.base_tensor.len())
+            .max()
+            .unwrap_or(0);
+        println!(
+            "  {:<width$}  {:>5} {:>7} {:>9} {:>7} {:>7}",
+            "base tensor", "rank", "alpha", "scale", "in", "out"
+        );
         for m in &r.modules {
             println!(
                 "  {:<width$}  {:>5} {:>7} {:>9.4} {:>7} {:>7}",
@@ -95,7 +114,9 @@ fn inspect_model(dir: &Path, json: bool) -> Result<ExitCode, Failure> {
     let m = ModelDir::open(dir, Hashing::Full)
         .with_context(|| format!("reading model {}", dir.display()))
         .map_err(Failure::unreadable)?;
-    let content = m.content_digest().expect("full hashing yields a content digest");
+    let content = m
+        .content_digest()
+        .expect("full hashing yields a content digest");
     let fingerprint = m.shape_fingerprint();
     let config = m.config.as_ref();
     let config_str = |key: &str| config.and_then(|c| c.get(key)).cloned();
@@ -117,7 +138,10 @@ fn inspect_model(dir: &Path, json: bool) -> Result<ExitCode, Failure> {
             "architectures": config_str("architectures"),
             "num_hidden_layers": config_str("num_hidden_layers"),
         });
-        println!("{}", serde_json::to_string_pretty(&out).expect("model summary serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("model summary serialises")
+        );
     } else {
         println!("model {}", dir.display());
         if let Some(t) = config_str("model_type") {
@@ -127,16 +151,27 @@ fn inspect_model(dir: &Path, json: bool) -> Result<ExitCode, Failure> {
         field("fingerprint", fingerprint);
         field("tensors", m.tensors.len());
         field("parameters", group_digits(m.parameters()));
-        let dtypes: Vec<String> = m.dtypes().into_iter().map(|(d, n)| format!("{d} ×{n}")).collect();
+        let dtypes: Vec<String> = m
+            .dtypes()
+            .into_iter()
+            .map(|(d, n)| format!("{d} ×{n}"))
+            .collect();
         field("dtypes", dtypes.join(", "));
         for f in &m.files {
             let digest = f.digest.map(|d| d.to_string()).unwrap_or_default();
-            field("file", format!("{} ({} bytes) {digest}", f.path, group_digits(f.size)));
+            field(
+                "file",
+                format!("{} ({} bytes) {digest}", f.path, group_digits(f.size)),
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn exit_for(has_errors: bool) -> ExitCode {
-    if has_errors { ExitCode::from(PROBLEMS) } else { ExitCode::SUCCESS }
+    if has_errors {
+        ExitCode::from(PROBLEMS)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -15,7 +15,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-
 /// Push, pull and inspect LoRA adapters and base models.
 #[derive(Debug, Parser)]
 #[command(name = "adapterctl", version, about, propagate_version = true)]

@@ -9,6 +9,7 @@
 //! object keys sorted by their UTF-8 bytes, no insignificant whitespace, strings escaped as
 //! serde_json escapes them, numbers as serde_json prints them, non-finite floats impossible.
 
+use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -19,28 +20,54 @@ pub const MAX_DEPTH: usize = 64;
 
 /// Why a JSON document was refused.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StrictJsonError(String);
+#[error("{message}")]
+pub struct StrictJsonError {
+    pub kind: StrictJsonErrorKind,
+    pub message: String,
+}
+
+/// The class of a [`StrictJsonError`], for callers that map it to their own error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrictJsonErrorKind {
+    InvalidUtf8,
+    /// Not JSON, or trailing characters after the value.
+    Syntax,
+    DuplicateKey,
+    TooDeep,
+}
 
 /// Parse `bytes` as one JSON value, refusing duplicate keys, invalid UTF-8, trailing
 /// characters and nesting deeper than [`MAX_DEPTH`].
 pub fn parse_strict(bytes: &[u8]) -> Result<Value, StrictJsonError> {
-    let text =
-        std::str::from_utf8(bytes).map_err(|e| StrictJsonError(format!("invalid UTF-8: {e}")))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| StrictJsonError {
+        kind: StrictJsonErrorKind::InvalidUtf8,
+        message: format!("invalid UTF-8: {e}"),
+    })?;
+    let refusal = Cell::new(None);
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = StrictValue { depth: 0 }
-        .deserialize(&mut de)
-        .map_err(|e| StrictJsonError(e.to_string()))?;
-    de.end().map_err(|e| StrictJsonError(e.to_string()))?;
+    let fail = |e: serde_json::Error| StrictJsonError {
+        kind: refusal.get().unwrap_or(StrictJsonErrorKind::Syntax),
+        message: e.to_string(),
+    };
+    let value = StrictValue {
+        depth: 0,
+        refusal: &refusal,
+    }
+    .deserialize(&mut de)
+    .map_err(fail)?;
+    de.end().map_err(fail)?;
     Ok(value)
 }
 
+/// A seed that builds a `Value`, recording in `refusal` why it refused (serde errors
+/// carry only text).
 #[derive(Clone, Copy)]
-struct StrictValue {
+struct StrictValue<'a> {
     depth: usize,
+    refusal: &'a Cell<Option<StrictJsonErrorKind>>,
 }
 
-impl<'de> DeserializeSeed<'de> for StrictValue {
+impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
@@ -48,7 +75,7 @@ impl<'de> DeserializeSeed<'de> for StrictValue {
     }
 }
 
-impl<'de> Visitor<'de> for StrictValue {
+impl<'de> Visitor<'de> for StrictValue<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -103,6 +130,7 @@ impl<'de> Visitor<'de> for StrictValue {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if out.contains_key(&key) {
+                self.refusal.set(Some(StrictJsonErrorKind::DuplicateKey));
                 return Err(de::Error::custom(format_args!(
                     "duplicate key `{}`",
                     key.escape_debug()
@@ -115,15 +143,17 @@ impl<'de> Visitor<'de> for StrictValue {
     }
 }
 
-impl StrictValue {
+impl StrictValue<'_> {
     fn nested<E: de::Error>(self) -> Result<Self, E> {
         if self.depth >= MAX_DEPTH {
+            self.refusal.set(Some(StrictJsonErrorKind::TooDeep));
             return Err(E::custom(format_args!(
                 "nesting deeper than {MAX_DEPTH} levels"
             )));
         }
         Ok(Self {
             depth: self.depth + 1,
+            ..self
         })
     }
 }
@@ -203,7 +233,14 @@ mod tests {
                 .contains("UTF-8")
         );
         let deep = "[".repeat(MAX_DEPTH + 2) + &"]".repeat(MAX_DEPTH + 2);
-        assert!(parse_strict(deep.as_bytes()).is_err());
+        assert_eq!(
+            parse_strict(deep.as_bytes()).unwrap_err().kind,
+            StrictJsonErrorKind::TooDeep
+        );
+        assert_eq!(
+            parse_strict(b"{").unwrap_err().kind,
+            StrictJsonErrorKind::Syntax
+        );
         let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
         assert!(parse_strict(ok.as_bytes()).is_ok());
     }

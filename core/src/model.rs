@@ -32,7 +32,10 @@ pub enum ModelError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("{path}: {source}")]
-    Safetensors { path: PathBuf, source: SafetensorsError },
+    Safetensors {
+        path: PathBuf,
+        source: SafetensorsError,
+    },
     #[error("{0}: no `{SINGLE_FILE}` and no `{INDEX_FILE}`{1}")]
     NoWeights(PathBuf, &'static str),
     #[error("{INDEX_FILE}: {0}")]
@@ -40,16 +43,27 @@ pub enum ModelError {
     #[error("{CONFIG_FILE}: {0}")]
     BadConfig(String),
     #[error("tensor `{tensor}` is in both `{first}` and `{second}`")]
-    DuplicateTensor { tensor: String, first: String, second: String },
+    DuplicateTensor {
+        tensor: String,
+        first: String,
+        second: String,
+    },
     #[error("{INDEX_FILE} maps `{tensor}` to `{indexed}`, but {actual}")]
-    IndexMismatch { tensor: String, indexed: String, actual: String },
+    IndexMismatch {
+        tensor: String,
+        indexed: String,
+        actual: String,
+    },
     #[error("tensor `{tensor}` in `{file}` is missing from {INDEX_FILE}")]
     NotInIndex { tensor: String, file: String },
 }
 
 impl ModelError {
     fn io(path: &Path) -> impl FnOnce(io::Error) -> ModelError + '_ {
-        move |source| ModelError::Io { path: path.to_owned(), source }
+        move |source| ModelError::Io {
+            path: path.to_owned(),
+            source,
+        }
     }
 }
 
@@ -101,15 +115,22 @@ impl ModelDir {
         let mut tensors: BTreeMap<String, ModelTensor> = BTreeMap::new();
         for name in &names.files {
             let path = root.join(name);
-            let header = read_header_file(&path, &Limits::REFERENCE)
-                .map_err(|source| ModelError::Safetensors { path: path.clone(), source })?;
+            let header = read_header_file(&path, &Limits::REFERENCE).map_err(|source| {
+                ModelError::Safetensors {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
             let size = header.file_len();
             let digest = match hashing {
                 Hashing::HeadersOnly => None,
                 Hashing::Full => Some(sha256_file(&path).map_err(ModelError::io(&path))?.0),
             };
             for info in &header.tensors {
-                let entry = ModelTensor { file: name.clone(), info: info.clone() };
+                let entry = ModelTensor {
+                    file: name.clone(),
+                    info: info.clone(),
+                };
                 if let Some(prev) = tensors.insert(info.name.clone(), entry) {
                     return Err(ModelError::DuplicateTensor {
                         tensor: info.name.clone(),
@@ -118,17 +139,30 @@ impl ModelDir {
                     });
                 }
             }
-            files.push(WeightFile { path: name.clone(), size, digest, header });
+            files.push(WeightFile {
+                path: name.clone(),
+                size,
+                digest,
+                header,
+            });
         }
         if let Some(map) = &names.weight_map {
             check_index(map, &tensors)?;
         }
-        Ok(Self { root: root.to_owned(), config, files, tensors })
+        Ok(Self {
+            root: root.to_owned(),
+            config,
+            files,
+            tensors,
+        })
     }
 
     /// The tensors by name, as the adapter checks take them.
     pub fn tensor_infos(&self) -> BTreeMap<String, TensorInfo> {
-        self.tensors.iter().map(|(k, v)| (k.clone(), v.info.clone())).collect()
+        self.tensors
+            .iter()
+            .map(|(k, v)| (k.clone(), v.info.clone()))
+            .collect()
     }
 
     /// sha256 over the canonical list of weight files; `None` when opened headers-only.
@@ -143,7 +177,11 @@ impl ModelDir {
 
     /// sha256 over the canonical list of tensors (name, dtype, shape).
     pub fn shape_fingerprint(&self) -> Digest {
-        shape_fingerprint(self.tensors.values().map(|t| (t.info.name.as_str(), t.info.dtype, t.info.shape.as_slice())))
+        shape_fingerprint(
+            self.tensors
+                .values()
+                .map(|t| (t.info.name.as_str(), t.info.dtype, t.info.shape.as_slice())),
+        )
     }
 
     /// Total element count over all tensors.
@@ -170,16 +208,25 @@ pub fn content_digest(files: &[(&str, u64, Digest)]) -> Digest {
         .into_iter()
         .map(|(path, size, digest)| json!({"path": path, "size": size, "sha256": digest.to_string()}))
         .collect();
-    Digest::of_bytes(&canonical(&json!({"schema": CONTENT_SCHEMA, "files": files})))
+    Digest::of_bytes(&canonical(
+        &json!({"schema": CONTENT_SCHEMA, "files": files}),
+    ))
 }
 
 /// The shape fingerprint of a set of tensors given as (name, dtype, shape).
 /// Order of the input does not matter; see docs/FORMATS.md for the canonical form.
-pub fn shape_fingerprint<'a>(tensors: impl IntoIterator<Item = (&'a str, Dtype, &'a [u64])>) -> Digest {
+pub fn shape_fingerprint<'a>(
+    tensors: impl IntoIterator<Item = (&'a str, Dtype, &'a [u64])>,
+) -> Digest {
     let mut sorted: Vec<_> = tensors.into_iter().collect();
     sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let tensors: Vec<Value> = sorted.into_iter().map(|(name, dtype, shape)| json!([name, dtype.as_str(), shape])).collect();
-    Digest::of_bytes(&canonical(&json!({"schema": FINGERPRINT_SCHEMA, "tensors": tensors})))
+    let tensors: Vec<Value> = sorted
+        .into_iter()
+        .map(|(name, dtype, shape)| json!([name, dtype.as_str(), shape]))
+        .collect();
+    Digest::of_bytes(&canonical(
+        &json!({"schema": FINGERPRINT_SCHEMA, "tensors": tensors}),
+    ))
 }
 
 fn read_config(root: &Path) -> Result<Option<Value>, ModelError> {
@@ -209,13 +256,21 @@ fn weight_file_names(root: &Path) -> Result<WeightNames, ModelError> {
         Ok(bytes) => {
             let weight_map = parse_index(&bytes)?;
             let files: BTreeSet<String> = weight_map.values().cloned().collect();
-            Ok(WeightNames { files: files.into_iter().collect(), weight_map: Some(weight_map) })
+            Ok(WeightNames {
+                files: files.into_iter().collect(),
+                weight_map: Some(weight_map),
+            })
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if root.join(SINGLE_FILE).is_file() {
-                Ok(WeightNames { files: vec![SINGLE_FILE.to_owned()], weight_map: None })
+                Ok(WeightNames {
+                    files: vec![SINGLE_FILE.to_owned()],
+                    weight_map: None,
+                })
             } else {
-                let hint = if root.join("pytorch_model.bin").exists() || root.join("pytorch_model.bin.index.json").exists() {
+                let hint = if root.join("pytorch_model.bin").exists()
+                    || root.join("pytorch_model.bin.index.json").exists()
+                {
                     " (pickle `pytorch_model.bin` weights are not accepted: convert them to safetensors)"
                 } else {
                     ""
@@ -223,7 +278,10 @@ fn weight_file_names(root: &Path) -> Result<WeightNames, ModelError> {
                 Err(ModelError::NoWeights(root.to_owned(), hint))
             }
         }
-        Err(e) => Err(ModelError::Io { path: index_path, source: e }),
+        Err(e) => Err(ModelError::Io {
+            path: index_path,
+            source: e,
+        }),
     }
 }
 
@@ -234,15 +292,17 @@ fn parse_index(bytes: &[u8]) -> Result<BTreeMap<String, String>, ModelError> {
     let map = value
         .get("weight_map")
         .and_then(Value::as_object)
-        .ok_or_else(|| ModelError::BadIndex("`weight_map` must be an object of tensor name → file name".into()))?;
+        .ok_or_else(|| {
+            ModelError::BadIndex("`weight_map` must be an object of tensor name → file name".into())
+        })?;
     if map.is_empty() {
         return Err(ModelError::BadIndex("`weight_map` is empty".into()));
     }
     let mut out = BTreeMap::new();
     for (tensor, file) in map {
-        let file = file
-            .as_str()
-            .ok_or_else(|| ModelError::BadIndex(format!("`weight_map[{tensor:?}]` must be a string")))?;
+        let file = file.as_str().ok_or_else(|| {
+            ModelError::BadIndex(format!("`weight_map[{tensor:?}]` must be a string"))
+        })?;
         if !is_plain_shard_name(file) {
             return Err(ModelError::BadIndex(format!(
                 "`weight_map[{tensor:?}]` = {file:?}: shards must be plain `.safetensors` file names in the model directory"
@@ -257,10 +317,15 @@ fn is_plain_shard_name(name: &str) -> bool {
     name.ends_with(".safetensors")
         && name.len() > ".safetensors".len()
         && !name.starts_with('.')
-        && !name.chars().any(|c| c == '/' || c == '\\' || c.is_control())
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control())
 }
 
-fn check_index(map: &BTreeMap<String, String>, tensors: &BTreeMap<String, ModelTensor>) -> Result<(), ModelError> {
+fn check_index(
+    map: &BTreeMap<String, String>,
+    tensors: &BTreeMap<String, ModelTensor>,
+) -> Result<(), ModelError> {
     for (tensor, indexed) in map {
         match tensors.get(tensor) {
             Some(t) if &t.file == indexed => {}
@@ -281,7 +346,10 @@ fn check_index(map: &BTreeMap<String, String>, tensors: &BTreeMap<String, ModelT
         }
     }
     if let Some((name, t)) = tensors.iter().find(|(name, _)| !map.contains_key(*name)) {
-        return Err(ModelError::NotInIndex { tensor: name.clone(), file: t.file.clone() });
+        return Err(ModelError::NotInIndex {
+            tensor: name.clone(),
+            file: t.file.clone(),
+        });
     }
     Ok(())
 }

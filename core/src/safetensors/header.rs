@@ -222,15 +222,11 @@ fn parse_json(bytes: &[u8]) -> Result<Value, SafetensorsError> {
     })?;
     let content_len = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
     let content = &bytes[..content_len];
-    let value = json::parse_strict(content).map_err(|e| {
-        let detail = e.to_string();
-        // `parse_strict` reports duplicates as "duplicate key `…` at line L column C"; no
-        // serde_json error message starts that way.
-        if detail.starts_with("duplicate key") {
-            SafetensorsError::DuplicateKey { detail }
-        } else {
-            SafetensorsError::HeaderInvalidJson { detail }
+    let value = json::parse_strict(content).map_err(|e| match e.kind {
+        json::StrictJsonErrorKind::DuplicateKey => {
+            SafetensorsError::DuplicateKey { detail: e.message }
         }
+        _ => SafetensorsError::HeaderInvalidJson { detail: e.message },
     })?;
     // The JSON parsed and began with `{`, so it is one object followed only by JSON
     // whitespace: anything between its closing `}` and the 0x20 padding is a bad pad byte.
