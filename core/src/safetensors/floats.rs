@@ -100,30 +100,14 @@ pub(crate) fn bf16(bits: u16) -> Class {
     ieee(u64::from(bits), 0x7F80, 0x007F)
 }
 
+/// IEEE 754 binary32: 8 exponent (0x7F80_0000), 23 mantissa bits.
 fn f32_bits(bits: u32) -> Class {
-    let v = f32::from_bits(bits);
-    if v.is_nan() {
-        Class::Nan
-    } else if v.is_infinite() {
-        Class::Inf
-    } else if v == 0.0 {
-        Class::Zero
-    } else {
-        Class::Finite
-    }
+    ieee(u64::from(bits), 0x7F80_0000, 0x007F_FFFF)
 }
 
+/// IEEE 754 binary64: 11 exponent, 52 mantissa bits.
 fn f64_bits(bits: u64) -> Class {
-    let v = f64::from_bits(bits);
-    if v.is_nan() {
-        Class::Nan
-    } else if v.is_infinite() {
-        Class::Inf
-    } else if v == 0.0 {
-        Class::Zero
-    } else {
-        Class::Finite
-    }
+    ieee(bits, 0x7FF0_0000_0000_0000, 0x000F_FFFF_FFFF_FFFF)
 }
 
 /// F8_E5M2 (S.EEEEE.MM, bias 15) follows IEEE 754 conventions: exponent 11111 is infinity
