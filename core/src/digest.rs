@@ -8,6 +8,7 @@ use std::io::{self, Read};
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::digest::common::hazmat::SerializableState;
 use sha2::{Digest as _, Sha256};
 
 /// Buffer size for streaming hashes: large enough to amortise syscalls, small enough to
@@ -135,7 +136,28 @@ impl Hasher {
     pub fn finish(self) -> Digest {
         Digest(self.inner.finalize().into())
     }
+
+    /// The hasher's internal state as bytes (byte count first), so a resumable upload can
+    /// keep hashing where it stopped after a restart without re-reading what it stored.
+    pub fn save_state(&self) -> Vec<u8> {
+        let mut out = self.len.to_le_bytes().to_vec();
+        out.extend_from_slice(&self.inner.serialize());
+        out
+    }
+
+    /// Rebuild a hasher from [`Hasher::save_state`] bytes.
+    pub fn restore_state(bytes: &[u8]) -> Result<Self, StateError> {
+        let (len, state) = bytes.split_first_chunk::<8>().ok_or(StateError)?;
+        let state = state.try_into().map_err(|_| StateError)?;
+        let inner = Sha256::deserialize(state).map_err(|_| StateError)?;
+        Ok(Self { inner, len: u64::from_le_bytes(*len) })
+    }
 }
+
+/// Saved hasher state that does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("saved sha256 state is corrupt")]
+pub struct StateError;
 
 /// Hash everything `reader` yields, in bounded memory. Returns the digest and the byte count.
 pub fn sha256_reader<R: Read>(mut reader: R) -> io::Result<(Digest, u64)> {
@@ -183,6 +205,23 @@ mod tests {
         let (d, n) = sha256_reader(&data[..]).unwrap();
         assert_eq!(n, data.len() as u64);
         assert_eq!(d, Digest::of_bytes(&data));
+    }
+
+    #[test]
+    fn saved_state_resumes_exactly() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+        for split in [0, 1, 63, 64, 65, 4097, data.len()] {
+            let mut a = Hasher::new();
+            a.update(&data[..split]);
+            let mut b = Hasher::restore_state(&a.save_state()).unwrap();
+            assert_eq!(b.len(), split as u64);
+            b.update(&data[split..]);
+            assert_eq!(b.finish(), Digest::of_bytes(&data), "split at {split}");
+        }
+        assert_eq!(Hasher::restore_state(b"short").unwrap_err(), StateError);
+        let mut long = Hasher::new().save_state();
+        long.push(0);
+        assert!(Hasher::restore_state(&long).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! crate so that they can never disagree about what a safetensors file, a PEFT adapter, a
 //! reference or a digest is.
 
+pub mod api;
 pub mod diag;
 pub mod digest;
 pub mod json;
