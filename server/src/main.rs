@@ -1,22 +1,47 @@
-//! `adapter-registry`: the registry server.
-//!
-//! This binary is the home of `serve`, `migrate` and `worker` (see docs/ARCHITECTURE.md and
-//! the open issues). Today it only identifies itself: the HTTP API arrives with the
-//! "registry slice" issue, and the format core it will use is `adapter-core`.
+//! `adapter-registry serve | migrate`.
 
+use std::time::Duration;
+
+use adapter_registry::app::AppState;
+use adapter_registry::config::{Cli, Command, Config};
+use adapter_registry::db::Db;
+use adapter_registry::serve;
 use clap::Parser;
+use tracing_subscriber::EnvFilter;
 
-/// The adapter registry server.
-#[derive(Debug, Parser)]
-#[command(name = "adapter-registry", version, about)]
-struct Cli {}
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("adapter-registry: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    eprintln!(
-        "adapter-registry {}: the server commands (serve, migrate, worker) are not built yet; \
-         use `adapterctl inspect` meanwhile",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Migrate(storage) => {
+            let config = Config::from_storage_args(&storage, Duration::from_secs(86_400))?;
+            Db::connect(&config.database_url).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let config =
+                Config::from_storage_args(&args.storage, Duration::from_secs(args.upload_ttl))?;
+            tracing::info!(?config, "starting");
+            let state = AppState::new(config).await?;
+            let listener = serve::bind_and_announce(args.listen).await?;
+            serve::serve(state, listener, serve::shutdown_signal()).await
+        }
+    }
 }

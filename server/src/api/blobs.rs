@@ -1,0 +1,125 @@
+//! `HEAD|GET|PUT /v1/blobs/{digest}`, `POST /v1/blobs/check`.
+
+use adapter_core::api::{BlobCheckRequest, BlobCheckResponse};
+use adapter_core::digest::Digest;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::extract::{ApiPath, JsonBody};
+use super::range;
+use crate::app::AppState;
+use crate::blobs::blob_key;
+use crate::error::{ApiError, ApiResult};
+
+/// Most digests one check may ask about.
+pub const MAX_CHECK: usize = 10_000;
+
+pub(super) fn parse_digest(s: &str) -> ApiResult<Digest> {
+    s.parse()
+        .map_err(|e| ApiError::new("invalid_digest", format!("`{}`: {e}", s.escape_debug())))
+}
+
+fn blob_not_found(d: &Digest) -> ApiError {
+    ApiError::new("blob_not_found", format!("blob {d} does not exist"))
+}
+
+async fn size_of(app: &AppState, digest: &str) -> ApiResult<(Digest, u64)> {
+    let d = parse_digest(digest)?;
+    let size = app
+        .db
+        .blob_size(&d)
+        .await?
+        .ok_or_else(|| blob_not_found(&d))?;
+    Ok((d, size))
+}
+
+fn blob_headers(d: &Digest, len: u64) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{d}\"")) {
+        h.insert(header::ETAG, v);
+    }
+    h
+}
+
+pub async fn head(
+    State(app): State<AppState>,
+    ApiPath(digest): ApiPath<String>,
+) -> ApiResult<Response> {
+    let (d, size) = size_of(&app, &digest).await?;
+    Ok((StatusCode::OK, blob_headers(&d, size)).into_response())
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    ApiPath(digest): ApiPath<String>,
+    req_headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (d, size) = size_of(&app, &digest).await?;
+    let range_header = match req_headers.get(header::RANGE) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::new("invalid_range", "Range header is not ASCII"))?,
+        ),
+    };
+    let range = range::parse(range_header, size)?;
+    let (status, span) = match &range {
+        Some(r) => (StatusCode::PARTIAL_CONTENT, r.clone()),
+        None => (StatusCode::OK, 0..size),
+    };
+    let stream = app.blobs.stream_range(&blob_key(&d), span.clone()).await?;
+    let mut headers = blob_headers(&d, span.end - span.start);
+    if range.is_some()
+        && let Ok(v) =
+            HeaderValue::from_str(&format!("bytes {}-{}/{size}", span.start, span.end - 1))
+    {
+        headers.insert(header::CONTENT_RANGE, v);
+    }
+    Ok((status, headers, Body::from_stream(stream)).into_response())
+}
+
+pub async fn put(
+    State(app): State<AppState>,
+    ApiPath(digest): ApiPath<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    let d = parse_digest(&digest)?;
+    let (created, info) = crate::uploads::put_monolithic(&app, &d, body).await?;
+    if created {
+        return Ok((StatusCode::CREATED, Json(info)).into_response());
+    }
+    // The blob existed, so the body was not read: tell the client not to reuse this
+    // connection (the unread body is still on it).
+    let mut res = (StatusCode::OK, Json(info)).into_response();
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Ok(res)
+}
+
+pub async fn check(
+    State(app): State<AppState>,
+    JsonBody(req): JsonBody<BlobCheckRequest>,
+) -> ApiResult<Json<BlobCheckResponse>> {
+    if req.digests.len() > MAX_CHECK {
+        return Err(ApiError::new(
+            "too_many_digests",
+            format!("at most {MAX_CHECK} digests per check"),
+        ));
+    }
+    let found = app.db.existing_blobs(&req.digests).await?;
+    let missing = req
+        .digests
+        .into_iter()
+        .filter(|d| !found.contains_key(d))
+        .collect();
+    Ok(Json(BlobCheckResponse { missing }))
+}

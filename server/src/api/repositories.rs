@@ -1,0 +1,205 @@
+//! `GET /v1/{kind}`, `GET /v1/{kind}/{ns}/{name}`, `…/versions`, `…/resolve[/{selector}]`.
+
+use adapter_core::api::{RepositoryInfo, RepositoryList, ResolveResponse, VersionList};
+use adapter_core::manifest::Kind;
+use adapter_core::name::Name;
+use adapter_core::reference::{NoAliases, Selector, resolve as resolve_selector};
+use axum::extract::State;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{ApiPath, ApiQuery};
+use crate::app::AppState;
+use crate::db::repositories::{RepoFilter, RepoRow};
+use crate::error::{ApiError, ApiResult};
+use crate::publish::info::{sorted_summaries, version_records};
+use crate::publish::parse_name;
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 100;
+/// Longest accepted search string.
+pub const MAX_Q: usize = 256;
+
+pub(super) async fn repository(
+    app: &AppState,
+    kind: Kind,
+    ns: &Name,
+    name: &Name,
+) -> ApiResult<RepoRow> {
+    app.db
+        .repository(kind, ns.as_str(), name.as_str())
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                "repository_not_found",
+                format!("{kind} repository {ns}/{name} does not exist"),
+            )
+        })
+}
+
+async fn info_of(app: &AppState, kind: Kind, repo: &RepoRow) -> ApiResult<RepositoryInfo> {
+    let heads = app.db.version_heads(repo.id).await?;
+    let records = version_records(&heads);
+    let latest = resolve_selector(None, &records, &NoAliases)
+        .ok()
+        .map(|r| r.version.to_string());
+    Ok(RepositoryInfo {
+        kind,
+        namespace: repo.namespace.clone(),
+        name: repo.name.clone(),
+        version_count: heads.len() as u64,
+        latest,
+        created_at: repo.created_at,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    namespace: Option<String>,
+    q: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+fn encode_cursor(r: &RepoRow) -> String {
+    hex::encode(format!("{}/{}", r.namespace, r.name))
+}
+
+fn decode_cursor(c: &str) -> ApiResult<(String, String)> {
+    let invalid = || ApiError::new("invalid_cursor", "the cursor is not one this server issued");
+    let bytes = hex::decode(c).map_err(|_| invalid())?;
+    let s = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let (ns, name) = s.split_once('/').ok_or_else(invalid)?;
+    let ns = Name::new(ns).map_err(|_| invalid())?;
+    let name = Name::new(name).map_err(|_| invalid())?;
+    Ok((ns.into(), name.into()))
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(kind): Extension<Kind>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<RepositoryList>> {
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::new(
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let namespace = q
+        .namespace
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_name("namespace", &s).map(String::from))
+        .transpose()?;
+    let search = q.q.filter(|s| !s.is_empty()).map(|s| s.to_lowercase());
+    if search.as_ref().is_some_and(|s| s.len() > MAX_Q) {
+        return Err(ApiError::new(
+            "invalid_query",
+            format!("q is at most {MAX_Q} bytes"),
+        ));
+    }
+    let after = q
+        .cursor
+        .filter(|s| !s.is_empty())
+        .map(|c| decode_cursor(&c))
+        .transpose()?;
+    let filter = RepoFilter {
+        namespace,
+        q: search,
+        after,
+        limit: i64::from(limit) + 1,
+    };
+    let mut rows = app.db.list_repositories(kind, &filter).await?;
+    let next_cursor = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(encode_cursor)
+    } else {
+        None
+    };
+    let mut repositories = Vec::with_capacity(rows.len());
+    for r in &rows {
+        repositories.push(info_of(&app, kind, r).await?);
+    }
+    Ok(Json(RepositoryList {
+        repositories,
+        next_cursor,
+    }))
+}
+
+fn names(ns: &str, name: &str) -> ApiResult<(Name, Name)> {
+    Ok((parse_name("namespace", ns)?, parse_name("name", name)?))
+}
+
+pub async fn info(
+    State(app): State<AppState>,
+    Extension(kind): Extension<Kind>,
+    ApiPath((ns, name)): ApiPath<(String, String)>,
+) -> ApiResult<Json<RepositoryInfo>> {
+    let (ns, name) = names(&ns, &name)?;
+    let repo = repository(&app, kind, &ns, &name).await?;
+    Ok(Json(info_of(&app, kind, &repo).await?))
+}
+
+pub async fn versions(
+    State(app): State<AppState>,
+    Extension(kind): Extension<Kind>,
+    ApiPath((ns, name)): ApiPath<(String, String)>,
+) -> ApiResult<Json<VersionList>> {
+    let (ns, name) = names(&ns, &name)?;
+    let repo = repository(&app, kind, &ns, &name).await?;
+    let heads = app.db.version_heads(repo.id).await?;
+    Ok(Json(VersionList {
+        versions: sorted_summaries(&heads),
+    }))
+}
+
+async fn resolve_in(
+    app: &AppState,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+    selector: Option<&str>,
+) -> ApiResult<ResolveResponse> {
+    let (ns, name) = names(ns, name)?;
+    let selector = selector
+        .map(|s| {
+            Selector::parse(s).map_err(|e| {
+                ApiError::new("invalid_selector", format!("`{}`: {e}", s.escape_debug()))
+            })
+        })
+        .transpose()?;
+    let repo = repository(app, kind, &ns, &name).await?;
+    let records = version_records(&app.db.version_heads(repo.id).await?);
+    let r = resolve_selector(selector.as_ref(), &records, &NoAliases).map_err(|e| {
+        ApiError::with_details(
+            "no_match",
+            format!("{ns}/{name}: {e}"),
+            json!({ "selector": selector.as_ref().map(ToString::to_string) }),
+        )
+    })?;
+    Ok(ResolveResponse {
+        version: r.version.to_string(),
+        manifest_digest: r.manifest_digest,
+        yanked: r.yanked,
+    })
+}
+
+pub async fn resolve_latest(
+    State(app): State<AppState>,
+    Extension(kind): Extension<Kind>,
+    ApiPath((ns, name)): ApiPath<(String, String)>,
+) -> ApiResult<Json<ResolveResponse>> {
+    Ok(Json(resolve_in(&app, kind, &ns, &name, None).await?))
+}
+
+pub async fn resolve(
+    State(app): State<AppState>,
+    Extension(kind): Extension<Kind>,
+    ApiPath((ns, name, selector)): ApiPath<(String, String, String)>,
+) -> ApiResult<Json<ResolveResponse>> {
+    Ok(Json(
+        resolve_in(&app, kind, &ns, &name, Some(&selector)).await?,
+    ))
+}

@@ -1,0 +1,155 @@
+//! The blob store: object_store over a local directory or S3. Keys are derived from
+//! digests and session ids only, never from user input.
+
+mod sink;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use adapter_core::digest::Digest;
+use anyhow::Context as _;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt as _, TryStreamExt as _};
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt as _};
+
+use crate::config::BlobStoreConfig;
+
+pub use sink::Sink;
+
+/// The blob store handle.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    inner: Arc<dyn ObjectStore>,
+}
+
+/// `blobs/sha256/<first 2 hex>/<hex>`.
+pub fn blob_key(digest: &Digest) -> Path {
+    let hex = digest.hex();
+    Path::from(format!("blobs/sha256/{}/{hex}", &hex[..2]))
+}
+
+/// Folder of one upload session's parts.
+pub fn session_prefix(id: &uuid::Uuid) -> Path {
+    Path::from(format!("uploads/{id}"))
+}
+
+/// `uploads/<id>/<offset:020>-<uuid>`.
+pub fn part_key(id: &uuid::Uuid, offset: u64) -> Path {
+    Path::from(format!(
+        "uploads/{id}/{offset:020}-{}",
+        uuid::Uuid::new_v4()
+    ))
+}
+
+impl BlobStore {
+    pub fn build(config: &BlobStoreConfig) -> anyhow::Result<Self> {
+        let inner: Arc<dyn ObjectStore> = match config {
+            BlobStoreConfig::Local(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating blob directory {}", dir.display()))?;
+                Arc::new(
+                    LocalFileSystem::new_with_prefix(dir).context("opening the blob directory")?,
+                )
+            }
+            BlobStoreConfig::S3(s3) => {
+                let mut b = AmazonS3Builder::new()
+                    .with_bucket_name(&s3.bucket)
+                    .with_region(&s3.region)
+                    .with_virtual_hosted_style_request(false);
+                if let Some(endpoint) = &s3.endpoint {
+                    b = b
+                        .with_endpoint(endpoint)
+                        .with_allow_http(endpoint.starts_with("http://"));
+                }
+                if let Some(k) = &s3.access_key_id {
+                    b = b.with_access_key_id(k);
+                }
+                if let Some(k) = &s3.secret_access_key {
+                    b = b.with_secret_access_key(k);
+                }
+                if let Some(t) = &s3.session_token {
+                    b = b.with_token(t);
+                }
+                let store = b.build().context("configuring the S3 blob store")?;
+                if s3.prefix.is_empty() {
+                    Arc::new(store)
+                } else {
+                    Arc::new(PrefixStore::new(store, s3.prefix.as_str()))
+                }
+            }
+        };
+        Ok(Self { inner })
+    }
+
+    /// A store over any object_store (tests).
+    pub fn from_object_store(inner: Arc<dyn ObjectStore>) -> Self {
+        Self { inner }
+    }
+
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
+    /// A writer for `key` (nothing is visible there before [`Sink::finish`]).
+    pub fn sink(&self, key: Path) -> Sink {
+        Sink::new(self.inner.clone(), key)
+    }
+
+    /// Stream `range` of an object (the range must lie inside it).
+    pub async fn stream_range(
+        &self,
+        key: &Path,
+        range: Range<u64>,
+    ) -> object_store::Result<BoxStream<'static, object_store::Result<Bytes>>> {
+        if range.is_empty() {
+            return Ok(futures::stream::empty().boxed());
+        }
+        let opts = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            ..GetOptions::default()
+        };
+        Ok(self.inner.get_opts(key, opts).await?.into_stream())
+    }
+
+    /// Read a small range whole (headers, configs).
+    pub async fn read_range(&self, key: &Path, range: Range<u64>) -> object_store::Result<Bytes> {
+        if range.is_empty() {
+            return Ok(Bytes::new());
+        }
+        self.inner.get_range(key, range).await
+    }
+
+    pub async fn delete(&self, key: &Path) -> object_store::Result<()> {
+        match self.inner.delete(key).await {
+            Err(object_store::Error::NotFound { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Delete every object under `prefix`.
+    pub async fn delete_prefix(&self, prefix: &Path) -> object_store::Result<()> {
+        let keys: Vec<Path> = self
+            .inner
+            .list(Some(prefix))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        for key in keys {
+            self.delete(&key).await?;
+        }
+        Ok(())
+    }
+
+    /// Does the store answer? (a missing probe object is an answer).
+    pub async fn ping(&self) -> object_store::Result<()> {
+        match self.inner.head(&Path::from("readyz-probe")).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

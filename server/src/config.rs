@@ -1,0 +1,242 @@
+//! Command line and environment: one clap struct for the binary, and the resolved runtime
+//! [`Config`] that [`crate::app::App`] is built from (tests build a `Config` directly).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The adapter registry server.
+#[derive(Debug, Parser)]
+#[command(name = "adapter-registry", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API (migrates the database first).
+    Serve(ServeArgs),
+    /// Run the database migrations and exit.
+    Migrate(StorageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    #[arg(
+        long,
+        env = "ADAPTER_REGISTRY_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+    /// Idle upload sessions are deleted after this many seconds.
+    #[arg(long, env = "ADAPTER_REGISTRY_UPLOAD_TTL", default_value_t = 86_400)]
+    pub upload_ttl: u64,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// Where metadata and blobs live.
+#[derive(Args)]
+pub struct StorageArgs {
+    /// Directory for the embedded defaults (`registry.db`, `blobs/`).
+    #[arg(long, env = "ADAPTER_REGISTRY_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://…`; default: SQLite at `<data-dir>/registry.db`.
+    #[arg(long, env = "ADAPTER_REGISTRY_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// `s3://bucket[/prefix]` or `file:///path`; default: `<data-dir>/blobs`.
+    #[arg(long, env = "ADAPTER_REGISTRY_BLOB_STORE")]
+    pub blob_store: Option<String>,
+    /// S3 endpoint (MinIO, R2, moto…); falls back to `AWS_ENDPOINT_URL`.
+    #[arg(long, env = "ADAPTER_REGISTRY_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region; falls back to `AWS_REGION`, then `us-east-1`.
+    #[arg(long, env = "ADAPTER_REGISTRY_S3_REGION")]
+    pub s3_region: Option<String>,
+}
+
+impl fmt::Debug for StorageArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageArgs")
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("blob_store", &self.blob_store)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("s3_region", &self.s3_region)
+            .finish()
+    }
+}
+
+/// The resolved configuration the server runs with.
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub blob_store: BlobStoreConfig,
+    pub upload_ttl: Duration,
+    /// How often expired upload sessions are swept.
+    pub gc_interval: Duration,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("blob_store", &self.blob_store)
+            .field("upload_ttl", &self.upload_ttl)
+            .field("gc_interval", &self.gc_interval)
+            .finish()
+    }
+}
+
+/// Where blobs are stored.
+#[derive(Clone, Debug)]
+pub enum BlobStoreConfig {
+    /// A local directory (created if missing).
+    Local(PathBuf),
+    S3(S3Config),
+}
+
+#[derive(Clone)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Key prefix inside the bucket (may be empty).
+    pub prefix: String,
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+}
+
+impl fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hidden = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &hidden(&self.access_key_id))
+            .field("secret_access_key", &hidden(&self.secret_access_key))
+            .field("session_token", &hidden(&self.session_token))
+            .finish()
+    }
+}
+
+impl From<S3Config> for BlobStoreConfig {
+    fn from(c: S3Config) -> Self {
+        Self::S3(c)
+    }
+}
+
+impl Config {
+    /// Resolve flags, environment and defaults. Reads the AWS credential variables.
+    pub fn from_storage_args(args: &StorageArgs, upload_ttl: Duration) -> anyhow::Result<Self> {
+        let database_url = match &args.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", args.data_dir.join("registry.db").display()),
+        };
+        let blob_store = match args.blob_store.as_deref() {
+            None => BlobStoreConfig::Local(args.data_dir.join("blobs")),
+            Some(url) => {
+                BlobStoreConfig::parse(url, args.s3_endpoint.clone(), args.s3_region.clone())?
+            }
+        };
+        Ok(Self {
+            database_url,
+            blob_store,
+            upload_ttl,
+            gc_interval: Duration::from_secs(60),
+        })
+    }
+}
+
+impl BlobStoreConfig {
+    /// `s3://bucket[/prefix]` or `file:///abs/path`; S3 credentials come from the standard
+    /// AWS variables.
+    pub fn parse(
+        url: &str,
+        endpoint: Option<String>,
+        region: Option<String>,
+    ) -> anyhow::Result<Self> {
+        if let Some(path) = url.strip_prefix("file://") {
+            return Ok(Self::Local(PathBuf::from(path)));
+        }
+        let Some(rest) = url.strip_prefix("s3://") else {
+            anyhow::bail!("--blob-store must be `s3://bucket[/prefix]` or `file:///path`");
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        anyhow::ensure!(!bucket.is_empty(), "--blob-store s3:// URL has no bucket");
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Ok(Self::S3(S3Config {
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+            endpoint: endpoint.or_else(|| env("AWS_ENDPOINT_URL")),
+            region: region
+                .or_else(|| env("AWS_REGION"))
+                .unwrap_or_else(|| "us-east-1".to_owned()),
+            access_key_id: env("AWS_ACCESS_KEY_ID"),
+            secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
+            session_token: env("AWS_SESSION_TOKEN"),
+        }))
+    }
+}
+
+/// `scheme://user:password@host/db` → `scheme://user:<redacted>@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_once('/').map_or((rest, ""), |(a, t)| (a, t));
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+    let slash = if rest.contains('/') { "/" } else { "" };
+    format!("{scheme}://{user}:<redacted>@{host}{slash}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:<redacted>@h:5432/db"
+        );
+        assert_eq!(
+            redact_url("sqlite://./data/registry.db"),
+            "sqlite://./data/registry.db"
+        );
+    }
+
+    #[test]
+    fn s3_url_splits_bucket_and_prefix() {
+        let BlobStoreConfig::S3(c) =
+            BlobStoreConfig::parse("s3://bucket/a/b/", Some("http://x".into()), None).unwrap()
+        else {
+            panic!("expected S3");
+        };
+        assert_eq!((c.bucket.as_str(), c.prefix.as_str()), ("bucket", "a/b"));
+        let with_secret = S3Config {
+            secret_access_key: Some("hunter2".into()),
+            session_token: Some("tok3n".into()),
+            ..c
+        };
+        let shown = format!("{with_secret:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("tok3n"),
+            "{shown}"
+        );
+    }
+}

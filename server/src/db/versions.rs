@@ -1,0 +1,178 @@
+//! Versions and their files. A publish writes the repository (if missing), the version and
+//! its file list in one transaction; a unique violation means someone else published it.
+
+use adapter_core::manifest::{FileEntry, Kind};
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use super::{Db, is_unique_violation, now, retry_busy, to_i64, to_u64};
+
+/// A version as listed (no manifest body).
+#[derive(Debug, Clone)]
+pub struct VersionHead {
+    pub version: String,
+    pub manifest_digest: String,
+    pub yanked: bool,
+    pub created_at: i64,
+    pub total_size: u64,
+}
+
+/// A version in full.
+#[derive(Debug, Clone)]
+pub struct VersionRow {
+    pub head: VersionHead,
+    /// Canonical manifest JSON.
+    pub manifest: String,
+    /// Summary JSON.
+    pub summary: String,
+}
+
+/// What to store for a new version.
+#[derive(Debug)]
+pub struct NewVersion<'a> {
+    pub kind: Kind,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub version: &'a str,
+    pub manifest_digest: String,
+    pub manifest: String,
+    pub summary: String,
+    pub total_size: u64,
+    pub files: &'a [FileEntry],
+}
+
+/// Outcome of an insert.
+#[derive(Debug)]
+pub enum Inserted {
+    Created(VersionRow),
+    /// The version existed already (this row).
+    Existing(VersionRow),
+}
+
+const HEAD_COLUMNS: &str = "v.version, v.manifest_digest, v.yanked, v.created_at, v.total_size";
+
+fn head_of(row: &AnyRow) -> Result<VersionHead, sqlx::Error> {
+    Ok(VersionHead {
+        version: row.try_get(0)?,
+        manifest_digest: row.try_get(1)?,
+        yanked: row.try_get::<i64, _>(2)? != 0,
+        created_at: row.try_get(3)?,
+        total_size: to_u64(row.try_get(4)?),
+    })
+}
+
+impl Db {
+    /// Every version of a repository (unordered).
+    pub async fn version_heads(&self, repo_id: i64) -> Result<Vec<VersionHead>, sqlx::Error> {
+        let sql = format!("SELECT {HEAD_COLUMNS} FROM versions v WHERE v.repository_id = $1");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(repo_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(head_of).collect()
+    }
+
+    pub async fn version(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<VersionRow>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {HEAD_COLUMNS}, v.manifest, v.summary FROM versions v \
+             JOIN repositories r ON r.id = v.repository_id \
+             WHERE r.kind = $1 AND r.namespace = $2 AND r.name = $3 AND v.version = $4"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(kind.as_str())
+            .bind(namespace.to_owned())
+            .bind(name.to_owned())
+            .bind(version.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(VersionRow {
+                head: head_of(&r)?,
+                manifest: r.try_get(5)?,
+                summary: r.try_get(6)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Insert a version, creating its repository if missing. Race-safe: of concurrent
+    /// inserts of one version exactly one gets `Created`, the others `Existing`.
+    pub async fn insert_version(&self, v: &NewVersion<'_>) -> Result<Inserted, sqlx::Error> {
+        let created_at = now();
+        let created = match retry_busy(|| self.try_insert_version(v, created_at)).await {
+            Ok(()) => true,
+            Err(e) if is_unique_violation(&e) => false,
+            Err(e) => return Err(e),
+        };
+        let row = self
+            .version(v.kind, v.namespace, v.name, v.version)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
+        Ok(if created {
+            Inserted::Created(row)
+        } else {
+            Inserted::Existing(row)
+        })
+    }
+
+    async fn try_insert_version(
+        &self,
+        v: &NewVersion<'_>,
+        created_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        // A write first, so SQLite takes the write lock (and waits for it) up front.
+        sqlx::query(
+            "INSERT INTO repositories (kind, namespace, name, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (kind, namespace, name) DO NOTHING",
+        )
+        .bind(v.kind.as_str())
+        .bind(v.namespace.to_owned())
+        .bind(v.name.to_owned())
+        .bind(created_at)
+        .execute(&mut *tx)
+        .await?;
+        let repo_id: i64 = sqlx::query(
+            "SELECT id FROM repositories WHERE kind = $1 AND namespace = $2 AND name = $3",
+        )
+        .bind(v.kind.as_str())
+        .bind(v.namespace.to_owned())
+        .bind(v.name.to_owned())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        let version_id: i64 = sqlx::query(
+            "INSERT INTO versions (repository_id, version, manifest_digest, manifest, summary, \
+             total_size, yanked, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7) RETURNING id",
+        )
+        .bind(repo_id)
+        .bind(v.version.to_owned())
+        .bind(v.manifest_digest.clone())
+        .bind(v.manifest.clone())
+        .bind(v.summary.clone())
+        .bind(to_i64(v.total_size))
+        .bind(created_at)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        for f in v.files {
+            sqlx::query(
+                "INSERT INTO version_files (version_id, path, digest, size) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(version_id)
+            .bind(f.path.as_str().to_owned())
+            .bind(f.digest.to_string())
+            .bind(to_i64(f.size))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+}

@@ -1,0 +1,153 @@
+//! The one API error: a stable machine `code`, an HTTP status from one table, a message for
+//! people and optional details. Rendered as `adapter_core::api::ErrorBody`; 5xx bodies are
+//! generic and their cause is logged instead.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use adapter_core::api::{ErrorBody, ErrorInfo, UPLOAD_OFFSET_HEADER};
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A client error with a stable code; `status` comes from [`status_of`].
+    #[error("{message}")]
+    Client {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
+    /// `416` for a range outside the blob (`Content-Range: bytes */size`).
+    #[error("range not satisfiable for a blob of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    /// `416` for a chunk that does not start at the session's offset.
+    #[error("upload offset {got} does not match the session's offset {offset}")]
+    WrongOffset { offset: u64, got: u64 },
+    /// The database or blob store is down (`/readyz`).
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// Anything else: logged, answered with a generic 500.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Client {
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    pub fn with_details(code: &'static str, message: impl Into<String>, details: Value) -> Self {
+        Self::Client {
+            code,
+            message: message.into(),
+            details,
+        }
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(e.into())
+    }
+
+    pub fn not_found() -> Self {
+        Self::new("not_found", "no such route")
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Client { code, .. } => code,
+            Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            Self::WrongOffset { .. } => "wrong_offset",
+            Self::NotReady(_) => "not_ready",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        status_of(self.code())
+    }
+}
+
+/// The status table (docs/API.md).
+pub fn status_of(code: &str) -> StatusCode {
+    match code {
+        "not_found"
+        | "blob_not_found"
+        | "upload_not_found"
+        | "repository_not_found"
+        | "version_not_found"
+        | "no_match" => StatusCode::NOT_FOUND,
+        "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
+        "version_exists" | "conflict" | "upload_finishing" => StatusCode::CONFLICT,
+        "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        "range_not_satisfiable" | "wrong_offset" => StatusCode::RANGE_NOT_SATISFIABLE,
+        "invalid_adapter" | "invalid_model" => StatusCode::UNPROCESSABLE_ENTITY,
+        "not_ready" => StatusCode::SERVICE_UNAVAILABLE,
+        "internal" => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut headers = HeaderMap::new();
+        let (message, details) = match &self {
+            Self::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                ("internal server error".to_owned(), Value::Null)
+            }
+            Self::NotReady(cause) => {
+                tracing::warn!(%cause, "not ready");
+                (
+                    "a dependency of the registry is not available".to_owned(),
+                    Value::Null,
+                )
+            }
+            Self::Client {
+                message, details, ..
+            } => (message.clone(), details.clone()),
+            Self::RangeNotSatisfiable { size } => {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    headers.insert(header::CONTENT_RANGE, v);
+                }
+                (self.to_string(), json!({ "size": size }))
+            }
+            Self::WrongOffset { offset, .. } => {
+                headers.insert(UPLOAD_OFFSET_HEADER, HeaderValue::from(*offset));
+                (self.to_string(), json!({ "offset": offset }))
+            }
+        };
+        let body = ErrorBody {
+            error: ErrorInfo {
+                code: self.code().to_owned(),
+                message,
+                details,
+            },
+        };
+        (status, headers, axum::Json(body)).into_response()
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    /// The one place database errors become API errors: a unique violation that reaches a
+    /// handler is a conflict; everything else is internal.
+    fn from(e: sqlx::Error) -> Self {
+        if crate::db::is_unique_violation(&e) {
+            return Self::new("conflict", "the resource was changed concurrently; retry");
+        }
+        Self::Internal(anyhow::Error::new(e).context("database"))
+    }
+}
+
+impl From<object_store::Error> for ApiError {
+    fn from(e: object_store::Error) -> Self {
+        Self::Internal(anyhow::Error::new(e).context("blob store"))
+    }
+}

@@ -1,0 +1,165 @@
+//! The summary of an adapter version, derived from its stored config and weights header.
+
+use adapter_core::api::{BaseModelRef, metadata};
+use adapter_core::manifest::{Kind, Manifest};
+use adapter_core::peft::{AdapterConfig, CONFIG_FILE, WEIGHTS_FILE, build_report};
+use adapter_core::reference::{NoAliases, Reference, resolve};
+use serde_json::{Value, json};
+
+use super::read::{safetensors_header, small_file};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+
+const CODE: &str = "invalid_adapter";
+
+fn invalid(message: impl Into<String>, details: Value) -> ApiError {
+    ApiError::with_details(CODE, message, details)
+}
+
+pub async fn summary(app: &AppState, manifest: &Manifest) -> ApiResult<Value> {
+    let entry = |path: &str| {
+        manifest.file(path).ok_or_else(|| {
+            invalid(
+                format!("an adapter version must contain `{path}`"),
+                json!({ "file": path }),
+            )
+        })
+    };
+    let config_entry = entry(CONFIG_FILE)?;
+    let weights_entry = entry(WEIGHTS_FILE)?;
+    let config_bytes = small_file(
+        app,
+        CODE,
+        CONFIG_FILE,
+        &config_entry.digest,
+        config_entry.size,
+    )
+    .await?;
+    let config = AdapterConfig::from_json_bytes(&config_bytes)
+        .map_err(|e| invalid(e.to_string(), json!({ "file": CONFIG_FILE })))?;
+    let header = safetensors_header(
+        app,
+        &weights_entry.digest,
+        weights_entry.size,
+        weights_entry.size,
+    )
+    .await
+    .map_err(|e| e.into_api(CODE, WEIGHTS_FILE))?;
+    let report = build_report(&config, &header.tensors, None)
+        .map_err(|e| invalid(e.to_string(), json!({ "file": CONFIG_FILE })))?;
+    if report.findings.has_errors() {
+        return Err(invalid(
+            format!(
+                "the adapter has {} error(s); first: {}",
+                report.findings.errors.len(),
+                report.findings.errors[0].message
+            ),
+            json!({
+                "errors": report.findings.errors,
+                "warnings": report.findings.warnings,
+            }),
+        ));
+    }
+    let base = base_ref(app, manifest, config.base_model_name_or_path.clone()).await?;
+    Ok(json!({
+        "peft_type": report.peft_type,
+        "variant": report.variant,
+        "r": report.r,
+        "lora_alpha": report.lora_alpha,
+        "use_rslora": report.use_rslora,
+        "use_dora": report.use_dora,
+        "target_modules": report.target_modules,
+        "module_count": report.modules.len(),
+        "tensor_count": report.tensor_count,
+        "parameters": report.parameters,
+        "dtypes": report.dtypes,
+        "layers": report.layers,
+        "mergeable": report.mergeable,
+        "warnings": report.findings.warnings,
+        "base": base,
+    }))
+}
+
+fn base_mismatch(message: impl Into<String>, details: Value) -> ApiError {
+    ApiError::with_details("base_mismatch", message, details)
+}
+
+/// `metadata.base`, checked against the registered model it references (if any), with the
+/// identities filled in from that model when the manifest left them out.
+async fn base_ref(
+    app: &AppState,
+    manifest: &Manifest,
+    config_base: Option<String>,
+) -> ApiResult<BaseModelRef> {
+    let mut base: BaseModelRef = match manifest.metadata().get(metadata::BASE) {
+        None | Some(Value::Null) => BaseModelRef::default(),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| ApiError::new("invalid_manifest", format!("metadata.base: {e}")))?,
+    };
+    if base.name_or_path.is_none() {
+        base.name_or_path = config_base;
+    }
+    let Some(reference) = base.reference.clone() else {
+        return Ok(base);
+    };
+    let r: Reference = reference
+        .parse()
+        .map_err(|e| ApiError::new("invalid_manifest", format!("metadata.base.reference: {e}")))?;
+    let not_registered = || {
+        base_mismatch(
+            format!("base model `{reference}` is not registered"),
+            json!({ "reference": reference }),
+        )
+    };
+    let repo = app
+        .db
+        .repository(Kind::Model, r.namespace.as_str(), r.name.as_str())
+        .await?
+        .ok_or_else(not_registered)?;
+    let records = super::info::version_records(&app.db.version_heads(repo.id).await?);
+    let resolved = resolve(r.selector.as_ref(), &records, &NoAliases).map_err(|e| {
+        base_mismatch(
+            format!("base model `{reference}`: {e}"),
+            json!({ "reference": reference }),
+        )
+    })?;
+    let version = resolved.version.to_string();
+    let row = app
+        .db
+        .version(Kind::Model, r.namespace.as_str(), r.name.as_str(), &version)
+        .await?
+        .ok_or_else(not_registered)?;
+    let summary: Value = serde_json::from_str(&row.summary).map_err(ApiError::internal)?;
+    let registered = |key: &str| {
+        summary
+            .get(key)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+    };
+    for (key, declared, slot) in [
+        (
+            "content_digest",
+            base.content_digest,
+            &mut base.content_digest,
+        ),
+        (
+            "shape_fingerprint",
+            base.shape_fingerprint,
+            &mut base.shape_fingerprint,
+        ),
+    ] {
+        let found: Option<adapter_core::digest::Digest> = registered(key);
+        match (declared, found) {
+            (Some(d), Some(f)) if d != f => {
+                return Err(base_mismatch(
+                    format!("metadata.base.{key} is {d}, but `{reference}` has {f}"),
+                    json!({ "field": key, "declared": d, "registered": f }),
+                ));
+            }
+            (None, found) => *slot = found,
+            _ => {}
+        }
+    }
+    base.reference = Some(format!("{}/{}@{version}", r.namespace, r.name));
+    Ok(base)
+}

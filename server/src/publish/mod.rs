@@ -1,0 +1,172 @@
+//! Publishing a version: validate the manifest against the path, check that every blob it
+//! needs is stored (with the declared size), derive the summary from the stored bytes, and
+//! insert it all in one transaction. Idempotent for identical content; 409 otherwise.
+
+mod adapter;
+pub mod info;
+mod model;
+mod read;
+
+use std::collections::HashMap;
+
+use adapter_core::api::VersionInfo;
+use adapter_core::digest::Digest;
+use adapter_core::manifest::{Kind, Manifest, ManifestError};
+use adapter_core::name::Name;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::db::versions::{Inserted, NewVersion, VersionRow};
+use crate::error::{ApiError, ApiResult};
+
+/// Longest accepted version string.
+pub const MAX_VERSION_LEN: usize = 256;
+
+pub fn parse_name(what: &str, s: &str) -> ApiResult<Name> {
+    Name::new(s).map_err(|e| {
+        ApiError::with_details(
+            "invalid_name",
+            format!("{what} `{}`: {e}", s.escape_debug()),
+            json!({ "field": what }),
+        )
+    })
+}
+
+pub fn parse_version(s: &str) -> ApiResult<semver::Version> {
+    let invalid = |m: String| ApiError::new("invalid_version", m);
+    if s.len() > MAX_VERSION_LEN {
+        return Err(invalid(format!(
+            "a version is at most {MAX_VERSION_LEN} bytes"
+        )));
+    }
+    semver::Version::parse(s).map_err(|e| {
+        invalid(format!(
+            "`{}` is not a semver version: {e}",
+            s.escape_debug()
+        ))
+    })
+}
+
+/// Outcome of a publish.
+#[derive(Debug)]
+pub struct Published {
+    pub created: bool,
+    pub info: VersionInfo,
+}
+
+pub async fn publish(
+    app: &AppState,
+    kind: Kind,
+    namespace: &Name,
+    name: &Name,
+    version: &semver::Version,
+    body: &[u8],
+) -> ApiResult<Published> {
+    let manifest = Manifest::from_json(body).map_err(|e| match e {
+        ManifestError::Json(m) => ApiError::new("invalid_json", format!("manifest: {m}")),
+        other => ApiError::new("invalid_manifest", other.to_string()),
+    })?;
+    if manifest.kind() != kind {
+        return Err(ApiError::with_details(
+            "kind_mismatch",
+            format!(
+                "the manifest is a {}, but this is the {} route",
+                manifest.kind(),
+                kind
+            ),
+            json!({ "manifest_kind": manifest.kind(), "route_kind": kind }),
+        ));
+    }
+    let digest = manifest.digest();
+    let (ns, nm, ver) = (namespace.as_str(), name.as_str(), version.to_string());
+    // Cheap answer before any blob is read: the version exists already.
+    if let Some(row) = app.db.version(kind, ns, nm, &ver).await? {
+        return existing(kind, ns, nm, &row, &digest);
+    }
+    let sizes = stored_sizes(app, &manifest).await?;
+    let summary = match kind {
+        Kind::Adapter => adapter::summary(app, &manifest).await?,
+        Kind::Model => model::summary(app, &manifest, &sizes).await?,
+    };
+    let new = NewVersion {
+        kind,
+        namespace: ns,
+        name: nm,
+        version: &ver,
+        manifest_digest: digest.to_string(),
+        manifest: String::from_utf8(manifest.canonical_bytes()).map_err(ApiError::internal)?,
+        summary: summary.to_string(),
+        total_size: manifest.total_size(),
+        files: manifest.files(),
+    };
+    match app.db.insert_version(&new).await? {
+        Inserted::Created(row) => Ok(Published {
+            created: true,
+            info: info::version_info(kind, ns, nm, &row)?,
+        }),
+        Inserted::Existing(row) => existing(kind, ns, nm, &row, &digest),
+    }
+}
+
+fn existing(
+    kind: Kind,
+    ns: &str,
+    nm: &str,
+    row: &VersionRow,
+    digest: &Digest,
+) -> ApiResult<Published> {
+    if row.head.manifest_digest == digest.to_string() {
+        return Ok(Published {
+            created: false,
+            info: info::version_info(kind, ns, nm, row)?,
+        });
+    }
+    Err(ApiError::with_details(
+        "version_exists",
+        format!(
+            "{ns}/{nm}@{} exists with other content ({})",
+            row.head.version, row.head.manifest_digest
+        ),
+        json!({ "manifest_digest": row.head.manifest_digest }),
+    ))
+}
+
+/// Every blob the manifest needs must be stored, files with their declared size.
+async fn stored_sizes(app: &AppState, manifest: &Manifest) -> ApiResult<HashMap<Digest, u64>> {
+    let mut needed: Vec<Digest> = manifest.files().iter().map(|f| f.digest).collect();
+    if manifest.kind() == Kind::Model {
+        // Headers-only models: the blobs holding each weights file's header.
+        needed.extend(model::weights(manifest)?.iter().map(|w| w.header_blob));
+    }
+    let sizes = app.db.existing_blobs(&needed).await?;
+    let mut missing: Vec<Digest> = Vec::new();
+    for d in &needed {
+        if !sizes.contains_key(d) && !missing.contains(d) {
+            missing.push(*d);
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::with_details(
+            "missing_blobs",
+            format!(
+                "{} blob(s) the manifest needs are not uploaded",
+                missing.len()
+            ),
+            json!({ "missing": missing }),
+        ));
+    }
+    for f in manifest.files() {
+        let stored = sizes.get(&f.digest).copied().unwrap_or(0);
+        if stored != f.size {
+            return Err(ApiError::with_details(
+                "size_mismatch",
+                format!(
+                    "{} declares {} bytes, but its blob has {stored}",
+                    f.path, f.size
+                ),
+                json!({ "file": f.path, "declared": f.size, "stored": stored }),
+            ));
+        }
+    }
+    Ok(sizes)
+}

@@ -1,0 +1,176 @@
+//! The summary of a model version: identities and counts from the safetensors headers of
+//! its weight files (uploaded, or headers-only with declared per-file digests).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use adapter_core::api::{HeadersOnlyWeight, metadata};
+use adapter_core::digest::Digest;
+use adapter_core::json::parse_strict;
+use adapter_core::manifest::{FilePath, Manifest};
+use adapter_core::model::{CONFIG_FILE, content_digest, shape_fingerprint};
+use adapter_core::safetensors::{Limits, TensorInfo};
+use serde_json::{Value, json};
+
+use super::read::{safetensors_header, small_file};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+
+const CODE: &str = "invalid_model";
+
+/// One weights file: where its header is stored and what the whole file is.
+#[derive(Debug, Clone)]
+pub struct Weight {
+    pub path: String,
+    pub size: u64,
+    pub sha256: Digest,
+    /// Blob holding (at least) the header.
+    pub header_blob: Digest,
+}
+
+/// `metadata.headers_only`.
+pub fn is_headers_only(manifest: &Manifest) -> ApiResult<bool> {
+    match manifest.metadata().get(metadata::HEADERS_ONLY) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ApiError::new(
+            "invalid_manifest",
+            "metadata.headers_only must be true or false",
+        )),
+    }
+}
+
+/// The weight files of a model version.
+pub fn weights(manifest: &Manifest) -> ApiResult<Vec<Weight>> {
+    if !is_headers_only(manifest)? {
+        return Ok(manifest
+            .files()
+            .iter()
+            .filter(|f| f.path.as_str().ends_with(".safetensors"))
+            .map(|f| Weight {
+                path: f.path.to_string(),
+                size: f.size,
+                sha256: f.digest,
+                header_blob: f.digest,
+            })
+            .collect());
+    }
+    let invalid = |m: String| ApiError::new("invalid_manifest", format!("metadata.weights: {m}"));
+    let raw = manifest
+        .metadata()
+        .get(metadata::WEIGHTS)
+        .cloned()
+        .ok_or_else(|| invalid("required when headers_only is true".into()))?;
+    let list: Vec<HeadersOnlyWeight> =
+        serde_json::from_value(raw).map_err(|e| invalid(e.to_string()))?;
+    let mut seen = BTreeSet::new();
+    list.into_iter()
+        .map(|w| {
+            let path =
+                FilePath::new(w.path.clone()).map_err(|e| invalid(format!("{}: {e}", w.path)))?;
+            if !path.as_str().ends_with(".safetensors") {
+                return Err(invalid(format!("{path}: not a .safetensors file")));
+            }
+            if !seen.insert(path.case_key()) || manifest.file(path.as_str()).is_some() {
+                return Err(invalid(format!("{path} is listed twice")));
+            }
+            Ok(Weight {
+                path: w.path,
+                size: w.size,
+                sha256: w.sha256,
+                header_blob: w.header_blob,
+            })
+        })
+        .collect()
+}
+
+/// `sizes`: stored size of every blob the manifest needs.
+pub async fn summary(
+    app: &AppState,
+    manifest: &Manifest,
+    sizes: &std::collections::HashMap<Digest, u64>,
+) -> ApiResult<Value> {
+    let headers_only = is_headers_only(manifest)?;
+    let weights = weights(manifest)?;
+    if weights.is_empty() {
+        return Err(ApiError::new(
+            CODE,
+            "a model version needs at least one .safetensors weights file",
+        ));
+    }
+    let mut tensors: BTreeMap<String, TensorInfo> = BTreeMap::new();
+    for w in &weights {
+        let blob_size = sizes.get(&w.header_blob).copied().unwrap_or(0);
+        if headers_only && blob_size > 8 + Limits::SERVER.max_header_len {
+            return Err(ApiError::with_details(
+                CODE,
+                format!("{}: header blob is larger than any allowed header", w.path),
+                json!({ "file": w.path }),
+            ));
+        }
+        let header = safetensors_header(app, &w.header_blob, blob_size, w.size)
+            .await
+            .map_err(|e| e.into_api(CODE, &w.path))?;
+        for t in header.tensors {
+            let name = t.name.clone();
+            if tensors.insert(name.clone(), t).is_some() {
+                return Err(ApiError::with_details(
+                    CODE,
+                    format!("tensor `{name}` is in more than one weights file"),
+                    json!({ "tensor": name, "file": w.path }),
+                ));
+            }
+        }
+    }
+    let files: Vec<(&str, u64, Digest)> = weights
+        .iter()
+        .map(|w| (w.path.as_str(), w.size, w.sha256))
+        .collect();
+    let mut dtypes: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in tensors.values() {
+        *dtypes.entry(t.dtype.as_str()).or_default() += 1;
+    }
+    let config = model_config(app, manifest).await?;
+    let field = |k: &str| {
+        config
+            .as_ref()
+            .and_then(|c| c.get(k))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    Ok(json!({
+        "headers_only": headers_only,
+        "content_digest": content_digest(&files),
+        "shape_fingerprint": shape_fingerprint(
+            tensors.values().map(|t| (t.name.as_str(), t.dtype, t.shape.as_slice()))
+        ),
+        "weight_files": weights.len(),
+        "tensor_count": tensors.len(),
+        "parameters": tensors.values().map(TensorInfo::num_elements).fold(0u64, u64::saturating_add),
+        "dtypes": dtypes,
+        "model_type": field("model_type"),
+        "architectures": field("architectures"),
+        "num_hidden_layers": field("num_hidden_layers"),
+    }))
+}
+
+async fn model_config(app: &AppState, manifest: &Manifest) -> ApiResult<Option<Value>> {
+    let Some(entry) = manifest.file(CONFIG_FILE) else {
+        return Ok(None);
+    };
+    let bytes = small_file(app, CODE, CONFIG_FILE, &entry.digest, entry.size).await?;
+    let value = parse_strict(&bytes).map_err(|e| {
+        ApiError::with_details(
+            CODE,
+            format!("{CONFIG_FILE}: {e}"),
+            json!({ "file": CONFIG_FILE }),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::with_details(
+            CODE,
+            format!("{CONFIG_FILE} must be a JSON object"),
+            json!({ "file": CONFIG_FILE }),
+        ));
+    }
+    Ok(Some(value))
+}

@@ -1,0 +1,261 @@
+//! Getting bytes in: monolithic blob uploads and resumable upload sessions (docs/API.md).
+//! Every path streams through the hasher; a blob becomes visible (object complete, then its
+//! `blobs` row) only after its digest was verified.
+
+mod gc;
+mod stream;
+
+use adapter_core::api::{BlobInfo, UploadStart, UploadStatus};
+use adapter_core::digest::{Digest, Hasher};
+use axum::body::Body;
+use futures::StreamExt as _;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::blobs::{blob_key, part_key, session_prefix};
+use crate::db::now;
+use crate::db::uploads::{Part, Session};
+use crate::error::{ApiError, ApiResult};
+
+pub use gc::{spawn_gc, sweep};
+
+pub(crate) fn digest_mismatch(expected: &Digest, actual: &Digest) -> ApiError {
+    ApiError::with_details(
+        "digest_mismatch",
+        format!("the uploaded bytes hash to {actual}, not {expected}"),
+        json!({ "expected": expected, "actual": actual }),
+    )
+}
+
+/// `PUT /v1/blobs/{digest}`: `Ok((created, info))`.
+pub async fn put_monolithic(
+    app: &AppState,
+    digest: &Digest,
+    body: Body,
+) -> ApiResult<(bool, BlobInfo)> {
+    if let Some(size) = app.db.blob_size(digest).await? {
+        return Ok((
+            false,
+            BlobInfo {
+                digest: *digest,
+                size,
+            },
+        ));
+    }
+    let sink = app.blobs.sink(blob_key(digest));
+    let size = stream::ingest_verified(sink, body, digest).await?;
+    app.db.insert_blob(digest, size).await?;
+    Ok((
+        true,
+        BlobInfo {
+            digest: *digest,
+            size,
+        },
+    ))
+}
+
+fn status_of(s: &Session) -> UploadStatus {
+    UploadStatus {
+        id: s.id.clone(),
+        offset: s.offset,
+        expires_at: s.expires_at,
+    }
+}
+
+fn ttl_secs(app: &AppState) -> i64 {
+    i64::try_from(app.config.upload_ttl.as_secs()).unwrap_or(i64::MAX / 2)
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(
+        "upload_not_found",
+        "no such upload session (unknown or expired)",
+    )
+}
+
+/// Session ids are UUIDs; anything else cannot name a session.
+fn parse_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id)
+        .ok()
+        .filter(|u| u.hyphenated().to_string() == id)
+        .ok_or_else(not_found)
+}
+
+async fn live_session(app: &AppState, id: &Uuid) -> ApiResult<Session> {
+    app.db.session(&id.to_string()).await?.ok_or_else(not_found)
+}
+
+fn restore(s: &Session) -> ApiResult<Hasher> {
+    let bytes = hex::decode(&s.hash_state).map_err(ApiError::internal)?;
+    Hasher::restore_state(&bytes).map_err(ApiError::internal)
+}
+
+/// `POST /v1/uploads`.
+pub async fn start(app: &AppState, req: UploadStart) -> ApiResult<UploadStatus> {
+    let session = Session {
+        id: Uuid::new_v4().to_string(),
+        offset: 0,
+        hash_state: hex::encode(Hasher::new().save_state()),
+        expected_digest: req.digest,
+        expected_size: req.size,
+        finishing: false,
+        expires_at: now().saturating_add(ttl_secs(app)),
+    };
+    app.db.create_session(&session).await?;
+    Ok(status_of(&session))
+}
+
+/// `GET /v1/uploads/{id}`.
+pub async fn status(app: &AppState, id: &str) -> ApiResult<UploadStatus> {
+    let id = parse_id(id)?;
+    Ok(status_of(&live_session(app, &id).await?))
+}
+
+/// `PATCH /v1/uploads/{id}`: append one chunk that starts at `offset`.
+pub async fn append(app: &AppState, id: &str, offset: u64, body: Body) -> ApiResult<UploadStatus> {
+    let uuid = parse_id(id)?;
+    let session = live_session(app, &uuid).await?;
+    if session.finishing {
+        return Err(ApiError::new(
+            "upload_finishing",
+            "the session is being finished",
+        ));
+    }
+    if offset != session.offset {
+        return Err(ApiError::WrongOffset {
+            offset: session.offset,
+            got: offset,
+        });
+    }
+    let mut hasher = restore(&session)?;
+    let key = part_key(&uuid, offset);
+    let mut sink = app.blobs.sink(key.clone());
+    if let Err(e) = stream::ingest(&mut sink, &mut hasher, body).await {
+        sink.abort().await;
+        return Err(e);
+    }
+    let size = hasher.len() - session.offset;
+    if size == 0 {
+        sink.abort().await;
+        return Ok(status_of(&session));
+    }
+    sink.finish().await?;
+    let part = Part {
+        offset,
+        size,
+        key: key.to_string(),
+    };
+    let expires_at = now().saturating_add(ttl_secs(app));
+    let state = hex::encode(hasher.save_state());
+    if !app
+        .db
+        .advance_session(&session.id, offset, &state, expires_at, &part)
+        .await?
+    {
+        // Another chunk won the race: ours is not part of the session.
+        app.blobs.delete(&key).await?;
+        let now_at = live_session(app, &uuid).await?;
+        return Err(ApiError::WrongOffset {
+            offset: now_at.offset,
+            got: offset,
+        });
+    }
+    Ok(UploadStatus {
+        id: session.id,
+        offset: offset + size,
+        expires_at,
+    })
+}
+
+/// `PUT /v1/uploads/{id}?digest=`: verify, assemble the blob, delete the session.
+pub async fn finish(app: &AppState, id: &str, digest: &Digest) -> ApiResult<BlobInfo> {
+    let uuid = parse_id(id)?;
+    let session = live_session(app, &uuid).await?;
+    let actual = restore(&session)?.finish();
+    if actual != *digest {
+        delete_session(app, &uuid).await?;
+        return Err(digest_mismatch(digest, &actual));
+    }
+    if !app.db.mark_finishing(&session.id, session.offset).await? {
+        return Err(ApiError::new(
+            "conflict",
+            "a chunk was appended while finishing; check the status and retry",
+        ));
+    }
+    let info = BlobInfo {
+        digest: *digest,
+        size: session.offset,
+    };
+    if app.db.blob_size(digest).await?.is_none() {
+        assemble(app, &session, digest).await?;
+        app.db.insert_blob(digest, session.offset).await?;
+    }
+    delete_session(app, &uuid).await?;
+    Ok(info)
+}
+
+/// Stream the parts in order into the final key, hashing again on the way.
+async fn assemble(app: &AppState, session: &Session, digest: &Digest) -> ApiResult<()> {
+    let parts = app.db.parts(&session.id).await?;
+    let mut expected_offset = 0;
+    for p in &parts {
+        if p.offset != expected_offset {
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "upload {} has a gap at offset {expected_offset}",
+                session.id
+            )));
+        }
+        expected_offset += p.size;
+    }
+    if expected_offset != session.offset {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "upload {} parts cover {expected_offset} of {} bytes",
+            session.id,
+            session.offset
+        )));
+    }
+    let mut sink = app.blobs.sink(blob_key(digest));
+    let mut hasher = Hasher::new();
+    let copied: ApiResult<()> = async {
+        for p in &parts {
+            let key = object_store::path::Path::from(p.key.as_str());
+            let mut stream = app.blobs.stream_range(&key, 0..p.size).await?;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                hasher.update(&chunk);
+                sink.write(chunk).await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = copied {
+        sink.abort().await;
+        return Err(e);
+    }
+    let again = hasher.finish();
+    if again != *digest {
+        sink.abort().await;
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "upload {}: stored parts hash to {again}, session state said {digest}",
+            session.id
+        )));
+    }
+    sink.finish().await?;
+    Ok(())
+}
+
+/// `DELETE /v1/uploads/{id}`.
+pub async fn cancel(app: &AppState, id: &str) -> ApiResult<()> {
+    let uuid = parse_id(id)?;
+    live_session(app, &uuid).await?;
+    delete_session(app, &uuid).await
+}
+
+/// Objects first, then rows: a crash in between leaves rows the sweeper still finds.
+pub(crate) async fn delete_session(app: &AppState, id: &Uuid) -> ApiResult<()> {
+    app.blobs.delete_prefix(&session_prefix(id)).await?;
+    app.db.delete_session(&id.to_string()).await?;
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! Streaming a request body into a blob-store sink while hashing it.
+
+use adapter_core::digest::Hasher;
+use axum::body::Body;
+use futures::StreamExt as _;
+
+use crate::blobs::Sink;
+use crate::error::{ApiError, ApiResult};
+
+/// Copy `body` into `sink`, hashing as it goes. On `Err` the caller aborts the sink.
+pub async fn ingest(sink: &mut Sink, hasher: &mut Hasher, body: Body) -> ApiResult<()> {
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                "upload_interrupted",
+                format!("reading the request body: {e}"),
+            )
+        })?;
+        hasher.update(&chunk);
+        sink.write(chunk).await?;
+    }
+    Ok(())
+}
+
+/// Write `body` to `sink` and make it visible only if it hashes to `expected`; otherwise
+/// abort (nothing visible) and answer `digest_mismatch`. Returns the size.
+pub async fn ingest_verified(
+    mut sink: Sink,
+    body: Body,
+    expected: &adapter_core::digest::Digest,
+) -> ApiResult<u64> {
+    let mut hasher = Hasher::new();
+    if let Err(e) = ingest(&mut sink, &mut hasher, body).await {
+        sink.abort().await;
+        return Err(e);
+    }
+    let size = hasher.len();
+    let actual = hasher.finish();
+    if actual != *expected {
+        sink.abort().await;
+        return Err(super::digest_mismatch(expected, &actual));
+    }
+    sink.finish().await?;
+    Ok(size)
+}
