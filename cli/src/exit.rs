@@ -1,49 +1,119 @@
 //! Turning failures into one clear line (or one JSON object) and an exit code.
+//!
+//! The codes are documented in `main.rs` and the README; scripts rely on them.
 
 use std::process::ExitCode;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-/// The thing inspected has errors.
+/// The thing inspected or pushed has errors (it was read, and it is wrong).
 pub const PROBLEMS: u8 = 1;
+/// Bad flags, arguments, references or configuration.
+pub const USAGE: u8 = 2;
 /// The input could not be read.
 pub const UNREADABLE: u8 = 3;
+/// The server could not be reached, answered with a server error, or refused the request.
+pub const SERVER: u8 = 4;
+/// Conflict: the version exists with other content, or the destination holds other files.
+pub const CONFLICT: u8 = 5;
+/// The repository, version or blob does not exist.
+pub const NOT_FOUND: u8 = 6;
+/// Verification failed: a downloaded or uploaded file does not have its recorded digest/size,
+/// or a locked manifest digest differs.
+pub const VERIFY: u8 = 7;
+/// The server refused the credentials (401/403).
+pub const AUTH: u8 = 8;
 
 /// A failure that ends the command.
 #[derive(Debug)]
 pub struct Failure {
     pub code: u8,
     pub error: anyhow::Error,
+    /// The server's machine code (`version_exists`, …) when the failure came from it.
+    pub api_code: Option<String>,
+    pub details: Value,
 }
 
 impl Failure {
-    pub fn unreadable(error: impl Into<anyhow::Error>) -> Self {
+    pub fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
         Self {
-            code: UNREADABLE,
+            code,
             error: error.into(),
+            api_code: None,
+            details: Value::Null,
         }
+    }
+
+    pub fn unreadable(error: impl Into<anyhow::Error>) -> Self {
+        Self::new(UNREADABLE, error)
+    }
+
+    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Self::new(USAGE, error)
+    }
+
+    /// Prefix the message with what was being done.
+    pub fn context(mut self, what: impl std::fmt::Display + Send + Sync + 'static) -> Self {
+        self.error = self.error.context(what);
+        self
+    }
+
+    fn code_name(&self) -> &str {
+        if let Some(c) = &self.api_code {
+            return c;
+        }
+        match self.code {
+            PROBLEMS => "problems_found",
+            USAGE => "usage",
+            UNREADABLE => "unreadable_input",
+            SERVER => "server_error",
+            CONFLICT => "conflict",
+            NOT_FOUND => "not_found",
+            VERIFY => "verification_failed",
+            AUTH => "unauthorized",
+            _ => "error",
+        }
+    }
+
+    /// The error and its causes on one line.
+    pub fn message(&self) -> String {
+        self.error
+            .chain()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(": ")
     }
 
     /// Print the error and its causes on one line (no backtrace, whatever RUST_BACKTRACE says).
     pub fn report(self, json: bool) -> ExitCode {
-        let message = self
-            .error
-            .chain()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(": ");
+        let message = self.message();
         if json {
-            let code = match self.code {
-                PROBLEMS => "problems_found",
-                _ => "unreadable_input",
+            let mut details = match &self.details {
+                Value::Object(m) => m.clone(),
+                Value::Null => serde_json::Map::new(),
+                other => {
+                    let mut m = serde_json::Map::new();
+                    m.insert("server".into(), other.clone());
+                    m
+                }
             };
+            details.insert("exit_code".into(), json!(self.code));
             println!(
                 "{}",
-                json!({"error": {"code": code, "message": message, "details": {"exit_code": self.code}}})
+                json!({"error": {"code": self.code_name(), "message": message, "details": details}})
             );
+        } else if let Some(code) = &self.api_code {
+            eprintln!("error: {message} ({code})");
         } else {
             eprintln!("error: {message}");
         }
         ExitCode::from(self.code)
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    /// An unclassified failure: the local input could not be read or written.
+    fn from(error: anyhow::Error) -> Self {
+        Self::unreadable(error)
     }
 }

@@ -1,30 +1,88 @@
 //! `adapterctl`: the registry's client.
 //!
 //! Exit codes scripts can rely on:
-//! * 0 — success (warnings may have been printed);
-//! * 1 — the thing inspected has errors (it was read, and it is wrong);
-//! * 2 — usage error (bad flags or arguments);
-//! * 3 — the input could not be read at all (missing directory, unreadable or malformed files).
+//! * 0 — success (warnings may have been printed; an idempotent re-publish is a success);
+//! * 1 — the thing inspected or pushed has errors (it was read, and it is wrong), or the
+//!   registry refused it as invalid (422);
+//! * 2 — usage error: bad flags or arguments, an invalid reference, name or version, a
+//!   malformed config file, a repository missing from the `--locked` file;
+//! * 3 — local input could not be read or written (missing directory, unreadable or
+//!   malformed files);
+//! * 4 — the registry could not be reached, failed (5xx) or refused the request otherwise;
+//! * 5 — conflict: the version exists with other content (409 `version_exists`), or `pull`'s
+//!   destination holds other files (use `--force`);
+//! * 6 — not found: repository, version, selector match or blob;
+//! * 7 — verification failed: a file's size or digest differs from its manifest, or the
+//!   registry's manifest for a locked version differs from the lock file;
+//! * 8 — the registry refused the credentials (401/403).
+//!
+//! Registry errors print as one line, `error: <message> (<code>)`; with `--json`, as one
+//! object `{"error": {"code", "message", "details"}}` on stdout.
 
+mod cache;
+mod catalog;
+mod client;
+mod config;
 mod exit;
+mod fsutil;
 mod inspect;
+mod lock;
 mod output;
+mod progress;
+mod pull;
+mod push;
+mod upload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
-use clap::{Parser, Subcommand};
+use adapter_core::manifest::Kind;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::client::Client;
+use crate::config::Dirs;
+use crate::exit::Failure;
 
 /// Push, pull and inspect LoRA adapters and base models.
 #[derive(Debug, Parser)]
-#[command(name = "adapterctl", version, about, propagate_version = true)]
+#[command(name = "adapterctl", version, about)]
 struct Cli {
-    /// Print machine-readable JSON instead of text.
+    /// Print machine-readable JSON (one object on stdout) instead of text.
     #[arg(long, global = true)]
     json: bool,
 
+    /// Registry URL [default: config file `url`, else http://127.0.0.1:8080].
+    #[arg(long, global = true, env = "ADAPTERCTL_URL", value_name = "URL")]
+    url: Option<String>,
+
+    /// Bearer token for the registry [default: config file `token`].
+    #[arg(
+        long,
+        global = true,
+        env = "ADAPTERCTL_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KindArg {
+    Adapter,
+    Model,
+}
+
+impl From<KindArg> for Kind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Adapter => Kind::Adapter,
+            KindArg::Model => Kind::Model,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -38,15 +96,171 @@ enum Command {
         #[arg(long, value_name = "BASE_DIR")]
         base_dir: Option<PathBuf>,
     },
+    /// Validate a directory, upload the blobs the registry lacks, publish a version.
+    Push {
+        /// An adapter directory (adapter_config.json) or a model directory (config.json,
+        /// model.safetensors or its index). Every regular top-level file except dotfiles is pushed.
+        dir: PathBuf,
+        /// Repository: `namespace/name`.
+        #[arg(long, value_name = "NS/NAME")]
+        name: String,
+        /// Semver version to publish (immutable once published).
+        #[arg(long = "version", value_name = "VERSION")]
+        version: String,
+        /// Adapters: the registered base model (`ns/name[@selector]`); its content digest and
+        /// shape fingerprint are recorded.
+        #[arg(long, value_name = "REF", conflicts_with = "base_dir")]
+        base: Option<String>,
+        /// Adapters: a local base model directory; checked against the adapter, its content
+        /// digest and shape fingerprint are recorded.
+        #[arg(long, value_name = "DIR")]
+        base_dir: Option<PathBuf>,
+        /// Models: upload everything but the *.safetensors weights, whose headers, sizes and
+        /// digests are recorded instead.
+        #[arg(long)]
+        headers_only: bool,
+    },
+    /// Download a version, verify every byte, and place it atomically in a directory.
+    Pull {
+        /// `namespace/name[@selector]`: a version, a range (`^1.2`), an alias or `sha256:…`.
+        reference: String,
+        /// Destination directory.
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: PathBuf,
+        /// Record the pulled version in this lock file (TOML; created or updated).
+        #[arg(long, value_name = "FILE")]
+        lock: Option<PathBuf>,
+        /// Pull exactly the manifest digest this lock file records for the repository.
+        #[arg(long, value_name = "FILE")]
+        locked: Option<PathBuf>,
+        /// Replace a destination that holds other files.
+        #[arg(long)]
+        force: bool,
+        /// Look only in adapters or models (default: adapters, then models).
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// List repositories (all, or one namespace), or the versions of `ns/name`.
+    Ls {
+        /// A namespace, or `namespace/name` to list its versions.
+        what: Option<String>,
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// Show one version: manifest, metadata and the registry's summary.
+    Show {
+        /// `namespace/name[@selector]` (default: the latest version).
+        reference: String,
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+}
+
+/// What every networked command needs.
+#[derive(Debug)]
+pub struct Ctx {
+    pub json: bool,
+    url: Option<String>,
+    token: Option<String>,
+    dirs: Dirs,
+    pub cache_dir: Option<PathBuf>,
+    client: OnceLock<Client>,
+}
+
+impl Ctx {
+    /// The registry client (flags > env > config file > default), built on first use.
+    pub fn client(&self) -> Result<Client, Failure> {
+        if let Some(c) = self.client.get() {
+            return Ok(c.clone());
+        }
+        let file = match self.dirs.config_file() {
+            Some(path) => config::read_file(&path).map_err(Failure::usage)?,
+            None => config::FileConfig::default(),
+        };
+        let settings = config::resolve(self.url.as_deref(), self.token.as_deref(), &file)
+            .map_err(Failure::usage)?;
+        let client = Client::new(&settings).map_err(Failure::usage)?;
+        Ok(self.client.get_or_init(|| client).clone())
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let dirs = Dirs::from_env();
+    let ctx = Ctx {
+        json: cli.json,
+        url: cli.url.clone(),
+        token: cli.token.clone(),
+        cache_dir: dirs.cache_dir(),
+        dirs,
+        client: OnceLock::new(),
+    };
     let result = match &cli.command {
         Command::Inspect { dir, base_dir } => inspect::run(dir, base_dir.as_deref(), cli.json),
+        command => run_networked(&ctx, command).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
         Err(failure) => failure.report(cli.json),
     }
+}
+
+fn run_networked(ctx: &Ctx, command: &Command) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::unreadable(anyhow::anyhow!("starting the async runtime: {e}")))?;
+    runtime.block_on(async {
+        match command {
+            Command::Inspect { .. } => unreachable!("inspect runs offline"),
+            Command::Push {
+                dir,
+                name,
+                version,
+                base,
+                base_dir,
+                headers_only,
+            } => {
+                push::run(
+                    ctx,
+                    push::Args {
+                        dir,
+                        name,
+                        version,
+                        base: base.as_deref(),
+                        base_dir: base_dir.as_deref(),
+                        headers_only: *headers_only,
+                    },
+                )
+                .await
+            }
+            Command::Pull {
+                reference,
+                output,
+                lock,
+                locked,
+                force,
+                kind,
+            } => {
+                pull::run(
+                    ctx,
+                    pull::Args {
+                        reference,
+                        out: output,
+                        lock: lock.as_deref(),
+                        locked: locked.as_deref(),
+                        force: *force,
+                        kind: kind.map(Into::into),
+                    },
+                )
+                .await
+            }
+            Command::Ls { what, kind } => {
+                catalog::ls(ctx, what.as_deref(), kind.map(Into::into)).await
+            }
+            Command::Show { reference, kind } => {
+                catalog::show(ctx, reference, kind.map(Into::into)).await
+            }
+        }
+    })
 }

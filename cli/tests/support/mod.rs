@@ -1,0 +1,198 @@
+//! Shared helpers for the end-to-end tests: a real `adapter-registry` per stack, the real
+//! `adapterctl` with its own HOME/cache/config, example directories and blob tampering.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use adapter_core::digest::Digest;
+use adapter_testkit::{Backend, ServerProcess, Stack};
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+/// One server on one stack, and an isolated home for adapterctl.
+pub struct Env {
+    pub stack: Stack,
+    pub server: ServerProcess,
+    pub backend: Backend,
+    pub home: TempDir,
+}
+
+impl Env {
+    pub fn new(stack: &Stack) -> Self {
+        let backend = Backend::new(stack);
+        let server = ServerProcess::start(&backend);
+        let home = tempfile::tempdir().unwrap();
+        Self {
+            stack: stack.clone(),
+            server,
+            backend,
+            home,
+        }
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.home.path().join("cache/adapterctl")
+    }
+
+    /// A scratch path inside the home.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.home.path().join(rel)
+    }
+
+    /// Run adapterctl against this server with a private HOME, cache and config.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_adapterctl"));
+        cmd.arg("--url").arg(&self.server.url).args(args);
+        isolate(&mut cmd, self.home.path());
+        cmd.output().expect("run adapterctl")
+    }
+
+    /// Run with `--json`, expecting `code`, and parse stdout.
+    pub fn ctl_json(&self, args: &[&str], code: i32) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.ctl(&all);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}: adapterctl {args:?}\nstdout: {}\nstderr: {}\nserver:\n{}",
+            self.stack,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.server.logs()
+        );
+        json_of(&out)
+    }
+
+    /// Corrupt the stored bytes of a blob (same length, first byte flipped).
+    pub fn tamper(&self, digest: &Digest) {
+        let hex = digest.hex();
+        if let Some(s3) = self.backend.s3() {
+            let key = s3
+                .keys("")
+                .into_iter()
+                .find(|k| k.ends_with(&hex))
+                .unwrap_or_else(|| panic!("no S3 key for {digest}"));
+            let mut bytes = s3.get(&key).unwrap();
+            bytes[0] ^= 0xff;
+            s3.put(&key, &bytes);
+            return;
+        }
+        let path = find_file(self.backend.data_dir(), &hex)
+            .unwrap_or_else(|| panic!("no stored file for {digest}"));
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[0] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+    }
+}
+
+/// adapterctl without the developer's environment: private HOME/XDG dirs, no ADAPTERCTL_*.
+pub fn isolate(cmd: &mut Command, home: &Path) {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ADAPTERCTL_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env_remove("RUST_BACKTRACE")
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("XDG_CONFIG_HOME", home.join("config"));
+}
+
+fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()? {
+        let entry = entry.ok()?;
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, name) {
+                return Some(found);
+            }
+        } else if entry.file_name().to_string_lossy() == name {
+            return Some(path);
+        }
+    }
+    None
+}
+
+pub fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Copy a flat directory.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// Every regular file under `dir` (relative path → bytes).
+pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    walk(dir, "", &mut out);
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+        if entry.file_type().unwrap().is_dir() {
+            walk(&entry.path(), &format!("{name}/"), out);
+        } else {
+            out.push((name, std::fs::read(entry.path()).unwrap()));
+        }
+    }
+}
+
+/// A model directory with one `model.safetensors` holding a single U8 tensor of `len` bytes
+/// (content seeded by `seed`), written in bounded memory. Returns the weights' digest.
+pub fn big_model(dir: &Path, len: u64, seed: u8) -> Digest {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        br#"{"model_type":"llama","architectures":["LlamaForCausalLM"]}"#,
+    )
+    .unwrap();
+    let mut header =
+        format!(r#"{{"w":{{"dtype":"U8","shape":[{len}],"data_offsets":[0,{len}]}}}}"#)
+            .into_bytes();
+    while header.len() % 8 != 0 {
+        header.push(b' ');
+    }
+    let path = dir.join("model.safetensors");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    f.write_all(&(header.len() as u64).to_le_bytes()).unwrap();
+    f.write_all(&header).unwrap();
+    let mut block = vec![0u8; 1 << 20];
+    let mut x = u32::from(seed).wrapping_mul(2_654_435_761) | 1;
+    let mut left = len;
+    while left > 0 {
+        for b in block.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = x as u8;
+        }
+        let n = left.min(block.len() as u64) as usize;
+        f.write_all(&block[..n]).unwrap();
+        left -= n as u64;
+    }
+    f.flush().unwrap();
+    drop(f);
+    adapter_core::digest::sha256_file(&path).unwrap().0
+}
