@@ -150,7 +150,10 @@ impl Hasher {
         let (len, state) = bytes.split_first_chunk::<8>().ok_or(StateError)?;
         let state = state.try_into().map_err(|_| StateError)?;
         let inner = Sha256::deserialize(state).map_err(|_| StateError)?;
-        Ok(Self { inner, len: u64::from_le_bytes(*len) })
+        Ok(Self {
+            inner,
+            len: u64::from_le_bytes(*len),
+        })
     }
 }
 

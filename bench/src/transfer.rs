@@ -1,0 +1,441 @@
+//! transfer-bench: push and pull of one large model file through the real server and the
+//! real client, against `openssl dgst -sha256` reading the same file (the physical limit:
+//! every byte pushed or pulled is hashed at least once).
+//!
+//! ```text
+//! cargo build --release --workspace --bins
+//! ./target/release/transfer-bench [--size 2G] [--work-dir DIR]
+//! ```
+//!
+//! One run: writes a model directory (`config.json` + a `model.safetensors` holding one U8
+//! tensor of `--size` pseudo-random bytes) into a temp dir, times `openssl dgst -sha256` on
+//! it (page cache warm, best of 2), starts `adapter-registry serve` on the embedded stack
+//! (SQLite + local files, temp data dir), then times
+//! * `adapterctl push DIR --name bench/big --version 1.0.0` (target ≥ 0.8× openssl's rate),
+//! * `adapterctl pull bench/big@1.0.0 -o OUT` (target ≥ 0.8×),
+//! * the re-push of the same files as `1.0.1` (target < 0.3 s, and the server must read
+//!   less than 1 MiB from its sockets meanwhile: nothing uploaded),
+//!
+//! and reports the peak RSS of each client run (`/usr/bin/time -v`, or polling VmHWM) and
+//! of the server (VmHWM at the end, target < 150 MB). Exit status: 0 when every step
+//! worked and the pulled file is byte-identical (missed targets are reported, not fatal),
+//! 1 when the pulled file differs, 2 on any other failure. The binaries are the ones next
+//! to this executable (`target/release/`).
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use adapter_testkit::{Backend, ServerProcess, Stack, bin};
+use anyhow::{Context, Result, bail};
+
+const GIB: u64 = 1 << 30;
+const MB: f64 = 1e6;
+const TARGET_PUSH: f64 = 0.8;
+const TARGET_PULL: f64 = 0.8;
+const TARGET_REPUSH_S: f64 = 0.3;
+const TARGET_SERVER_RSS_MB: f64 = 150.0;
+/// A re-push may send manifests and digest checks, never file contents.
+const REPUSH_MAX_SERVER_READ: u64 = 1 << 20;
+const USAGE: &str = "usage: transfer-bench [--size BYTES[K|M|G]] [--work-dir DIR]";
+
+#[derive(Debug)]
+struct Args {
+    size: u64,
+    work_dir: Option<PathBuf>,
+}
+
+fn parse_size(s: &str) -> Result<u64> {
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, ""),
+    };
+    let n: u64 = digits.parse().with_context(|| format!("bad size {s:?}"))?;
+    let mult = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KIB" => 1 << 10,
+        "M" | "MIB" => 1 << 20,
+        "G" | "GIB" => GIB,
+        other => bail!("bad size unit {other:?} in {s:?} (use K, M or G: binary units)"),
+    };
+    let size = n.checked_mul(mult).context("size overflows u64")?;
+    if size == 0 {
+        bail!("size must be positive");
+    }
+    Ok(size)
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        size: 2 * GIB,
+        work_dir: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .with_context(|| format!("{flag} needs a value\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--size" => args.size = parse_size(&value()?)?,
+            "--work-dir" => args.work_dir = Some(PathBuf::from(value()?)),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    Ok(args)
+}
+
+/// Writes `dir/model.safetensors` (one U8 tensor `weight` of `size` pseudo-random bytes,
+/// xorshift64*: incompressible) and a minimal `dir/config.json`.
+fn write_model(dir: &Path, size: u64) -> Result<PathBuf> {
+    fs::create_dir_all(dir)?;
+    fs::write(
+        dir.join("config.json"),
+        br#"{"architectures": ["BenchModel"], "model_type": "bench"}"#,
+    )?;
+    let mut header =
+        format!(r#"{{"weight":{{"dtype":"U8","shape":[{size}],"data_offsets":[0,{size}]}}}}"#);
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let path = dir.join("model.safetensors");
+    let mut file = io::BufWriter::with_capacity(1 << 20, File::create(&path)?);
+    file.write_all(&(header.len() as u64).to_le_bytes())?;
+    file.write_all(header.as_bytes())?;
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        for word in buf.chunks_exact_mut(8) {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            word.copy_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+        }
+        let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+        file.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(path)
+}
+
+/// Reads a file once so that later reads come from the page cache.
+fn warm_up(path: &Path) -> Result<u64> {
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => total += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// `openssl dgst -sha256` of a file: (time, hex digest).
+fn openssl_sha256(path: &Path) -> Result<(Duration, String)> {
+    let start = Instant::now();
+    let out = Command::new("openssl")
+        .args(["dgst", "-sha256", "-r"])
+        .arg(path)
+        .output()
+        .context("running `openssl dgst` (is openssl installed?)")?;
+    let took = start.elapsed();
+    if !out.status.success() {
+        bail!(
+            "openssl dgst failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok((
+        took,
+        text.split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    ))
+}
+
+/// One timed client run.
+#[derive(Debug)]
+struct Run {
+    took: Duration,
+    /// Peak resident set size in bytes, when measurable.
+    peak_rss: Option<u64>,
+    /// User + system CPU seconds, when `/usr/bin/time` measured them.
+    cpu: Option<f64>,
+}
+
+/// Runs `adapterctl ARGS`, timing it and measuring its peak RSS.
+fn adapterctl(args: &[&str]) -> Result<Run> {
+    let time = Path::new("/usr/bin/time");
+    let mut command = if time.is_file() {
+        let mut c = Command::new(time);
+        c.arg("-v").arg(bin("adapterctl"));
+        c
+    } else {
+        Command::new(bin("adapterctl"))
+    };
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = command.spawn().context("starting adapterctl")?;
+    // Without /usr/bin/time, poll the child's high-water mark until it exits.
+    let mut polled = None;
+    if !time.is_file() {
+        let pid = child.id();
+        while child.try_wait()?.is_none() {
+            polled = vm_hwm(pid).or(polled);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let out = child.wait_with_output()?;
+    let took = start.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!(
+            "adapterctl {} failed ({}):\n{}{stderr}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let peak_rss = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .or(polled);
+    let seconds = |label: &str| {
+        stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    let cpu = seconds("User time (seconds):").zip(seconds("System time (seconds):"));
+    Ok(Run {
+        took,
+        peak_rss,
+        cpu: cpu.map(|(u, s)| u + s),
+    })
+}
+
+/// `VmHWM` (peak RSS) of a process, in bytes.
+fn vm_hwm(pid: u32) -> Option<u64> {
+    proc_field(&format!("/proc/{pid}/status"), "VmHWM:").map(|kb| kb * 1024)
+}
+
+/// Bytes a process has read through any descriptor, sockets included (`rchar`).
+fn read_chars(pid: u32) -> Option<u64> {
+    proc_field(&format!("/proc/{pid}/io"), "rchar:")
+}
+
+/// CPU seconds (user + system) a process has used so far, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / clock_ticks()?)
+}
+
+/// `getconf CLK_TCK`: the unit of `/proc/PID/stat` times.
+fn clock_ticks() -> Option<f64> {
+    let out = Command::new("getconf").arg("CLK_TCK").output().ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// The first number after `name` in a `/proc` key-value file.
+fn proc_field(path: &str, name: &str) -> Option<u64> {
+    fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(name))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn rate(bytes: u64, took: Duration) -> String {
+    let secs = took.as_secs_f64();
+    format!("{secs:.3} s = {:.2} GB/s", bytes as f64 / secs / 1e9)
+}
+
+fn rss(bytes: Option<u64>) -> String {
+    bytes.map_or("n/a".into(), |b| format!("{:.1} MB", b as f64 / MB))
+}
+
+fn cpu(seconds: Option<f64>) -> String {
+    seconds.map_or("n/a".into(), |s| format!("{s:.2} s"))
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "meets" } else { "MISSES" }
+}
+
+fn machine() -> String {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU".into(), |(_, v)| v.trim().to_owned());
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = proc_field("/proc/meminfo", "MemTotal:").map_or(0.0, |kb| kb as f64 / 1048576.0);
+    format!("nproc {nproc}; CPU {model}; RAM {mem:.1} GiB")
+}
+
+fn run() -> Result<bool> {
+    let args = parse_args()?;
+    let work = match &args.work_dir {
+        Some(dir) => tempfile::Builder::new()
+            .prefix("transfer-bench-")
+            .tempdir_in(dir),
+        None => tempfile::Builder::new().prefix("transfer-bench-").tempdir(),
+    }
+    .context("creating the work dir")?;
+    let model_dir = work.path().join("model");
+    let pulled_dir = work.path().join("pulled");
+    println!("machine: {}", machine());
+
+    eprintln!("writing {} pseudo-random bytes…", args.size);
+    let model = write_model(&model_dir, args.size)?;
+    let bytes = warm_up(&model)?;
+    println!(
+        "file: model.safetensors, {bytes} bytes ({:.2} GiB), page cache warm",
+        bytes as f64 / GIB as f64
+    );
+
+    let (t1, digest) = openssl_sha256(&model)?;
+    let (t2, _) = openssl_sha256(&model)?;
+    let baseline = t1.min(t2);
+    println!(
+        "openssl dgst -sha256 (best of 2): {}",
+        rate(bytes, baseline)
+    );
+    let ratio = |took: Duration| baseline.as_secs_f64() / took.as_secs_f64();
+
+    let backend = Backend::new(&Stack::Embedded);
+    let server = ServerProcess::start(&backend);
+    let pid = server.pid();
+    println!("server: {} (embedded stack, pid {pid})", server.url);
+    let dir = model_dir.to_str().context("work dir is not UTF-8")?;
+    let out = pulled_dir.to_str().context("work dir is not UTF-8")?;
+    let url = server.url.as_str();
+
+    let server_cpu = || cpu_seconds(pid);
+    let cpu_before = server_cpu();
+    let push = adapterctl(&[
+        "--url",
+        url,
+        "push",
+        dir,
+        "--name",
+        "bench/big",
+        "--version",
+        "1.0.0",
+    ])?;
+    let push_ok = ratio(push.took) >= TARGET_PUSH;
+    println!(
+        "push:    {}  = {:.2}x openssl ({} target >= {TARGET_PUSH}x), client peak RSS {}",
+        rate(bytes, push.took),
+        ratio(push.took),
+        verdict(push_ok),
+        rss(push.peak_rss)
+    );
+
+    let cpu_after_push = server_cpu();
+    println!(
+        "         CPU: client {}, server {}",
+        cpu(push.cpu),
+        cpu(cpu_after_push.zip(cpu_before).map(|(a, b)| a - b))
+    );
+    let pull = adapterctl(&["--url", url, "pull", "bench/big@1.0.0", "-o", out])?;
+    let pull_ok = ratio(pull.took) >= TARGET_PULL;
+    println!(
+        "pull:    {}  = {:.2}x openssl ({} target >= {TARGET_PULL}x), client peak RSS {}",
+        rate(bytes, pull.took),
+        ratio(pull.took),
+        verdict(pull_ok),
+        rss(pull.peak_rss)
+    );
+
+    println!(
+        "         CPU: client {}, server {}",
+        cpu(pull.cpu),
+        cpu(server_cpu().zip(cpu_after_push).map(|(a, b)| a - b))
+    );
+    let read_before = read_chars(pid);
+    let repush = adapterctl(&[
+        "--url",
+        url,
+        "push",
+        dir,
+        "--name",
+        "bench/big",
+        "--version",
+        "1.0.1",
+    ])?;
+    let server_read = read_before
+        .zip(read_chars(pid))
+        .map(|(a, b)| b.saturating_sub(a));
+    let repush_ok = repush.took.as_secs_f64() < TARGET_REPUSH_S
+        && server_read.is_none_or(|r| r < REPUSH_MAX_SERVER_READ);
+    println!(
+        "re-push: {:.3} s, server read {} bytes meanwhile ({} target < {TARGET_REPUSH_S} s, nothing uploaded), client peak RSS {}",
+        repush.took.as_secs_f64(),
+        server_read.map_or("n/a".into(), |r| r.to_string()),
+        verdict(repush_ok),
+        rss(repush.peak_rss)
+    );
+
+    let server_rss = vm_hwm(pid);
+    let server_ok = server_rss.is_some_and(|b| (b as f64 / MB) < TARGET_SERVER_RSS_MB);
+    println!(
+        "server peak RSS (VmHWM): {} ({} target < {TARGET_SERVER_RSS_MB} MB)",
+        rss(server_rss),
+        verdict(server_ok)
+    );
+    drop(server);
+
+    let pulled = pulled_dir.join("model.safetensors");
+    let (_, pulled_digest) = openssl_sha256(&pulled)
+        .with_context(|| format!("hashing the pulled file {}", pulled.display()))?;
+    let config_same =
+        fs::read(model_dir.join("config.json"))? == fs::read(pulled_dir.join("config.json"))?;
+    if pulled_digest == digest && config_same {
+        println!("pulled files are byte-identical: sha256 {digest}");
+        Ok(true)
+    } else {
+        println!(
+            "PULLED FILES DIFFER: model sha256 {digest} vs pulled {pulled_digest}, config.json same: {config_same}"
+        );
+        Ok(false)
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("transfer-bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
