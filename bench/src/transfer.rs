@@ -141,6 +141,20 @@ fn warm_up(path: &Path) -> Result<u64> {
     }
 }
 
+/// Time of `cp FROM TO` (the copy is removed afterwards).
+fn copy_time(from: &Path, to: &Path) -> Result<Duration> {
+    let start = Instant::now();
+    let status = Command::new("cp")
+        .arg(from)
+        .arg(to)
+        .status()
+        .context("running `cp`")?;
+    let took = start.elapsed();
+    anyhow::ensure!(status.success(), "cp failed: {status}");
+    fs::remove_file(to).context("removing the copy")?;
+    Ok(took)
+}
+
 /// `openssl dgst -sha256` of a file: (time, hex digest).
 fn openssl_sha256(path: &Path) -> Result<(Duration, String)> {
     let start = Instant::now();
@@ -329,6 +343,15 @@ fn run() -> Result<bool> {
         rate(bytes, baseline)
     );
     let ratio = |took: Duration| baseline.as_secs_f64() / took.as_secs_f64();
+    // The other physical limit: writing the same bytes once on this filesystem. Push
+    // (server side) and pull (client side) each write the file once.
+    let copy_baseline = copy_time(&model, &work.path().join("copy.bin"))?
+        .min(copy_time(&model, &work.path().join("copy.bin"))?);
+    println!(
+        "cp to the same filesystem (best of 2): {}",
+        rate(bytes, copy_baseline)
+    );
+    let vs_copy = |took: Duration| copy_baseline.as_secs_f64() / took.as_secs_f64();
 
     let backend = Backend::new(&Stack::Embedded);
     let server = ServerProcess::start(&backend);
@@ -360,6 +383,7 @@ fn run() -> Result<bool> {
     );
 
     let cpu_after_push = server_cpu();
+    println!("         = {:.2}x cp", vs_copy(push.took));
     println!(
         "         CPU: client {}, server {}",
         cpu(push.cpu),
@@ -375,6 +399,7 @@ fn run() -> Result<bool> {
         rss(pull.peak_rss)
     );
 
+    println!("         = {:.2}x cp", vs_copy(pull.took));
     println!(
         "         CPU: client {}, server {}",
         cpu(pull.cpu),

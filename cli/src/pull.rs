@@ -26,6 +26,8 @@ use crate::progress::Bars;
 
 /// Downloads in flight at once.
 pub const CONCURRENCY: usize = 4;
+/// Bytes gathered before each write to disk.
+const WRITE_BUFFER: usize = 4 << 20;
 
 #[derive(Debug)]
 pub struct Args<'a> {
@@ -502,6 +504,9 @@ async fn fetch_once(
     file.seek(std::io::SeekFrom::Start(from))
         .await
         .map_err(io_fail(target))?;
+    // Small network frames go to disk in large writes (each tokio file write is a
+    // blocking-pool hand-off).
+    let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
     bar.set_position(from);
     let url = resp.url().to_string();
     let mut stream = resp.bytes_stream();
@@ -533,6 +538,7 @@ async fn fetch_once(
         bar.inc(chunk.len() as u64);
     }
     file.flush().await.map_err(io_fail(target))?;
+    let file = file.into_inner();
     file.sync_all().await.map_err(io_fail(target))?;
     drop(file);
     let len = hasher.len();

@@ -21,8 +21,10 @@ use crate::progress::Bars;
 
 /// Files up to this size go in one `PUT`; larger ones through a resumable session.
 pub const MONOLITHIC_MAX: u64 = 64 << 20;
-/// Bytes per `PATCH`.
-pub const CHUNK: u64 = 64 << 20;
+/// Most bytes per `PATCH`. The registry keeps what arrived when a chunk is interrupted, so
+/// large chunks lose nothing on a failure, and a file sent in one chunk becomes its blob by a
+/// rename (filesystem) or server-side copy (S3, up to 5 GB) instead of a second write.
+pub const CHUNK: u64 = 4 << 30;
 /// Uploads in flight at once.
 pub const CONCURRENCY: usize = 4;
 /// How many times one session may fail to make progress (network errors, offset

@@ -271,3 +271,81 @@ async fn session_survives_restart_and_expires() {
         s.stop().await;
     }
 }
+
+/// Send the headers of a chunk of `declared` bytes, then only `sent` of them, and hang up.
+async fn patch_and_hang_up(s: &TestServer, id: &str, offset: u64, declared: usize, sent: &[u8]) {
+    use tokio::io::AsyncWriteExt as _;
+    let addr = s.url.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PATCH /v1/uploads/{id} HTTP/1.1\r\nHost: {addr}\r\nUpload-Offset: {offset}\r\nContent-Length: {declared}\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(sent).await.unwrap();
+    tcp.flush().await.unwrap();
+    drop(tcp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn interrupted_chunk_keeps_what_arrived_and_one_part_is_moved_into_place() {
+    for stack in stacks() {
+        let backend = adapter_testkit::Backend::new(&stack);
+        let s = TestServer::start(&backend).await;
+        let data: Vec<u8> = (0..(3 * 1024 * 1024 + 11))
+            .map(|i| (i % 239) as u8)
+            .collect();
+        let digest = Digest::of_bytes(&data);
+
+        // One uninterrupted chunk: finished by moving the single part into place.
+        let session = start_session(&s, "").await;
+        let id = session["id"].as_str().unwrap();
+        assert_eq!(patch(&s, id, Some("0"), data.clone()).await.status, 202);
+        assert_eq!(
+            finish(&s, id, &digest.to_string()).await.status,
+            201,
+            "{stack}"
+        );
+        let got = s.get(&format!("/v1/blobs/{digest}")).await;
+        assert_eq!(got.status, 200);
+        assert!(got.body == data, "{stack}: moved blob differs");
+
+        // A chunk cut off after 1 MiB: the registry keeps that MiB.
+        let other: Vec<u8> = data.iter().map(|b| b.wrapping_add(1)).collect();
+        let other_digest = Digest::of_bytes(&other);
+        let session = start_session(&s, "").await;
+        let id = session["id"].as_str().unwrap();
+        let kept = 1024 * 1024;
+        patch_and_hang_up(&s, id, 0, other.len(), &other[..kept]).await;
+        let mut offset = 0;
+        for _ in 0..200 {
+            offset = s.get(&format!("/v1/uploads/{id}")).await.json()["offset"]
+                .as_u64()
+                .unwrap();
+            if offset > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(
+            offset > 0 && offset <= kept as u64,
+            "{stack}: kept {offset} bytes"
+        );
+        // Resume from the kept offset; the blob is exact (two parts, streamed together).
+        let r = patch(
+            &s,
+            id,
+            Some(&offset.to_string()),
+            other[offset as usize..].to_vec(),
+        )
+        .await;
+        assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            finish(&s, id, &other_digest.to_string()).await.status,
+            201,
+            "{stack}"
+        );
+        let got = s.get(&format!("/v1/blobs/{other_digest}")).await;
+        assert!(got.body == other, "{stack}: resumed blob differs");
+        s.stop().await;
+    }
+}

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt as _, TryStreamExt as _};
 use object_store::aws::AmazonS3Builder;
+use object_store::chunked::ChunkedStore;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
@@ -20,6 +21,9 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt as _};
 use crate::config::BlobStoreConfig;
 
 pub use sink::Sink;
+
+/// Read size for blobs on the local filesystem.
+const LOCAL_READ_CHUNK: usize = 4 * 1024 * 1024;
 
 /// The blob store handle.
 #[derive(Debug, Clone)]
@@ -52,9 +56,11 @@ impl BlobStore {
             BlobStoreConfig::Local(dir) => {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating blob directory {}", dir.display()))?;
-                Arc::new(
-                    LocalFileSystem::new_with_prefix(dir).context("opening the blob directory")?,
-                )
+                let local =
+                    LocalFileSystem::new_with_prefix(dir).context("opening the blob directory")?;
+                // object_store streams local files in 8 KiB reads, each a blocking-pool
+                // hand-off; re-chunking at 4 MiB makes reads ~500× fewer (see BENCHMARKS.md).
+                Arc::new(ChunkedStore::new(Arc::new(local), LOCAL_READ_CHUNK))
             }
             BlobStoreConfig::S3(s3) => {
                 let mut b = AmazonS3Builder::new()
@@ -122,6 +128,12 @@ impl BlobStore {
             return Ok(Bytes::new());
         }
         self.inner.get_range(key, range).await
+    }
+
+    /// Move an object to another key: an atomic rename on a filesystem, a server-side copy
+    /// and delete on S3 (which refuses copies over 5 GB: callers fall back to streaming).
+    pub async fn rename(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+        self.inner.rename(from, to).await
     }
 
     pub async fn delete(&self, key: &Path) -> object_store::Result<()> {

@@ -131,14 +131,24 @@ pub async fn append(app: &AppState, id: &str, offset: u64, body: Body) -> ApiRes
     let mut hasher = restore(&session)?;
     let key = part_key(&uuid, offset);
     let mut sink = app.blobs.sink(key.clone());
-    if let Err(e) = stream::ingest(&mut sink, &mut hasher, body).await {
-        sink.abort().await;
-        return Err(e);
-    }
+    let ingested = stream::ingest(&mut sink, &mut hasher, body).await;
+    // A client that went away mid-chunk keeps what arrived (every byte hashed was also
+    // written), so it resumes from there instead of re-sending the whole chunk.
+    let interrupted = match ingested {
+        Ok(()) => None,
+        Err(e) if e.code() == stream::INTERRUPTED => Some(e),
+        Err(e) => {
+            sink.abort().await;
+            return Err(e);
+        }
+    };
     let size = hasher.len() - session.offset;
     if size == 0 {
         sink.abort().await;
-        return Ok(status_of(&session));
+        return match interrupted {
+            Some(e) => Err(e),
+            None => Ok(status_of(&session)),
+        };
     }
     sink.finish().await?;
     let part = Part {
@@ -160,6 +170,10 @@ pub async fn append(app: &AppState, id: &str, offset: u64, body: Body) -> ApiRes
             offset: now_at.offset,
             got: offset,
         });
+    }
+    if let Some(e) = interrupted {
+        tracing::info!(upload = %session.id, kept = size, "chunk interrupted; kept what arrived");
+        return Err(e);
     }
     Ok(UploadStatus {
         id: session.id,
@@ -195,9 +209,23 @@ pub async fn finish(app: &AppState, id: &str, digest: &Digest) -> ApiResult<Blob
     Ok(info)
 }
 
-/// Stream the parts in order into the final key, hashing again on the way.
+/// Make the parts the blob at its final key. One part (an upload that was not interrupted)
+/// is moved there (a rename on a filesystem, a server-side copy on S3); several are streamed
+/// in order into the final key, hashing again on the way.
 async fn assemble(app: &AppState, session: &Session, digest: &Digest) -> ApiResult<()> {
     let parts = app.db.parts(&session.id).await?;
+    if let [only] = parts.as_slice()
+        && only.offset == 0
+        && only.size == session.offset
+    {
+        let from = object_store::path::Path::from(only.key.as_str());
+        match app.blobs.rename(&from, &blob_key(digest)).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::info!(upload = %session.id, error = %e, "moving the part failed; copying instead")
+            }
+        }
+    }
     let mut expected_offset = 0;
     for p in &parts {
         if p.offset != expected_offset {

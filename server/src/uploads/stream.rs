@@ -7,16 +7,17 @@ use futures::StreamExt as _;
 use crate::blobs::Sink;
 use crate::error::{ApiError, ApiResult};
 
-/// Copy `body` into `sink`, hashing as it goes. On `Err` the caller aborts the sink.
+/// The code of an error reading the request body (the client stopped sending).
+pub const INTERRUPTED: &str = "upload_interrupted";
+
+/// Copy `body` into `sink`, hashing as it goes. On `Err` the caller aborts the sink, or
+/// (for [`INTERRUPTED`], when the client went away) may keep what arrived: every byte
+/// hashed so far was also written.
 pub async fn ingest(sink: &mut Sink, hasher: &mut Hasher, body: Body) -> ApiResult<()> {
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(
-                "upload_interrupted",
-                format!("reading the request body: {e}"),
-            )
-        })?;
+        let chunk = chunk
+            .map_err(|e| ApiError::new(INTERRUPTED, format!("reading the request body: {e}")))?;
         hasher.update(&chunk);
         sink.write(chunk).await?;
     }
