@@ -10,17 +10,17 @@
 //! each hasher runs `--runs` times and the best time counts. Prints both rates and the ratio
 //! ours/openssl (target ≥ 0.9). Exits non-zero when the two digests differ.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::fs::{self, OpenOptions};
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use adapter_core::digest::{Digest, HASH_BUFFER, sha256_file};
+use adapter_bench::{GIB, machine, openssl_sha256, parse_size, rate, warm_up, write_random};
+use adapter_core::digest::sha256_file;
 use anyhow::{Context, Result, bail};
 
 const TARGET_RATIO: f64 = 0.9;
-const GIB: u64 = 1 << 30;
 
 #[derive(Debug)]
 struct Args {
@@ -30,26 +30,6 @@ struct Args {
 }
 
 const USAGE: &str = "usage: sha256-bench [--size BYTES[K|M|G]] [--file PATH] [--runs N]";
-
-fn parse_size(s: &str) -> Result<u64> {
-    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => s.split_at(i),
-        None => (s, ""),
-    };
-    let n: u64 = digits.parse().with_context(|| format!("bad size {s:?}"))?;
-    let mult = match unit.to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "K" | "KIB" => 1 << 10,
-        "M" | "MIB" => 1 << 20,
-        "G" | "GIB" => GIB,
-        other => bail!("bad size unit {other:?} in {s:?} (use K, M or G: binary units)"),
-    };
-    let size = n.checked_mul(mult).context("size overflows u64")?;
-    if size == 0 {
-        bail!("size must be positive");
-    }
-    Ok(size)
-}
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
@@ -108,37 +88,9 @@ fn create_input(size: u64) -> Result<TempInput> {
         .create_new(true)
         .open(&guard.0)
         .with_context(|| format!("creating {}", guard.0.display()))?;
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15 ^ u64::from(nanos);
-    let mut buf = vec![0u8; HASH_BUFFER];
-    let mut left = size;
-    while left > 0 {
-        for word in buf.chunks_exact_mut(8) {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            word.copy_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-        }
-        let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-        file.write_all(&buf[..n])?;
-        left -= n as u64;
-    }
+    write_random(&mut file, size, u64::from(nanos))?;
     file.sync_all()?;
     Ok(guard)
-}
-
-/// Read the whole file once so that every timed run reads from the page cache.
-fn warm_up(path: &Path) -> Result<u64> {
-    let mut f = File::open(path)?;
-    let mut buf = vec![0u8; HASH_BUFFER];
-    let mut total = 0u64;
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => total += n as u64,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
 }
 
 fn best_of<T>(runs: u32, mut f: impl FnMut() -> Result<T>) -> Result<(Duration, T)> {
@@ -152,59 +104,6 @@ fn best_of<T>(runs: u32, mut f: impl FnMut() -> Result<T>) -> Result<(Duration, 
         }
     }
     best.context("no runs")
-}
-
-fn openssl_digest(path: &Path) -> Result<Digest> {
-    let out = Command::new("openssl")
-        .args(["dgst", "-sha256", "-r"])
-        .arg(path)
-        .output()
-        .context("running `openssl dgst` (is openssl installed?)")?;
-    if !out.status.success() {
-        bail!(
-            "openssl dgst failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    // `-r` prints `<hex> *<path>`.
-    let text = String::from_utf8_lossy(&out.stdout);
-    let hex = text.split_whitespace().next().unwrap_or_default();
-    Digest::from_hex(hex).with_context(|| format!("unexpected openssl output {text:?}"))
-}
-
-fn rate(bytes: u64, took: Duration) -> String {
-    let secs = took.as_secs_f64();
-    format!(
-        "{:.3} s = {:.2} GB/s ({:.2} GiB/s)",
-        secs,
-        bytes as f64 / secs / 1e9,
-        bytes as f64 / secs / GIB as f64
-    )
-}
-
-fn machine() -> String {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |name: &str| {
-        cpuinfo
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_owned())
-    };
-    let model = field("model name").unwrap_or_else(|| "unknown CPU".into());
-    let flags = field("flags").unwrap_or_default();
-    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let openssl = Command::new("openssl")
-        .arg("version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|_| "openssl not found".into());
-    format!(
-        "nproc {nproc}; CPU {model}; sha_ni {}; avx2 {}; {openssl}",
-        if has("sha_ni") { "yes" } else { "no" },
-        if has("avx2") { "yes" } else { "no" },
-    )
 }
 
 fn run() -> Result<bool> {
@@ -234,7 +133,7 @@ fn run() -> Result<bool> {
         bail!("file changed while benchmarking: read {n} bytes, expected {bytes}");
     }
     println!("adapter-core sha256_file: {}", rate(bytes, ours_t));
-    let (theirs_t, theirs) = best_of(args.runs, || openssl_digest(&path))?;
+    let (theirs_t, (_, theirs)) = best_of(args.runs, || openssl_sha256(&path))?;
     println!("openssl dgst -sha256:     {}", rate(bytes, theirs_t));
 
     let ratio = theirs_t.as_secs_f64() / ours_t.as_secs_f64();

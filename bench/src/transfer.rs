@@ -23,15 +23,17 @@
 //! to this executable (`target/release/`).
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use adapter_bench::{
+    GIB, machine, openssl_sha256, parse_size, proc_field, rate, warm_up, write_random,
+};
 use adapter_testkit::{Backend, ServerProcess, Stack, bin};
 use anyhow::{Context, Result, bail};
 
-const GIB: u64 = 1 << 30;
 const MB: f64 = 1e6;
 const TARGET_PUSH: f64 = 0.8;
 const TARGET_PULL: f64 = 0.8;
@@ -45,26 +47,6 @@ const USAGE: &str = "usage: transfer-bench [--size BYTES[K|M|G]] [--work-dir DIR
 struct Args {
     size: u64,
     work_dir: Option<PathBuf>,
-}
-
-fn parse_size(s: &str) -> Result<u64> {
-    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => s.split_at(i),
-        None => (s, ""),
-    };
-    let n: u64 = digits.parse().with_context(|| format!("bad size {s:?}"))?;
-    let mult = match unit.to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "K" | "KIB" => 1 << 10,
-        "M" | "MIB" => 1 << 20,
-        "G" | "GIB" => GIB,
-        other => bail!("bad size unit {other:?} in {s:?} (use K, M or G: binary units)"),
-    };
-    let size = n.checked_mul(mult).context("size overflows u64")?;
-    if size == 0 {
-        bail!("size must be positive");
-    }
-    Ok(size)
 }
 
 fn parse_args() -> Result<Args> {
@@ -108,76 +90,27 @@ fn write_model(dir: &Path, size: u64) -> Result<PathBuf> {
     let mut file = io::BufWriter::with_capacity(1 << 20, File::create(&path)?);
     file.write_all(&(header.len() as u64).to_le_bytes())?;
     file.write_all(header.as_bytes())?;
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = size;
-    while left > 0 {
-        for word in buf.chunks_exact_mut(8) {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            word.copy_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-        }
-        let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-        file.write_all(&buf[..n])?;
-        left -= n as u64;
-    }
+    write_random(&mut file, size, 0)?;
     file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     Ok(path)
 }
 
-/// Reads a file once so that later reads come from the page cache.
-fn warm_up(path: &Path) -> Result<u64> {
-    let mut f = File::open(path)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => total += n as u64,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// Time of `cp FROM TO` (the copy is removed afterwards).
+/// Time of `dd if=FROM of=TO bs=4M` (the copy is removed afterwards): reading and writing
+/// the bytes once through user space, as push and pull must (`cp` may use
+/// `copy_file_range` and write nothing at all).
 fn copy_time(from: &Path, to: &Path) -> Result<Duration> {
     let start = Instant::now();
-    let status = Command::new("cp")
-        .arg(from)
-        .arg(to)
+    let status = Command::new("dd")
+        .arg(format!("if={}", from.display()))
+        .arg(format!("of={}", to.display()))
+        .arg("bs=4M")
+        .stderr(Stdio::null())
         .status()
-        .context("running `cp`")?;
+        .context("running `dd`")?;
     let took = start.elapsed();
-    anyhow::ensure!(status.success(), "cp failed: {status}");
+    anyhow::ensure!(status.success(), "dd failed: {status}");
     fs::remove_file(to).context("removing the copy")?;
     Ok(took)
-}
-
-/// `openssl dgst -sha256` of a file: (time, hex digest).
-fn openssl_sha256(path: &Path) -> Result<(Duration, String)> {
-    let start = Instant::now();
-    let out = Command::new("openssl")
-        .args(["dgst", "-sha256", "-r"])
-        .arg(path)
-        .output()
-        .context("running `openssl dgst` (is openssl installed?)")?;
-    let took = start.elapsed();
-    if !out.status.success() {
-        bail!(
-            "openssl dgst failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok((
-        took,
-        text.split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
-    ))
 }
 
 /// One timed client run.
@@ -273,23 +206,6 @@ fn clock_ticks() -> Option<f64> {
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
-/// The first number after `name` in a `/proc` key-value file.
-fn proc_field(path: &str, name: &str) -> Option<u64> {
-    fs::read_to_string(path)
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(name))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-fn rate(bytes: u64, took: Duration) -> String {
-    let secs = took.as_secs_f64();
-    format!("{secs:.3} s = {:.2} GB/s", bytes as f64 / secs / 1e9)
-}
-
 fn rss(bytes: Option<u64>) -> String {
     bytes.map_or("n/a".into(), |b| format!("{:.1} MB", b as f64 / MB))
 }
@@ -300,18 +216,6 @@ fn cpu(seconds: Option<f64>) -> String {
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "meets" } else { "MISSES" }
-}
-
-fn machine() -> String {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown CPU".into(), |(_, v)| v.trim().to_owned());
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mem = proc_field("/proc/meminfo", "MemTotal:").map_or(0.0, |kb| kb as f64 / 1048576.0);
-    format!("nproc {nproc}; CPU {model}; RAM {mem:.1} GiB")
 }
 
 fn run() -> Result<bool> {
@@ -348,7 +252,7 @@ fn run() -> Result<bool> {
     let copy_baseline = copy_time(&model, &work.path().join("copy.bin"))?
         .min(copy_time(&model, &work.path().join("copy.bin"))?);
     println!(
-        "cp to the same filesystem (best of 2): {}",
+        "dd bs=4M to the same filesystem (best of 2): {}",
         rate(bytes, copy_baseline)
     );
     let vs_copy = |took: Duration| copy_baseline.as_secs_f64() / took.as_secs_f64();
@@ -383,7 +287,7 @@ fn run() -> Result<bool> {
     );
 
     let cpu_after_push = server_cpu();
-    println!("         = {:.2}x cp", vs_copy(push.took));
+    println!("         = {:.2}x dd", vs_copy(push.took));
     println!(
         "         CPU: client {}, server {}",
         cpu(push.cpu),
@@ -399,7 +303,7 @@ fn run() -> Result<bool> {
         rss(pull.peak_rss)
     );
 
-    println!("         = {:.2}x cp", vs_copy(pull.took));
+    println!("         = {:.2}x dd", vs_copy(pull.took));
     println!(
         "         CPU: client {}, server {}",
         cpu(pull.cpu),
