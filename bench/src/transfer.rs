@@ -348,7 +348,7 @@ fn run() -> Result<bool> {
     let config_same =
         fs::read(model_dir.join("config.json"))? == fs::read(pulled_dir.join("config.json"))?;
     if pulled_digest == digest && config_same {
-        println!("pulled files are byte-identical: sha256 {digest}");
+        println!("pulled files are byte-identical: {digest}");
         Ok(true)
     } else {
         println!(
