@@ -9,11 +9,13 @@ use crate::manifest::{Kind, Manifest};
 
 /// The one error body: `{"error": {"code", "message", "details"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorInfo,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorInfo {
     /// Stable machine code (`digest_mismatch`, `version_exists`, …): see docs/API.md.
     pub code: String,
@@ -36,11 +38,13 @@ pub fn kind_segment(kind: Kind) -> &'static str {
 
 /// `POST /v1/blobs/check`: which of these blobs does the server lack?
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlobCheckRequest {
     pub digests: Vec<Digest>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlobCheckResponse {
     /// The requested digests the server does not have, in request order.
     pub missing: Vec<Digest>,
@@ -48,6 +52,7 @@ pub struct BlobCheckResponse {
 
 /// A stored blob (`PUT /v1/blobs/{digest}` and `PUT /v1/uploads/{id}` answer this).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlobInfo {
     pub digest: Digest,
     pub size: u64,
@@ -55,6 +60,7 @@ pub struct BlobInfo {
 
 /// `POST /v1/uploads` body (all optional).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadStart {
     /// The digest the client expects to finish with (lets the server refuse early).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,6 +72,7 @@ pub struct UploadStart {
 
 /// An upload session's state.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadStatus {
     pub id: String,
     /// Bytes received so far: the offset the next chunk must start at.
@@ -76,6 +83,7 @@ pub struct UploadStatus {
 
 /// What a repository is: `GET /v1/{kind}/{ns}/{name}` and list entries.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RepositoryInfo {
     pub kind: Kind,
     pub namespace: String,
@@ -90,6 +98,7 @@ pub struct RepositoryInfo {
 
 /// `GET /v1/{kind}?namespace=&q=&cursor=&limit=`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RepositoryList {
     pub repositories: Vec<RepositoryInfo>,
     /// Pass as `cursor` to get the next page; absent on the last page.
@@ -99,6 +108,7 @@ pub struct RepositoryList {
 
 /// One version, as listed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionSummary {
     pub version: String,
     pub manifest_digest: Digest,
@@ -109,12 +119,14 @@ pub struct VersionSummary {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionList {
     pub versions: Vec<VersionSummary>,
 }
 
 /// A version in full: `GET …/versions/{version}`, and the body of a successful publish.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionInfo {
     pub kind: Kind,
     pub namespace: String,
@@ -131,6 +143,7 @@ pub struct VersionInfo {
 
 /// `GET …/resolve/{selector}` (or `…/resolve` for the latest).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResolveResponse {
     pub version: String,
     pub manifest_digest: Digest,
@@ -149,6 +162,7 @@ pub mod metadata {
 
 /// An adapter's base model identity, as declared in `metadata.base`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BaseModelRef {
     /// `base_model_name_or_path` from adapter_config.json.
@@ -166,6 +180,7 @@ pub struct BaseModelRef {
 /// One weights file of a headers-only model: its size and digest, and the blob holding its
 /// first `8 + N` bytes (the safetensors header) so the server can validate it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeadersOnlyWeight {
     pub path: String,

@@ -99,6 +99,25 @@ impl<'de> Deserialize<'de> for Digest {
     }
 }
 
+/// On the wire a digest is a string, `sha256:<64 lowercase hex>`.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Digest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A sha256 digest: `sha256:` and 64 lowercase hex characters.",
+            ))
+            .pattern(Some("^sha256:[0-9a-f]{64}$"))
+            .examples(["sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Digest {}
+
 /// Incremental sha256 that also counts bytes.
 #[derive(Clone, Default)]
 pub struct Hasher {

@@ -34,6 +34,7 @@ pub const SCHEMA: &str = "adapter-registry.manifest.v1";
 
 /// What a repository holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Adapter,
@@ -71,8 +72,11 @@ impl FromStr for Kind {
 
 /// One file of a version.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
+    /// Relative `/`-separated path (the path rules are in docs/FORMATS.md).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "adapter_config.json"))]
     pub path: FilePath,
     pub size: u64,
     pub digest: Digest,
@@ -299,6 +303,51 @@ impl RawManifest {
             ));
         }
         Manifest::new(self.kind, self.files, self.metadata)
+    }
+}
+
+// The wire shape of a `Manifest` (what `to_value` writes and `from_json` reads) for the
+// OpenAPI spec: `Manifest` itself has hand-written serde and private fields.
+/// A version's manifest (docs/FORMATS.md). Its digest is the sha256 of its canonical JSON.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(as = Manifest)]
+#[allow(dead_code)]
+struct ManifestSchema {
+    /// Always `adapter-registry.manifest.v1`.
+    #[schema(
+        example = "adapter-registry.manifest.v1",
+        pattern = "^adapter-registry\\.manifest\\.v1$"
+    )]
+    schema: String,
+    kind: Kind,
+    /// At least one file; paths unique (also ignoring letter case).
+    files: Vec<FileEntry>,
+    /// Free-form; keys the registry understands: `adapter_core::api::metadata`.
+    #[schema(required = false)]
+    metadata: Map<String, Value>,
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Manifest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <ManifestSchema as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Manifest {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Manifest")
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <ManifestSchema as utoipa::ToSchema>::schemas(schemas);
     }
 }
 

@@ -1,6 +1,6 @@
 //! `HEAD|GET|PUT /v1/blobs/{digest}`, `POST /v1/blobs/check`.
 
-use adapter_core::api::{BlobCheckRequest, BlobCheckResponse};
+use adapter_core::api::{BlobCheckRequest, BlobCheckResponse, BlobInfo, ErrorBody};
 use adapter_core::digest::Digest;
 use axum::Json;
 use axum::body::Body;
@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::doc::Binary;
 use super::extract::{ApiPath, JsonBody};
 use super::range;
 use crate::app::AppState;
@@ -50,6 +51,26 @@ fn blob_headers(d: &Digest, len: u64) -> HeaderMap {
     h
 }
 
+/// Does a blob exist, and how large is it?
+///
+/// Answers the headers of `GET` without a body; `Range` is ignored.
+#[utoipa::path(
+    head,
+    path = "/v1/blobs/{digest}",
+    operation_id = "head_blob",
+    tag = "blobs",
+    params(("digest" = String, Path, description = "`sha256:<64 hex>`")),
+    responses(
+        (status = 200, description = "The blob exists.", headers(
+            ("Content-Length" = u64, description = "The blob's size."),
+            ("ETag" = String, description = "`\"sha256:…\"`"),
+            ("Accept-Ranges" = String, description = "`bytes`"),
+        )),
+        (status = 400, description = "`invalid_digest`, `invalid_path`.", body = ErrorBody),
+        (status = 404, description = "`blob_not_found`.", body = ErrorBody),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
 pub async fn head(
     State(app): State<AppState>,
     ApiPath(digest): ApiPath<String>,
@@ -58,6 +79,36 @@ pub async fn head(
     Ok((StatusCode::OK, blob_headers(&d, size)).into_response())
 }
 
+/// Download a blob, whole or one byte range.
+///
+/// `Range: bytes=a-b`, `bytes=a-` or `bytes=-n` (one range; `b` is clamped to the end).
+#[utoipa::path(
+    get,
+    path = "/v1/blobs/{digest}",
+    operation_id = "get_blob",
+    tag = "blobs",
+    params(
+        ("digest" = String, Path, description = "`sha256:<64 hex>`"),
+        ("Range" = Option<String>, Header, description = "One range: `bytes=a-b`, `bytes=a-` or `bytes=-n`."),
+    ),
+    responses(
+        (status = 200, description = "The whole blob, streamed.", body = Binary, content_type = "application/octet-stream", headers(
+            ("Content-Length" = u64, description = "The blob's size."),
+            ("ETag" = String, description = "`\"sha256:…\"`"),
+            ("Accept-Ranges" = String, description = "`bytes`"),
+        )),
+        (status = 206, description = "The requested range.", body = Binary, content_type = "application/octet-stream", headers(
+            ("Content-Range" = String, description = "`bytes a-b/size`"),
+            ("Content-Length" = u64, description = "The range's length."),
+        )),
+        (status = 400, description = "`invalid_digest`, `invalid_path`, `invalid_range` (malformed, several ranges, another unit).", body = ErrorBody),
+        (status = 404, description = "`blob_not_found`.", body = ErrorBody),
+        (status = 416, description = "`range_not_satisfiable` (details `{\"size\": n}`).", body = ErrorBody, headers(
+            ("Content-Range" = String, description = "`bytes */size`"),
+        )),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(app): State<AppState>,
     ApiPath(digest): ApiPath<String>,
@@ -87,6 +138,26 @@ pub async fn get(
     Ok((status, headers, Body::from_stream(stream)).into_response())
 }
 
+/// Upload a blob in one request.
+///
+/// The body is streamed and hashed; on a mismatch nothing is stored. A blob that already
+/// exists is answered 200 without reading the body, with `Connection: close`.
+#[utoipa::path(
+    put,
+    path = "/v1/blobs/{digest}",
+    operation_id = "put_blob",
+    tag = "blobs",
+    params(("digest" = String, Path, description = "`sha256:<64 hex>` of the body")),
+    request_body(content = Binary, content_type = "application/octet-stream", description = "The blob's bytes (no size cap)."),
+    responses(
+        (status = 201, description = "Stored.", body = BlobInfo),
+        (status = 200, description = "It already existed (the body was not read).", body = BlobInfo, headers(
+            ("Connection" = String, description = "`close`"),
+        )),
+        (status = 400, description = "`invalid_digest`, `invalid_path`, `digest_mismatch`, `upload_interrupted`.", body = ErrorBody),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
 pub async fn put(
     State(app): State<AppState>,
     ApiPath(digest): ApiPath<String>,
@@ -105,6 +176,20 @@ pub async fn put(
     Ok(res)
 }
 
+/// Which of these blobs does the server lack?
+#[utoipa::path(
+    post,
+    path = "/v1/blobs/check",
+    operation_id = "check_blobs",
+    tag = "blobs",
+    request_body(content = BlobCheckRequest, description = "At most 10,000 digests."),
+    responses(
+        (status = 200, description = "The missing digests, in request order.", body = BlobCheckResponse),
+        (status = 400, description = "`invalid_json`, `invalid_body`, `too_many_digests`.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large` (over 2 MiB).", body = ErrorBody),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
 pub async fn check(
     State(app): State<AppState>,
     JsonBody(req): JsonBody<BlobCheckRequest>,

@@ -1,7 +1,12 @@
 //! The HTTP API (docs/API.md): routes, the not-found/405 mapping, request tracing.
 //! Handlers are thin: each parses its input and calls a store or service.
+//!
+//! Every route is registered through utoipa-axum's `routes!`, so each one carries its
+//! OpenAPI description; [`openapi`] is the spec (committed at `openapi/openapi.json`,
+//! served at `GET /openapi.json`, browsable at `/docs`).
 
 mod blobs;
+mod doc;
 mod extract;
 mod health;
 mod range;
@@ -12,9 +17,12 @@ mod versions;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use axum::{Extension, Router, middleware};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use adapter_core::api::kind_segment;
 use adapter_core::manifest::Kind;
@@ -22,31 +30,22 @@ use adapter_core::manifest::Kind;
 use crate::app::AppState;
 use crate::error::ApiError;
 
+pub use adapter_core::api::ErrorBody;
 pub use extract::{JSON_LIMIT, MANIFEST_LIMIT};
 
-/// The whole API over one state.
+/// Where the spec is served.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+/// Where Swagger UI (assets embedded in the binary) is served.
+pub const DOCS_PATH: &str = "/docs";
+
+/// The whole API over one state, plus `GET /openapi.json` and Swagger UI at `/docs`.
 pub fn router(state: AppState) -> Router {
-    let mut v1 = Router::new()
-        .route("/v1/blobs/check", post(blobs::check))
-        .route(
-            "/v1/blobs/{digest}",
-            get(blobs::get).head(blobs::head).put(blobs::put),
-        )
-        .route("/v1/uploads", post(uploads::start))
-        .route(
-            "/v1/uploads/{id}",
-            get(uploads::status)
-                .patch(uploads::append)
-                .put(uploads::finish)
-                .delete(uploads::cancel),
-        );
-    for kind in [Kind::Adapter, Kind::Model] {
-        v1 = v1.nest(&format!("/v1/{}", kind_segment(kind)), kind_routes(kind));
-    }
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .merge(v1)
+    let (api, spec) = api_router().split_for_parts();
+    // `validator_url("none")`: Swagger UI would otherwise send the spec to swagger.io.
+    let docs = SwaggerUi::new(DOCS_PATH)
+        .url(OPENAPI_PATH, spec)
+        .config(Config::new([OPENAPI_PATH]).validator_url("none"));
+    api.merge(docs)
         .fallback(|| async { ApiError::not_found() })
         // Bodies are read by our own extractors with explicit caps (JSON) or streamed
         // (uploads); axum's 2 MB default would silently cut uploads.
@@ -60,21 +59,44 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn kind_routes(kind: Kind) -> Router<AppState> {
-    Router::new()
-        .route("/", get(repositories::list))
-        .route("/{ns}/{name}", get(repositories::info))
-        .route("/{ns}/{name}/versions", get(repositories::versions))
-        .route(
-            "/{ns}/{name}/versions/{version}",
-            put(versions::publish).get(versions::get),
-        )
-        .route("/{ns}/{name}/resolve", get(repositories::resolve_latest))
-        .route(
-            "/{ns}/{name}/resolve/{selector}",
-            get(repositories::resolve),
-        )
-        .layer(Extension(kind))
+/// The OpenAPI 3.1 description of every API route (what `GET /openapi.json` serves).
+pub fn openapi() -> OpenApi {
+    api_router().split_for_parts().1
+}
+
+/// The API routes with their descriptions; no route is added any other way.
+fn api_router() -> OpenApiRouter<AppState> {
+    let mut api = OpenApiRouter::with_openapi(doc::base())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(blobs::check))
+        .routes(routes!(blobs::get, blobs::head, blobs::put))
+        .routes(routes!(uploads::start))
+        .routes(routes!(
+            uploads::status,
+            uploads::append,
+            uploads::finish,
+            uploads::cancel
+        ));
+    for kind in [Kind::Adapter, Kind::Model] {
+        api = api.nest(&format!("/v1/{}", kind_segment(kind)), kind_routes(kind));
+    }
+    doc::optional_bodies_are_not_null(api.get_openapi_mut());
+    api
+}
+
+fn kind_routes(kind: Kind) -> OpenApiRouter<AppState> {
+    let mut r = OpenApiRouter::new()
+        .routes(routes!(repositories::list))
+        .routes(routes!(repositories::info))
+        .routes(routes!(repositories::versions))
+        .routes(routes!(versions::publish, versions::get))
+        .routes(routes!(repositories::resolve_latest))
+        .routes(routes!(repositories::resolve))
+        .layer(Extension(kind));
+    // The same handlers serve both kinds: give each copy its own tag and operation ids.
+    doc::for_kind(r.get_openapi_mut(), kind_segment(kind));
+    r
 }
 
 /// axum answers a known route with the wrong method with an empty 405; give it our shape.

@@ -1,6 +1,6 @@
 //! `GET /v1/{kind}`, `GET /v1/{kind}/{ns}/{name}`, `…/versions`, `…/resolve[/{selector}]`.
 
-use adapter_core::api::{RepositoryInfo, RepositoryList, ResolveResponse, VersionList};
+use adapter_core::api::{ErrorBody, RepositoryInfo, RepositoryList, ResolveResponse, VersionList};
 use adapter_core::manifest::Kind;
 use adapter_core::name::Name;
 use adapter_core::reference::{NoAliases, Selector, resolve as resolve_selector};
@@ -54,11 +54,17 @@ async fn info_of(app: &AppState, kind: Kind, repo: &RepoRow) -> ApiResult<Reposi
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this namespace.
     namespace: Option<String>,
+    /// Case-insensitive literal substring of `ns/name` (at most 256 bytes).
     q: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size, 1..=100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
 }
 
@@ -76,6 +82,18 @@ fn decode_cursor(c: &str) -> ApiResult<(String, String)> {
     Ok((ns.into(), name.into()))
 }
 
+/// List repositories of this kind, sorted by namespace then name.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "list_repositories",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page.", body = RepositoryList),
+        (status = 400, description = "`invalid_query` (also `limit` outside 1..=100), `invalid_name`, `invalid_cursor`.", body = ErrorBody),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(app): State<AppState>,
     Extension(kind): Extension<Kind>,
@@ -132,6 +150,19 @@ fn names(ns: &str, name: &str) -> ApiResult<(Name, Name)> {
     Ok((parse_name("namespace", ns)?, parse_name("name", name)?))
 }
 
+/// A repository.
+#[utoipa::path(
+    get,
+    path = "/{ns}/{name}",
+    operation_id = "get_repository",
+    params(("ns" = String, Path, description = "Namespace (name rules: docs/FORMATS.md)."), ("name" = String, Path, description = "Repository name.")),
+    responses(
+        (status = 200, description = "The repository.", body = RepositoryInfo),
+        (status = 400, description = "`invalid_name`, `invalid_path`.", body = ErrorBody),
+        (status = 404, description = "`repository_not_found`.", body = ErrorBody),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
 pub async fn info(
     State(app): State<AppState>,
     Extension(kind): Extension<Kind>,
@@ -142,6 +173,19 @@ pub async fn info(
     Ok(Json(info_of(&app, kind, &repo).await?))
 }
 
+/// A repository's versions, newest semver first.
+#[utoipa::path(
+    get,
+    path = "/{ns}/{name}/versions",
+    operation_id = "list_versions",
+    params(("ns" = String, Path, description = "Namespace (name rules: docs/FORMATS.md)."), ("name" = String, Path, description = "Repository name.")),
+    responses(
+        (status = 200, description = "The versions.", body = VersionList),
+        (status = 400, description = "`invalid_name`, `invalid_path`.", body = ErrorBody),
+        (status = 404, description = "`repository_not_found`.", body = ErrorBody),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
 pub async fn versions(
     State(app): State<AppState>,
     Extension(kind): Extension<Kind>,
@@ -186,6 +230,19 @@ async fn resolve_in(
     })
 }
 
+/// Resolve the latest version (highest, not yanked, not a pre-release).
+#[utoipa::path(
+    get,
+    path = "/{ns}/{name}/resolve",
+    operation_id = "resolve_latest",
+    params(("ns" = String, Path, description = "Namespace (name rules: docs/FORMATS.md)."), ("name" = String, Path, description = "Repository name.")),
+    responses(
+        (status = 200, description = "The resolved version.", body = ResolveResponse),
+        (status = 400, description = "`invalid_name`, `invalid_path`.", body = ErrorBody),
+        (status = 404, description = "`repository_not_found`, `no_match`.", body = ErrorBody),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
 pub async fn resolve_latest(
     State(app): State<AppState>,
     Extension(kind): Extension<Kind>,
@@ -194,6 +251,21 @@ pub async fn resolve_latest(
     Ok(Json(resolve_in(&app, kind, &ns, &name, None).await?))
 }
 
+/// Resolve a selector: exact version, semver range or manifest digest.
+///
+/// Every resolution failure is 404 `no_match` with the reason in `message`.
+#[utoipa::path(
+    get,
+    path = "/{ns}/{name}/resolve/{selector}",
+    operation_id = "resolve",
+    params(("ns" = String, Path, description = "Namespace (name rules: docs/FORMATS.md)."), ("name" = String, Path, description = "Repository name."), ("selector" = String, Path, description = "An exact version, a semver range, or a `sha256:` manifest digest.")),
+    responses(
+        (status = 200, description = "The resolved version.", body = ResolveResponse),
+        (status = 400, description = "`invalid_name`, `invalid_selector`, `invalid_path`.", body = ErrorBody),
+        (status = 404, description = "`repository_not_found`, `no_match`.", body = ErrorBody),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
 pub async fn resolve(
     State(app): State<AppState>,
     Extension(kind): Extension<Kind>,

@@ -1,6 +1,6 @@
 //! `POST /v1/uploads`, `PATCH|GET|PUT|DELETE /v1/uploads/{id}`.
 
-use adapter_core::api::{UPLOAD_OFFSET_HEADER, UploadStart, UploadStatus};
+use adapter_core::api::{BlobInfo, ErrorBody, UPLOAD_OFFSET_HEADER, UploadStart, UploadStatus};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::blobs::parse_digest;
+use super::doc::Binary;
 use super::extract::{ApiPath, ApiQuery, LimitedBytes, parse_json};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -20,6 +21,25 @@ fn with_offset(status: StatusCode, s: UploadStatus) -> Response {
     (status, headers, Json(s)).into_response()
 }
 
+/// Start a resumable upload session.
+///
+/// The body is empty or an `UploadStart` (at most 64 KiB).
+#[utoipa::path(
+    post,
+    path = "/v1/uploads",
+    operation_id = "start_upload",
+    tag = "uploads",
+    request_body(content = Option<UploadStart>, description = "Optional; may be empty."),
+    responses(
+        (status = 201, description = "The new session.", body = UploadStatus, headers(
+            ("Location" = String, description = "`/v1/uploads/{id}`"),
+            ("Upload-Offset" = u64, description = "Bytes the session holds: where the next chunk starts."),
+        )),
+        (status = 400, description = "`invalid_json`, `invalid_body`.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large` (over 64 KiB).", body = ErrorBody),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
 pub async fn start(
     State(app): State<AppState>,
     LimitedBytes(body): LimitedBytes<{ 64 * 1024 }>,
@@ -37,6 +57,19 @@ pub async fn start(
     Ok(res)
 }
 
+/// An upload session's state.
+#[utoipa::path(
+    get,
+    path = "/v1/uploads/{id}",
+    operation_id = "get_upload",
+    tag = "uploads",
+    params(("id" = String, Path, description = "The session id (a UUID) from `POST /v1/uploads`.")),
+    responses(
+        (status = 200, description = "The session.", body = UploadStatus, headers(("Upload-Offset" = u64, description = "Bytes the session holds: where the next chunk starts."))),
+        (status = 404, description = "`upload_not_found` (unknown, expired or not a UUID).", body = ErrorBody),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
 pub async fn status(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<String>,
@@ -62,6 +95,28 @@ fn offset_header(headers: &HeaderMap) -> ApiResult<u64> {
     raw.parse().map_err(|_| invalid("too large"))
 }
 
+/// Append a chunk at the session's offset.
+///
+/// An empty body changes nothing. Every success pushes `expires_at` to now + TTL.
+#[utoipa::path(
+    patch,
+    path = "/v1/uploads/{id}",
+    operation_id = "append_upload",
+    tag = "uploads",
+    params(
+        ("id" = String, Path, description = "The session id (a UUID) from `POST /v1/uploads`."),
+        ("Upload-Offset" = u64, Header, description = "Where this chunk starts; must equal the session's offset."),
+    ),
+    request_body(content = Binary, content_type = "application/octet-stream", description = "The chunk."),
+    responses(
+        (status = 202, description = "Appended; the new offset.", body = UploadStatus, headers(("Upload-Offset" = u64, description = "Bytes the session holds: where the next chunk starts."))),
+        (status = 400, description = "`invalid_offset`, `upload_interrupted`.", body = ErrorBody),
+        (status = 404, description = "`upload_not_found`.", body = ErrorBody),
+        (status = 409, description = "`upload_finishing`, `conflict`.", body = ErrorBody),
+        (status = 416, description = "`wrong_offset` (details `{\"offset\": current}`).", body = ErrorBody, headers(("Upload-Offset" = u64, description = "Bytes the session holds: where the next chunk starts."))),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
 pub async fn append(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<String>,
@@ -73,11 +128,32 @@ pub async fn append(
     Ok(with_offset(StatusCode::ACCEPTED, s))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FinishQuery {
+    /// `sha256:<64 hex>` the uploaded bytes must hash to (required).
+    #[param(required = true)]
     digest: Option<String>,
 }
 
+/// Finish an upload: verify the digest and store the blob.
+///
+/// On a mismatch the session is deleted and nothing becomes visible. Answers 201 even when
+/// the blob already existed.
+#[utoipa::path(
+    put,
+    path = "/v1/uploads/{id}",
+    operation_id = "finish_upload",
+    tag = "uploads",
+    params(("id" = String, Path, description = "The session id (a UUID) from `POST /v1/uploads`."), FinishQuery),
+    responses(
+        (status = 201, description = "The stored blob.", body = BlobInfo),
+        (status = 400, description = "`invalid_digest` (missing or malformed `digest`), `invalid_query`, `digest_mismatch`.", body = ErrorBody),
+        (status = 404, description = "`upload_not_found`.", body = ErrorBody),
+        (status = 409, description = "`upload_finishing`, `conflict`.", body = ErrorBody),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
 pub async fn finish(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<String>,
@@ -91,6 +167,20 @@ pub async fn finish(
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
+/// Cancel an upload: the session and its data are removed.
+#[utoipa::path(
+    delete,
+    path = "/v1/uploads/{id}",
+    operation_id = "cancel_upload",
+    tag = "uploads",
+    params(("id" = String, Path, description = "The session id (a UUID) from `POST /v1/uploads`.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 404, description = "`upload_not_found`.", body = ErrorBody),
+        (status = 409, description = "`upload_finishing`.", body = ErrorBody),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
 pub async fn cancel(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<String>,

@@ -1,7 +1,7 @@
 //! `PUT|GET /v1/{kind}/{ns}/{name}/versions/{version}`.
 
-use adapter_core::api::VersionInfo;
-use adapter_core::manifest::Kind;
+use adapter_core::api::{ErrorBody, VersionInfo};
+use adapter_core::manifest::{Kind, Manifest};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,6 +12,27 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::publish::{self, info::version_info, parse_name, parse_version};
 
+/// Publish a version with its manifest.
+///
+/// Checks, in order: names and version, the manifest (strict JSON), its kind, whether the
+/// version exists (same manifest digest: 200; other content: 409), the blobs, then the
+/// adapter or model itself (docs/API.md, "Version summaries").
+#[utoipa::path(
+    put,
+    path = "/{ns}/{name}/versions/{version}",
+    operation_id = "publish_version",
+    params(("ns" = String, Path, description = "Namespace (name rules: docs/FORMATS.md)."), ("name" = String, Path, description = "Repository name."), ("version" = String, Path, description = "A semver version (stored in normal form).")),
+    request_body(content = Manifest, description = "The manifest (docs/FORMATS.md), at most 8 MiB."),
+    responses(
+        (status = 201, description = "Published.", body = VersionInfo),
+        (status = 200, description = "The same manifest was already published as this version.", body = VersionInfo),
+        (status = 400, description = "`invalid_name`, `invalid_version`, `invalid_manifest`, `invalid_path`, `kind_mismatch`, `missing_blobs` (details `{\"missing\": [...]}`), `size_mismatch`, `base_mismatch`.", body = ErrorBody),
+        (status = 409, description = "`version_exists` (details `{\"manifest_digest\": existing}`), `conflict`.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large` (over 8 MiB).", body = ErrorBody),
+        (status = 422, description = "`invalid_adapter`, `invalid_model` (details: findings).", body = ErrorBody),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
 pub async fn publish(
     State(app): State<AppState>,
     Extension(kind): Extension<Kind>,
@@ -30,6 +51,19 @@ pub async fn publish(
     Ok((status, Json(out.info)).into_response())
 }
 
+/// A version in full: manifest and server-derived summary.
+#[utoipa::path(
+    get,
+    path = "/{ns}/{name}/versions/{version}",
+    operation_id = "get_version",
+    params(("ns" = String, Path, description = "Namespace (name rules: docs/FORMATS.md)."), ("name" = String, Path, description = "Repository name."), ("version" = String, Path, description = "A semver version (stored in normal form).")),
+    responses(
+        (status = 200, description = "The version.", body = VersionInfo),
+        (status = 400, description = "`invalid_name`, `invalid_version`, `invalid_path`.", body = ErrorBody),
+        (status = 404, description = "`repository_not_found`, `version_not_found`.", body = ErrorBody),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(app): State<AppState>,
     Extension(kind): Extension<Kind>,
