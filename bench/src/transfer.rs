@@ -264,12 +264,18 @@ fn run() -> Result<bool> {
     let dir = model_dir.to_str().context("work dir is not UTF-8")?;
     let out = pulled_dir.to_str().context("work dir is not UTF-8")?;
     let url = server.url.as_str();
+    let token = server
+        .admin_token
+        .as_deref()
+        .context("the server wrote no admin.token")?;
 
     let server_cpu = || cpu_seconds(pid);
     let cpu_before = server_cpu();
     let push = adapterctl(&[
         "--url",
         url,
+        "--token",
+        token,
         "push",
         dir,
         "--name",
@@ -293,7 +299,16 @@ fn run() -> Result<bool> {
         cpu(push.cpu),
         cpu(cpu_after_push.zip(cpu_before).map(|(a, b)| a - b))
     );
-    let pull = adapterctl(&["--url", url, "pull", "bench/big@1.0.0", "-o", out])?;
+    let pull = adapterctl(&[
+        "--url",
+        url,
+        "--token",
+        token,
+        "pull",
+        "bench/big@1.0.0",
+        "-o",
+        out,
+    ])?;
     let pull_ok = ratio(pull.took) >= TARGET_PULL;
     println!(
         "pull:    {}  = {:.2}x openssl ({} target >= {TARGET_PULL}x), client peak RSS {}",
@@ -313,6 +328,8 @@ fn run() -> Result<bool> {
     let repush = adapterctl(&[
         "--url",
         url,
+        "--token",
+        token,
         "push",
         dir,
         "--name",

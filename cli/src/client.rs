@@ -232,6 +232,12 @@ impl Client {
             .await
     }
 
+    /// `GET /v1/whoami`: who the registry takes this client's token for.
+    pub async fn whoami(&self) -> Result<adapter_core::api::WhoAmI> {
+        self.json(self.request(Method::GET, self.url(&["v1", "whoami"])))
+            .await
+    }
+
     // ---- blobs ----
 
     /// `POST /v1/blobs/check`, batched: the digests the server lacks, in input order.

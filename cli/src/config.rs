@@ -15,12 +15,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
 /// The contents of `config.toml`.
-#[derive(Default, Deserialize, PartialEq, Eq)]
+#[derive(Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub url: Option<String>,
@@ -107,6 +107,33 @@ pub fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
             e.message().trim()
         )
     })
+}
+
+/// Write the config file atomically, readable by its owner only (it holds a token): the
+/// directory is created with mode 0700, the file with 0600.
+pub fn write_file(path: &Path, config: &FileConfig) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let dir = path.parent().context("the config path has no directory")?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let text = toml::to_string(config).context("encoding the config")?;
+    let tmp = dir.join(format!(".config.toml.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 /// Combine the layers. `flag_*` already include the environment (clap's `env`).

@@ -27,6 +27,7 @@ mod exit;
 mod fsutil;
 mod inspect;
 mod lock;
+mod login;
 mod output;
 mod progress;
 mod pull;
@@ -147,6 +148,14 @@ enum Command {
         #[arg(long, value_enum)]
         kind: Option<KindArg>,
     },
+    /// Check a token against the registry and keep URL + token in the config file (0600).
+    Login {
+        /// Read the token from the first line of standard input instead of --token.
+        #[arg(long)]
+        token_stdin: bool,
+    },
+    /// Who the registry takes you for: token name, scope, namespaces.
+    Whoami,
     /// Show one version: manifest, metadata and the registry's summary.
     Show {
         /// `namespace/name[@selector]` (default: the latest version).
@@ -168,6 +177,18 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The same settings without the built client (to build another one).
+    fn detached(&self) -> Self {
+        Self {
+            json: self.json,
+            url: self.url.clone(),
+            token: self.token.clone(),
+            dirs: self.dirs.clone(),
+            cache_dir: self.cache_dir.clone(),
+            client: OnceLock::new(),
+        }
+    }
+
     /// The registry client (flags > env > config file > default), built on first use.
     pub fn client(&self) -> Result<Client, Failure> {
         if let Some(c) = self.client.get() {
@@ -258,6 +279,8 @@ fn run_networked(ctx: &Ctx, command: &Command) -> Result<(), Failure> {
             Command::Ls { what, kind } => {
                 catalog::ls(ctx, what.as_deref(), kind.map(Into::into)).await
             }
+            Command::Login { token_stdin } => login::login(ctx, *token_stdin).await,
+            Command::Whoami => login::whoami(ctx).await,
             Command::Show { reference, kind } => {
                 catalog::show(ctx, reference, kind.map(Into::into)).await
             }

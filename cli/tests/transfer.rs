@@ -30,13 +30,14 @@ fn big_model_round_trips_and_an_interrupted_upload_resumes() {
         let weights = dir.join("model.safetensors");
         let (digest, size) = adapter_core::digest::sha256_file(&weights).unwrap();
         let config_len = std::fs::metadata(dir.join("config.json")).unwrap().len();
+        let auth = env.server.auth();
 
         // Upload the first 64 MiB by hand, as if an earlier push died there, and record it
         // where adapterctl keeps its sessions.
         let started = http(
             "POST",
             &format!("{}/v1/uploads", env.server.url),
-            &[("content-type", "application/json")],
+            &[("content-type", "application/json"), (auth.0, &auth.1)],
             serde_json::json!({"digest": digest, "size": size})
                 .to_string()
                 .as_bytes(),
@@ -58,6 +59,7 @@ fn big_model_round_trips_and_an_interrupted_upload_resumes() {
             &[
                 ("upload-offset", "0"),
                 ("content-type", "application/octet-stream"),
+                (auth.0, &auth.1),
             ],
             &first,
         );

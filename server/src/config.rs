@@ -22,6 +22,44 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the database migrations and exit.
     Migrate(StorageArgs),
+    /// Manage bearer tokens directly in the database (the secret is printed once).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its secret on stdout (only its hash is stored).
+    Create {
+        /// A label for people (`ci-bot`, `alice`).
+        #[arg(long)]
+        name: String,
+        /// read, write or admin.
+        #[arg(long, default_value = "read")]
+        scope: String,
+        /// Limit the token to this namespace (repeat for several); default: all.
+        #[arg(long = "namespace")]
+        namespaces: Vec<String>,
+        /// Expire after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Revoke a token by id (`tok_…`).
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -36,6 +74,9 @@ pub struct ServeArgs {
     /// Idle upload sessions are deleted after this many seconds.
     #[arg(long, env = "ADAPTER_REGISTRY_UPLOAD_TTL", default_value_t = 86_400)]
     pub upload_ttl: u64,
+    /// Let anonymous callers read the catalogue and blobs (writes always need a token).
+    #[arg(long, env = "ADAPTER_REGISTRY_PUBLIC_READ")]
+    pub public_read: bool,
     #[command(flatten)]
     pub storage: StorageArgs,
 }
@@ -79,6 +120,10 @@ impl fmt::Debug for StorageArgs {
 #[derive(Clone)]
 pub struct Config {
     pub database_url: String,
+    /// Where `admin.token` is written on first start.
+    pub data_dir: PathBuf,
+    /// Anonymous callers may read.
+    pub public_read: bool,
     pub blob_store: BlobStoreConfig,
     pub upload_ttl: Duration,
     /// How often expired upload sessions are swept.
@@ -89,6 +134,8 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("database_url", &redact_url(&self.database_url))
+            .field("data_dir", &self.data_dir)
+            .field("public_read", &self.public_read)
             .field("blob_store", &self.blob_store)
             .field("upload_ttl", &self.upload_ttl)
             .field("gc_interval", &self.gc_interval)
@@ -152,6 +199,8 @@ impl Config {
         };
         Ok(Self {
             database_url,
+            data_dir: args.data_dir.clone(),
+            public_read: false,
             blob_store,
             upload_ttl,
             gc_interval: Duration::from_secs(60),

@@ -10,6 +10,10 @@ use adapter_core::api::{ErrorBody, ErrorInfo, UPLOAD_OFFSET_HEADER};
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The code of an error response, left in its extensions for the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -82,7 +86,10 @@ pub fn status_of(code: &str) -> StatusCode {
         | "upload_not_found"
         | "repository_not_found"
         | "version_not_found"
-        | "no_match" => StatusCode::NOT_FOUND,
+        | "no_match"
+        | "token_not_found" => StatusCode::NOT_FOUND,
+        "unauthenticated" => StatusCode::UNAUTHORIZED,
+        "forbidden" => StatusCode::FORBIDDEN,
         "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
         "version_exists" | "conflict" | "upload_finishing" => StatusCode::CONFLICT,
         "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
@@ -131,7 +138,9 @@ impl IntoResponse for ApiError {
                 details,
             },
         };
-        (status, headers, axum::Json(body)).into_response()
+        let mut res = (status, headers, axum::Json(body)).into_response();
+        res.extensions_mut().insert(ErrorCode(self.code()));
+        res
     }
 }
 

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use adapter_registry::app::AppState;
-use adapter_registry::config::{Cli, Command, Config};
+use adapter_registry::auth;
+use adapter_registry::config::{Cli, Command, Config, TokenCommand};
 use adapter_registry::db::Db;
 use adapter_registry::serve;
 use clap::Parser;
@@ -35,13 +36,108 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
+        Command::Token(command) => token(command).await,
         Command::Serve(args) => {
-            let config =
+            let mut config =
                 Config::from_storage_args(&args.storage, Duration::from_secs(args.upload_ttl))?;
+            config.public_read = args.public_read;
             tracing::info!(?config, "starting");
             let state = AppState::new(config).await?;
+            if let Some((secret, path)) =
+                auth::bootstrap_admin(&state.db, &state.config.data_dir).await?
+            {
+                println!(
+                    "created the first admin token (shown once; also in {}): {secret}",
+                    path.display()
+                );
+            }
             let listener = serve::bind_and_announce(args.listen).await?;
             serve::serve(state, listener, serve::shutdown_signal()).await
         }
     }
+}
+
+/// `adapter-registry token create|list|revoke`, straight on the database.
+async fn token(command: TokenCommand) -> anyhow::Result<()> {
+    let storage = match &command {
+        TokenCommand::Create { storage, .. }
+        | TokenCommand::List { storage, .. }
+        | TokenCommand::Revoke { storage, .. } => storage,
+    };
+    let config = Config::from_storage_args(storage, Duration::from_secs(86_400))?;
+    let db = Db::connect(&config.database_url).await?;
+    let audit = |action: &'static str, target: String| {
+        let db = db.clone();
+        async move {
+            db.append_audit(&adapter_registry::db::audit::NewAudit {
+                actor: "adapter-registry token (server command line)",
+                action,
+                method: "CLI",
+                target: &target,
+                status: 200,
+                outcome: "ok",
+                details: None,
+            })
+            .await
+        }
+    };
+    match command {
+        TokenCommand::Create {
+            name,
+            scope,
+            namespaces,
+            expires_in_days,
+            ..
+        } => {
+            let scope = scope.parse().map_err(anyhow::Error::msg)?;
+            let now = adapter_registry::db::now();
+            let req = adapter_core::api::TokenCreate {
+                name,
+                scope,
+                namespaces: (!namespaces.is_empty()).then_some(namespaces),
+                expires_at: expires_in_days.map(|d| now + i64::from(d) * 86_400),
+            };
+            let namespaces = adapter_registry::api::validate_token_request(&req, now)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (secret, info) = auth::create_token(
+                &db,
+                &req.name,
+                req.scope,
+                namespaces.as_deref(),
+                req.expires_at,
+                "server command line",
+            )
+            .await?;
+            audit("token.create", format!("/v1/tokens/{}", info.id)).await?;
+            eprintln!(
+                "created {} ({}, scope {}); the secret is shown once:",
+                info.id, info.name, info.scope
+            );
+            println!("{secret}");
+        }
+        TokenCommand::List { json, .. } => {
+            let tokens = db.tokens().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+            } else {
+                for t in tokens {
+                    let ns = t.namespaces.map_or_else(|| "*".to_owned(), |n| n.join(","));
+                    let state = if t.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    println!("{}\t{}\t{}\t{}\t{}", t.id, t.name, t.scope, ns, state);
+                }
+            }
+        }
+        TokenCommand::Revoke { id, .. } => {
+            let Some(info) = db.revoke_token(&id).await? else {
+                anyhow::bail!("no token has the id `{}`", id.escape_debug());
+            };
+            audit("token.revoke", format!("/v1/tokens/{}", info.id)).await?;
+            eprintln!("revoked {} ({})", info.id, info.name);
+        }
+    }
+    Ok(())
 }

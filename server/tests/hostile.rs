@@ -12,6 +12,8 @@ async fn hostile_names_versions_digests_and_bodies() {
         let backend = adapter_testkit::Backend::new(&stack);
         let s = TestServer::start(&backend).await;
         let m = tiny_adapter(&s, json!({})).await;
+        let auth = format!("Bearer {}", s.admin_token);
+        let h = [("authorization", auth.as_str())];
 
         // Names: traversal (raw, so the client does not normalise it), case, unicode, NUL.
         for path in [
@@ -24,7 +26,7 @@ async fn hostile_names_versions_digests_and_bodies() {
             "/v1/adapters/acme/a..b/versions/1.0.0",
             "/v1/adapters/acme/-bot/versions/1.0.0",
         ] {
-            let r = http("PUT", &s.u(path), &[], m.to_string().as_bytes());
+            let r = http("PUT", &s.u(path), &h, m.to_string().as_bytes());
             assert_eq!(r.status, 400, "{stack} {path}: {}", r.text());
             assert_eq!(r.json()["error"]["code"], "invalid_name", "{path}");
         }
@@ -32,7 +34,7 @@ async fn hostile_names_versions_digests_and_bodies() {
         let r = http(
             "PUT",
             &s.u("/v1/adapters/acme/%ff/versions/1.0.0"),
-            &[],
+            &h,
             m.to_string().as_bytes(),
         );
         assert_eq!(r.status, 400, "{}", r.text());
@@ -53,7 +55,7 @@ async fn hostile_names_versions_digests_and_bodies() {
             http(
                 "PUT",
                 &s.u("/v1/adapters/acme/bot/versions/1.0.0"),
-                &[],
+                &h,
                 body.as_bytes(),
             )
         };
@@ -81,12 +83,12 @@ async fn hostile_names_versions_digests_and_bodies() {
             "..%2f..%2fregistry.db",
             "sha256:",
         ] {
-            let r = http("GET", &s.u(&format!("/v1/blobs/{d}")), &[], b"");
+            let r = http("GET", &s.u(&format!("/v1/blobs/{d}")), &h, b"");
             assert_eq!(r.status, 400, "{d}: {}", r.text());
             assert_eq!(code(&r), "invalid_digest", "{d}");
         }
         let upper = format!("sha256:{}", "A".repeat(64));
-        let r = http("PUT", &s.u(&format!("/v1/blobs/{upper}")), &[], b"x");
+        let r = http("PUT", &s.u(&format!("/v1/blobs/{upper}")), &h, b"x");
         assert_eq!(code(&r), "invalid_digest");
 
         // Nothing was created.

@@ -15,9 +15,16 @@ fn example(dir: &str, file: &str) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-fn put_blob(url: &str, bytes: &[u8]) -> Value {
+fn put_blob(server: &ServerProcess, bytes: &[u8]) -> Value {
     let digest = Digest::of_bytes(bytes);
-    let r = http("PUT", &format!("{url}/v1/blobs/{digest}"), &[], bytes);
+    let url = &server.url;
+    let auth = server.auth();
+    let r = http(
+        "PUT",
+        &format!("{url}/v1/blobs/{digest}"),
+        &[(auth.0, &auth.1)],
+        bytes,
+    );
     assert!(
         r.status == 201 || r.status == 200,
         "{} {}",
@@ -38,31 +45,38 @@ fn killed_mid_upload_the_acknowledged_chunks_survive() {
         let half = data.len() / 2;
 
         let mut server = ServerProcess::start(&backend);
-        let r = http("POST", &format!("{}/v1/uploads", server.url), &[], b"");
+        let auth = server.auth();
+        let h = [(auth.0, auth.1.as_str())];
+        let r = http("POST", &format!("{}/v1/uploads", server.url), &h, b"");
         assert_eq!(r.status, 201, "{}", r.text());
         let id = r.json()["id"].as_str().unwrap().to_owned();
         let url = format!("{}/v1/uploads/{id}", server.url);
-        let r = http("PATCH", &url, &[("Upload-Offset", "0")], &data[..half]);
+        let r = http(
+            "PATCH",
+            &url,
+            &[("Upload-Offset", "0"), h[0]],
+            &data[..half],
+        );
         assert_eq!(r.status, 202, "{}", r.text());
         server.kill();
 
         // A new process on the same database and blob store: the acknowledged half is there.
         let server = ServerProcess::start(&backend);
         let url = format!("{}/v1/uploads/{id}", server.url);
-        let status = http("GET", &url, &[], b"");
+        let status = http("GET", &url, &h, b"");
         assert_eq!(status.status, 200, "{stack}: {}", status.text());
         assert_eq!(status.json()["offset"], half as u64, "{stack}");
         let offset = half.to_string();
-        let r = http("PATCH", &url, &[("Upload-Offset", &offset)], &data[half..]);
-        assert_eq!(r.status, 202, "{}", r.text());
-        let r = http("PUT", &format!("{url}?digest={digest}"), &[], b"");
-        assert_eq!(r.status, 201, "{stack}: {}", r.text());
-        let blob = http(
-            "GET",
-            &format!("{}/v1/blobs/{digest}", server.url),
-            &[],
-            b"",
+        let r = http(
+            "PATCH",
+            &url,
+            &[("Upload-Offset", &offset), h[0]],
+            &data[half..],
         );
+        assert_eq!(r.status, 202, "{}", r.text());
+        let r = http("PUT", &format!("{url}?digest={digest}"), &h, b"");
+        assert_eq!(r.status, 201, "{stack}: {}", r.text());
+        let blob = http("GET", &format!("{}/v1/blobs/{digest}", server.url), &h, b"");
         assert!(blob.body == data, "{stack}: the blob differs after a crash");
     }
 }
@@ -72,9 +86,11 @@ fn fifty_concurrent_publishes_of_one_version_have_one_winner() {
     for stack in stacks() {
         let backend = Backend::new(&stack);
         let server = ServerProcess::start(&backend);
+        let auth = server.auth();
+        let h = [(auth.0, auth.1.as_str())];
         let mut files = Vec::new();
         for name in ["adapter_config.json", "adapter_model.safetensors"] {
-            let mut entry = put_blob(&server.url, &example("tiny-llama-lora", name));
+            let mut entry = put_blob(&server, &example("tiny-llama-lora", name));
             entry["path"] = json!(name);
             files.push(entry);
         }
@@ -98,7 +114,7 @@ fn fifty_concurrent_publishes_of_one_version_have_one_winner() {
                         http(
                             "PUT",
                             &url,
-                            &[("Content-Type", "application/json")],
+                            &[("Content-Type", "application/json"), h[0]],
                             body.as_bytes(),
                         )
                         .status
@@ -119,7 +135,7 @@ fn fifty_concurrent_publishes_of_one_version_have_one_winner() {
         let versions = http(
             "GET",
             &format!("{}/v1/adapters/race/bot/versions", server.url),
-            &[],
+            &h,
             b"",
         );
         assert_eq!(

@@ -278,7 +278,8 @@ async fn patch_and_hang_up(s: &TestServer, id: &str, offset: u64, declared: usiz
     let addr = s.url.trim_start_matches("http://");
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
-        "PATCH /v1/uploads/{id} HTTP/1.1\r\nHost: {addr}\r\nUpload-Offset: {offset}\r\nContent-Length: {declared}\r\n\r\n"
+        "PATCH /v1/uploads/{id} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nUpload-Offset: {offset}\r\nContent-Length: {declared}\r\n\r\n",
+        s.admin_token
     );
     tcp.write_all(head.as_bytes()).await.unwrap();
     tcp.write_all(sent).await.unwrap();

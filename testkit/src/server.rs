@@ -25,6 +25,9 @@ const LOG_TAIL: usize = 6000;
 pub struct ServerProcess {
     /// Base URL, `http://127.0.0.1:PORT` (no trailing slash).
     pub url: String,
+    /// The admin token the server wrote to `<data-dir>/admin.token` on its first start
+    /// (read once it is ready; `None` if the file is not there).
+    pub admin_token: Option<String>,
     child: Child,
     stdout: Arc<Mutex<String>>,
     stderr_path: PathBuf,
@@ -109,6 +112,7 @@ impl ServerProcess {
 
         let mut server = ServerProcess {
             url: String::new(),
+            admin_token: None,
             child,
             stdout,
             stderr_path,
@@ -122,7 +126,25 @@ impl ServerProcess {
             )),
         };
         server.wait_ready(started + DEADLINE);
+        server.admin_token = std::fs::read_to_string(backend.data_dir().join("admin.token"))
+            .ok()
+            .map(|t| t.trim().to_owned());
         server
+    }
+
+    /// The admin token, for tests that need one.
+    ///
+    /// # Panics
+    /// If the server did not write `admin.token` (its database already had tokens).
+    pub fn token(&self) -> &str {
+        self.admin_token
+            .as_deref()
+            .expect("the server wrote no admin.token (was its database new?)")
+    }
+
+    /// `("authorization", "Bearer <admin token>")`, for [`crate::http`] header lists.
+    pub fn auth(&self) -> (&'static str, String) {
+        ("authorization", format!("Bearer {}", self.token()))
     }
 
     /// Polls `GET /readyz` until it answers 200.

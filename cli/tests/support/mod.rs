@@ -50,6 +50,18 @@ impl Env {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_adapterctl"));
         cmd.arg("--url").arg(&self.server.url).args(args);
         isolate(&mut cmd, self.home.path());
+        if let Some(token) = &self.server.admin_token {
+            cmd.env("ADAPTERCTL_TOKEN", token);
+        }
+        cmd.output().expect("run adapterctl")
+    }
+
+    /// Run adapterctl with a private HOME but no token and no `--url` (what the config file
+    /// says applies).
+    pub fn ctl_bare(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_adapterctl"));
+        cmd.args(args);
+        isolate(&mut cmd, self.home.path());
         cmd.output().expect("run adapterctl")
     }
 

@@ -1,6 +1,12 @@
 //! The HTTP API's request and response bodies, shared by the server and `adapterctl` so the
 //! two can never drift. Routes and status codes: docs/API.md.
 
+mod auth;
+
+pub use auth::{
+    AuditEntry, AuditList, Scope, TokenCreate, TokenCreated, TokenInfo, TokenList, WhoAmI,
+};
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

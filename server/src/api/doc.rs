@@ -3,8 +3,9 @@
 //! on each handler).
 
 use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
-use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
+use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder};
 
 /// `info.description`: what the API is and every error code with its status (the table in
 /// docs/API.md; `server/src/error.rs` `status_of` is the source of truth, and a test checks
@@ -20,8 +21,10 @@ of these codes:
 
 | status | codes |
 |---|---|
-| 400 | `invalid_name`, `invalid_version`, `invalid_selector`, `invalid_digest`, `invalid_json`, `invalid_manifest`, `invalid_path`, `invalid_query`, `invalid_cursor`, `invalid_range`, `invalid_offset`, `invalid_body`, `upload_interrupted`, `digest_mismatch`, `missing_blobs`, `size_mismatch`, `kind_mismatch`, `base_mismatch`, `too_many_digests` |
-| 404 | `not_found`, `blob_not_found`, `upload_not_found`, `repository_not_found`, `version_not_found`, `no_match` |
+| 400 | `invalid_token_request`, `invalid_name`, `invalid_version`, `invalid_selector`, `invalid_digest`, `invalid_json`, `invalid_manifest`, `invalid_path`, `invalid_query`, `invalid_cursor`, `invalid_range`, `invalid_offset`, `invalid_body`, `upload_interrupted`, `digest_mismatch`, `missing_blobs`, `size_mismatch`, `kind_mismatch`, `base_mismatch`, `too_many_digests` |
+| 401 | `unauthenticated` |
+| 403 | `forbidden` |
+| 404 | `token_not_found`, `not_found`, `blob_not_found`, `upload_not_found`, `repository_not_found`, `version_not_found`, `no_match` |
 | 405 | `method_not_allowed` |
 | 409 | `version_exists`, `upload_finishing`, `conflict` |
 | 413 | `payload_too_large` |
@@ -31,7 +34,7 @@ of these codes:
 | 503 | `not_ready` |
 ";
 
-const TAGS: [(&str, &str); 5] = [
+const TAGS: [(&str, &str); 7] = [
     ("health", "Liveness and readiness."),
     (
         "blobs",
@@ -40,6 +43,11 @@ const TAGS: [(&str, &str); 5] = [
     ("uploads", "Resumable blob uploads in chunks."),
     ("adapters", "Adapter repositories and versions."),
     ("models", "Model repositories and versions."),
+    (
+        "tokens",
+        "Bearer tokens (admin) and the caller's identity (`/v1/whoami`).",
+    ),
+    ("audit", "The audit log of every mutation (admin)."),
 ];
 
 /// The document the routes are added to.
@@ -52,6 +60,19 @@ pub fn base() -> OpenApi {
                 .description(Some(DESCRIPTION))
                 .build(),
         )
+        .components(Some(
+            ComponentsBuilder::new()
+                .security_scheme(
+                    "bearer",
+                    SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+                )
+                .build(),
+        ))
+        // A bearer token, or none where the server allows it (health, docs, `--public-read`).
+        .security(Some([
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+            SecurityRequirement::default(),
+        ]))
         .tags(Some(TAGS.map(|(name, description)| {
             TagBuilder::new()
                 .name(name)

@@ -5,12 +5,14 @@
 //! OpenAPI description; [`openapi`] is the spec (committed at `openapi/openapi.json`,
 //! served at `GET /openapi.json`, browsable at `/docs`).
 
+mod audit;
 mod blobs;
 mod doc;
 mod extract;
 mod health;
 mod range;
 mod repositories;
+mod tokens;
 mod uploads;
 mod versions;
 
@@ -28,10 +30,12 @@ use adapter_core::api::kind_segment;
 use adapter_core::manifest::Kind;
 
 use crate::app::AppState;
+use crate::auth;
 use crate::error::ApiError;
 
 pub use adapter_core::api::ErrorBody;
 pub use extract::{JSON_LIMIT, MANIFEST_LIMIT};
+pub use tokens::validate as validate_token_request;
 
 /// Where the spec is served.
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -46,6 +50,8 @@ pub fn router(state: AppState) -> Router {
         .url(OPENAPI_PATH, spec)
         .config(Config::new([OPENAPI_PATH]).validator_url("none"));
     api.merge(docs)
+        // After routing, so the layer sees the matched route (docs: server/src/auth/policy.rs).
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::layer))
         .fallback(|| async { ApiError::not_found() })
         // Bodies are read by our own extractors with explicit caps (JSON) or streamed
         // (uploads); axum's 2 MB default would silently cut uploads.
@@ -71,6 +77,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(health::readyz))
         .routes(routes!(blobs::check))
         .routes(routes!(blobs::get, blobs::head, blobs::put))
+        .routes(routes!(tokens::whoami))
+        .routes(routes!(tokens::create, tokens::list))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(audit::list))
         .routes(routes!(uploads::start))
         .routes(routes!(
             uploads::status,

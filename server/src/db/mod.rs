@@ -2,8 +2,10 @@
 //! SQL is portable (`$N` placeholders, BIGINT/TEXT only); what differs between the two
 //! backends lives here: connection setup and the migration folder.
 
+pub mod audit;
 pub mod blobs;
 pub mod repositories;
+pub mod tokens;
 pub mod uploads;
 pub mod versions;
 

@@ -35,16 +35,35 @@ pub fn config(backend: &Backend) -> Config {
     };
     Config {
         database_url: backend.database_url(),
+        data_dir: backend.data_dir().to_owned(),
+        public_read: false,
         blob_store,
         upload_ttl: Duration::from_secs(3600),
         gc_interval: Duration::from_secs(3600),
     }
 }
 
+/// A reqwest client that sends `Authorization: Bearer TOKEN` with every request.
+pub fn client_with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}")
+            .parse()
+            .expect("token is header-safe"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("building the HTTP client")
+}
+
 /// A running in-process server.
 pub struct TestServer {
     pub url: String,
+    /// A client that sends an admin token (`admin_token`) with every request.
     pub http: reqwest::Client,
+    pub admin_token: String,
     pub state: AppState,
     pub stack: Stack,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -58,6 +77,16 @@ impl TestServer {
 
     pub async fn start_with(backend: &Backend, config: Config) -> Self {
         let state = AppState::new(config).await.expect("building the app");
+        let (admin_token, _) = adapter_registry::auth::create_token(
+            &state.db,
+            "test-admin",
+            adapter_core::api::Scope::Admin,
+            None,
+            None,
+            "test harness",
+        )
+        .await
+        .expect("creating the test admin token");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -70,7 +99,8 @@ impl TestServer {
         ));
         Self {
             url,
-            http: reqwest::Client::new(),
+            http: client_with_token(&admin_token),
+            admin_token,
             state,
             stack: backend.stack().clone(),
             shutdown: Some(tx),

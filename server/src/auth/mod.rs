@@ -1,0 +1,316 @@
+//! Authentication, authorization and the audit log, for every route in one layer.
+//!
+//! [`layer`] runs after routing (so it knows the matched route template): it resolves the
+//! bearer token, checks the route's [`policy::requirement`], hands the [`Caller`] to the
+//! handler, and appends an audit entry for every mutation (allowed or refused) with the
+//! outcome. Tokens are `art_` + 64 hex digits; only their sha256 is stored.
+
+pub mod policy;
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use adapter_core::api::{Scope, TokenInfo};
+use adapter_core::digest::Digest;
+use anyhow::Context as _;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::db::audit::NewAudit;
+use crate::db::tokens::NewToken;
+use crate::db::{Db, now};
+use crate::error::{ApiError, ErrorCode};
+use policy::Denied;
+
+/// Prefix of every token secret.
+pub const SECRET_PREFIX: &str = "art_";
+/// Where the first admin token is written, inside the data directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// The actor recorded for requests without a token.
+pub const ANONYMOUS: &str = "anonymous";
+/// Longest `Authorization` value looked at.
+const MAX_SECRET: usize = 256;
+
+/// Who is calling: given to every handler as an `Extension`.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// `None`: anonymous (only possible on public routes, or reads with `--public-read`).
+    pub token: Option<TokenInfo>,
+}
+
+impl Caller {
+    /// What the audit log and history records say: `NAME (tok_…)` or `anonymous`.
+    pub fn actor(&self) -> String {
+        self.token
+            .as_ref()
+            .map_or_else(|| ANONYMOUS.to_owned(), actor_of)
+    }
+
+    /// The namespaces this caller may see; `None`: all.
+    pub fn visible_namespaces(&self) -> Option<Vec<String>> {
+        self.token.as_ref().and_then(|t| t.namespaces.clone())
+    }
+}
+
+pub fn actor_of(token: &TokenInfo) -> String {
+    format!("{} ({})", token.name, token.id)
+}
+
+/// Extra facts a handler wants in the audit entry of its request (e.g. an alias's old and
+/// new target): put it in the response's extensions.
+#[derive(Debug, Clone)]
+pub struct AuditDetails(pub Value);
+
+/// A new secret and its stored form.
+pub struct NewSecret {
+    pub secret: String,
+    pub id: String,
+    pub hash: String,
+}
+
+impl std::fmt::Debug for NewSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSecret")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(hex::encode(buf))
+}
+
+pub fn new_secret() -> anyhow::Result<NewSecret> {
+    let secret = format!("{SECRET_PREFIX}{}", random_hex(32)?);
+    Ok(NewSecret {
+        hash: hash_secret(&secret),
+        id: format!("tok_{}", random_hex(8)?),
+        secret,
+    })
+}
+
+pub fn hash_secret(secret: &str) -> String {
+    Digest::of_bytes(secret.as_bytes()).hex()
+}
+
+/// Create a token; the secret is returned once and only its hash is kept.
+pub async fn create_token(
+    db: &Db,
+    name: &str,
+    scope: Scope,
+    namespaces: Option<&[String]>,
+    expires_at: Option<i64>,
+    created_by: &str,
+) -> anyhow::Result<(String, TokenInfo)> {
+    let s = new_secret()?;
+    let info = db
+        .insert_token(&NewToken {
+            id: &s.id,
+            name,
+            secret_hash: &s.hash,
+            scope,
+            namespaces,
+            created_by: Some(created_by),
+            expires_at,
+        })
+        .await
+        .context("storing the token")?;
+    Ok((s.secret, info))
+}
+
+/// On first start (no token at all), create an admin token, write it to
+/// `<data_dir>/admin.token` (mode 0600) and return it so the caller prints it once.
+pub async fn bootstrap_admin(
+    db: &Db,
+    data_dir: &Path,
+) -> anyhow::Result<Option<(String, PathBuf)>> {
+    if db.token_count().await? > 0 {
+        return Ok(None);
+    }
+    let (secret, _) = create_token(db, "admin", Scope::Admin, None, None, "bootstrap").await?;
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    write_private(&path, format!("{secret}\n").as_bytes())?;
+    Ok(Some((secret, path)))
+}
+
+/// Write a file readable by its owner only, atomically (temp file + rename).
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(format!(".{}.tmp", random_hex(8)?));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn unauthenticated(message: &str) -> ApiError {
+    ApiError::new("unauthenticated", message)
+}
+
+/// The token in `Authorization: Bearer …`, checked; `Ok(None)` when there is no header.
+async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Option<TokenInfo>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let malformed = || unauthenticated("expected `Authorization: Bearer <token>`");
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, secret) = value.split_once(' ').ok_or_else(malformed)?;
+    let secret = secret.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || secret.is_empty() || secret.len() > MAX_SECRET {
+        return Err(malformed());
+    }
+    let token = db
+        .token_by_hash(&hash_secret(secret))
+        .await?
+        .ok_or_else(|| unauthenticated("the token is not known to this registry"))?;
+    let now = now();
+    if token.revoked_at.is_some() {
+        return Err(unauthenticated("the token was revoked"));
+    }
+    if token.expires_at.is_some_and(|at| at <= now) {
+        return Err(unauthenticated("the token has expired"));
+    }
+    if token.last_used_at.is_none_or(|at| at < now - 60) {
+        db.touch_token(&token.id).await?;
+    }
+    Ok(Some(token))
+}
+
+/// The middleware (installed with `route_layer`, so only on routes that matched).
+pub async fn layer(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    let template = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(String::new, |m| m.as_str().to_owned());
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let action = audited_action(&method, &template);
+
+    let (caller, res) = match authenticate(&app.db, req.headers()).await {
+        Err(e) => (Caller::default(), refuse(e)),
+        Ok(token) => {
+            let caller = Caller { token };
+            let requirement = policy::requirement(&method, &template, &path);
+            match policy::check(caller.token.as_ref(), &requirement, app.config.public_read) {
+                Ok(()) => {
+                    req.extensions_mut().insert(caller.clone());
+                    (caller, next.run(req).await)
+                }
+                Err(Denied::Unauthenticated) => (
+                    caller,
+                    refuse(unauthenticated(
+                        "this needs a token: `Authorization: Bearer <token>`",
+                    )),
+                ),
+                Err(Denied::Forbidden) => {
+                    let message = format!("the token does not allow {method} {path}");
+                    (caller, refuse(ApiError::new("forbidden", message)))
+                }
+            }
+        }
+    };
+    if let Some(action) = action {
+        let (status, outcome, details) = outcome_of(&res);
+        let actor = caller.actor();
+        write_audit(
+            &app, actor, &action, &method, &path, status, outcome, details,
+        )
+        .await;
+    }
+    res
+}
+
+fn refuse(e: ApiError) -> Response {
+    let unauthenticated = e.code() == "unauthenticated";
+    let mut res = e.into_response();
+    if unauthenticated {
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    res
+}
+
+/// What the audit entry says of an answer: status, outcome, the handler's details.
+/// (Read before any await: a `Response` is not `Sync`.)
+fn outcome_of(res: &Response) -> (u16, &'static str, Option<Value>) {
+    let outcome = if res.status().is_success() {
+        "ok"
+    } else {
+        res.extensions().get::<ErrorCode>().map_or("error", |c| c.0)
+    };
+    let details = res.extensions().get::<AuditDetails>().map(|d| d.0.clone());
+    (res.status().as_u16(), outcome, details)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_audit(
+    app: &AppState,
+    actor: String,
+    action: &str,
+    method: &Method,
+    path: &str,
+    status: u16,
+    outcome: &str,
+    details: Option<Value>,
+) {
+    let entry = NewAudit {
+        actor: &actor,
+        action,
+        method: method.as_str(),
+        target: path,
+        status,
+        outcome,
+        details: details.as_ref(),
+    };
+    // The mutation has happened (or was refused); a failed audit write cannot undo it, so
+    // it is logged loudly instead.
+    if let Err(e) = app.db.append_audit(&entry).await {
+        tracing::error!(error = %e, action, target = path, "could not write the audit log");
+    }
+}
+
+/// The audit action of a request, or `None` for reads (and for upload chunks: a session's
+/// start and finish are recorded, not each `PATCH`).
+pub fn audited_action(method: &Method, template: &str) -> Option<Cow<'static, str>> {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return None;
+    }
+    let segments: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+    let name = match (method.as_str(), segments.as_slice()) {
+        ("POST", ["v1", "blobs", "check"]) | ("PATCH", ["v1", "uploads", _]) => return None,
+        ("PUT", ["v1", "blobs", _]) => "blob.put",
+        ("POST", ["v1", "uploads"]) => "upload.start",
+        ("PUT", ["v1", "uploads", _]) => "upload.finish",
+        ("DELETE", ["v1", "uploads", _]) => "upload.cancel",
+        ("POST", ["v1", "tokens"]) => "token.create",
+        ("DELETE", ["v1", "tokens", _]) => "token.revoke",
+        ("POST", ["v1", "jobs"]) => "job.submit",
+        ("POST", ["v1", "jobs", _, "cancel"]) => "job.cancel",
+        ("PUT", ["v1", _, _, _, "versions", _]) => "publish",
+        ("POST", ["v1", _, _, _, "versions", _, "evals"]) => "eval.add",
+        ("POST", ["v1", _, _, _, "versions", _, "yank"]) => "yank",
+        ("DELETE", ["v1", _, _, _, "versions", _, "yank"]) => "unyank",
+        ("PUT", ["v1", _, _, _, "aliases", _]) => "alias.move",
+        ("DELETE", ["v1", _, _, _, "aliases", _]) => "alias.delete",
+        ("PUT", ["v1", _, _, _, "aliases", _, "gate"]) => "gate.set",
+        ("DELETE", ["v1", _, _, _, "aliases", _, "gate"]) => "gate.delete",
+        _ => return Some(Cow::Owned(format!("{method} {template}"))),
+    };
+    Some(Cow::Borrowed(name))
+}

@@ -1,0 +1,202 @@
+//! Who may call which route: the one table, keyed by the matched route template.
+//!
+//! * health, the spec and the API browser are public;
+//! * reads (`GET`/`HEAD`) of a repository need `read` on its namespace; other methods on it
+//!   need `write` there;
+//! * blobs, uploads and catalogue-wide lists need `read` (or `write` to change something) on
+//!   any namespace: blobs are content-addressed and shared across namespaces, and lists only
+//!   show the namespaces the token covers;
+//! * the HTML catalogue shows every namespace, so it needs a token that covers all of them;
+//! * tokens and the audit log need `admin` over all namespaces;
+//! * a route this table does not know needs `admin` (deny by default).
+//!
+//! Anonymous callers may read (what `read` on all namespaces may) only when the server runs
+//! with `--public-read`.
+
+use adapter_core::api::{Scope, TokenInfo};
+use axum::http::Method;
+
+/// What a route needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    Public,
+    Scope(Scope, Namespaces),
+}
+
+/// Which namespaces the token must cover for a [`Requirement::Scope`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Namespaces {
+    /// This one.
+    One(String),
+    /// At least one (the data is filtered or shared).
+    Any,
+    /// All of them (the token must not be namespace-limited).
+    All,
+}
+
+/// Why a caller is turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No usable credentials: 401.
+    Unauthenticated,
+    /// Valid credentials that do not cover this: 403.
+    Forbidden,
+}
+
+fn is_read(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The requirement of `method` on the route `template` (axum's matched path); `path` is the
+/// request path, from which the namespace segment is taken (percent-decoded as the handlers
+/// decode it).
+pub fn requirement(method: &Method, template: &str, path: &str) -> Requirement {
+    let need = |ns| {
+        if is_read(method) {
+            Requirement::Scope(Scope::Read, ns)
+        } else {
+            Requirement::Scope(Scope::Write, ns)
+        }
+    };
+    let segments: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["healthz" | "readyz" | "openapi.json"] | ["docs", ..] | ["v1", "whoami"] => {
+            Requirement::Public
+        }
+        ["v1", "tokens" | "audit", ..] => Requirement::Scope(Scope::Admin, Namespaces::All),
+        ["v1", "blobs", "check"] => Requirement::Scope(Scope::Read, Namespaces::Any),
+        ["v1", "blobs" | "uploads" | "jobs", ..] => need(Namespaces::Any),
+        ["v1", "adapters" | "models"] => need(Namespaces::Any),
+        ["v1", "adapters" | "models", "{ns}", ..] => match namespace_of(path) {
+            Some(ns) => need(Namespaces::One(ns)),
+            None => Requirement::Scope(Scope::Admin, Namespaces::All),
+        },
+        [""] | ["ui", ..] => Requirement::Scope(Scope::Read, Namespaces::All),
+        _ => Requirement::Scope(Scope::Admin, Namespaces::All),
+    }
+}
+
+/// The third segment of `/v1/{kind}/{ns}/…`, percent-decoded; `None` if it is not UTF-8.
+fn namespace_of(path: &str) -> Option<String> {
+    let raw = path.trim_start_matches('/').split('/').nth(2)?;
+    percent_decode(raw)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// May this caller (`None`: anonymous) do what `req` needs?
+pub fn check(
+    caller: Option<&TokenInfo>,
+    req: &Requirement,
+    public_read: bool,
+) -> Result<(), Denied> {
+    let Requirement::Scope(scope, namespaces) = req else {
+        return Ok(());
+    };
+    let Some(token) = caller else {
+        return if public_read && *scope == Scope::Read {
+            Ok(())
+        } else {
+            Err(Denied::Unauthenticated)
+        };
+    };
+    if token.scope < *scope {
+        return Err(Denied::Forbidden);
+    }
+    let covered = match (&token.namespaces, namespaces) {
+        (None, _) | (Some(_), Namespaces::Any) => true,
+        (Some(mine), Namespaces::One(ns)) => mine.iter().any(|m| m == ns),
+        (Some(_), Namespaces::All) => false,
+    };
+    if covered {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(scope: Scope, namespaces: Option<&[&str]>) -> TokenInfo {
+        TokenInfo {
+            id: "tok_x".into(),
+            name: "t".into(),
+            scope,
+            namespaces: namespaces.map(|n| n.iter().map(|s| (*s).to_owned()).collect()),
+            created_at: 0,
+            created_by: None,
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn namespace_comes_from_the_decoded_path() {
+        let r = requirement(
+            &Method::PUT,
+            "/v1/adapters/{ns}/{name}/versions/{version}",
+            "/v1/adapters/team%2Da/x/versions/1.0.0",
+        );
+        assert_eq!(
+            r,
+            Requirement::Scope(Scope::Write, Namespaces::One("team-a".into()))
+        );
+        let bad = requirement(&Method::GET, "/v1/models/{ns}/{name}", "/v1/models/%ff/x");
+        assert_eq!(bad, Requirement::Scope(Scope::Admin, Namespaces::All));
+    }
+
+    #[test]
+    fn unknown_routes_need_admin() {
+        assert_eq!(
+            requirement(&Method::GET, "/v1/something-new", "/v1/something-new"),
+            Requirement::Scope(Scope::Admin, Namespaces::All)
+        );
+    }
+
+    #[test]
+    fn scopes_and_namespaces() {
+        let write_a = token(Scope::Write, Some(&["a"]));
+        let need = |s, ns: &str| Requirement::Scope(s, Namespaces::One(ns.into()));
+        assert_eq!(
+            check(Some(&write_a), &need(Scope::Write, "a"), false),
+            Ok(())
+        );
+        assert_eq!(
+            check(Some(&write_a), &need(Scope::Read, "a"), false),
+            Ok(())
+        );
+        assert_eq!(
+            check(Some(&write_a), &need(Scope::Write, "b"), false),
+            Err(Denied::Forbidden)
+        );
+        let admin_a = token(Scope::Admin, Some(&["a"]));
+        let all = Requirement::Scope(Scope::Admin, Namespaces::All);
+        assert_eq!(check(Some(&admin_a), &all, false), Err(Denied::Forbidden));
+        assert_eq!(check(Some(&token(Scope::Admin, None)), &all, false), Ok(()));
+        let read_any = Requirement::Scope(Scope::Read, Namespaces::Any);
+        assert_eq!(check(None, &read_any, false), Err(Denied::Unauthenticated));
+        assert_eq!(check(None, &read_any, true), Ok(()));
+        assert_eq!(
+            check(None, &need(Scope::Write, "a"), true),
+            Err(Denied::Unauthenticated)
+        );
+    }
+}
