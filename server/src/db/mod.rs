@@ -3,6 +3,7 @@
 //! backends lives here: connection setup and the migration folder.
 
 pub mod blobs;
+pub mod evals;
 pub mod repositories;
 pub mod uploads;
 pub mod versions;
