@@ -43,6 +43,7 @@ pub struct EvalInput {
     pub value: f64,
     /// Whether a larger value is better (default `true`; `false` for loss, perplexity, WER).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
+    #[cfg_attr(feature = "openapi", schema(default = true))]
     pub higher_is_better: bool,
     /// Dataset or split the value was measured on (1..=256 bytes, no control characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
