@@ -17,6 +17,8 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+mod evals;
+
 use crate::config::Settings;
 use crate::exit::{AUTH, CONFLICT, Failure, NOT_FOUND, PROBLEMS, SERVER, USAGE, VERIFY};
 

@@ -16,6 +16,9 @@
 //!   registry's manifest for a locked version differs from the lock file;
 //! * 8 — the registry refused the credentials (401/403).
 //!
+//! `diff --fail-on-forgetting` exits with 1 when it flags catastrophic forgetting (the diff
+//! is printed as usual).
+//!
 //! Registry errors print as one line, `error: <message> (<code>)`; with `--json`, as one
 //! object `{"error": {"code", "message", "details"}}` on stdout.
 
@@ -23,9 +26,12 @@ mod cache;
 mod catalog;
 mod client;
 mod config;
+mod diff;
+mod evals;
 mod exit;
 mod fsutil;
 mod inspect;
+mod labels;
 mod lock;
 mod login;
 mod output;
@@ -120,6 +126,13 @@ enum Command {
         /// digests are recorded instead.
         #[arg(long)]
         headers_only: bool,
+        /// After publishing, record an eval result `BENCHMARK:METRIC=VALUE` (repeatable;
+        /// results the version already has, identical, are not recorded again).
+        #[arg(long = "eval", value_name = "BENCH:METRIC=VALUE", value_parser = evals::parse_eval)]
+        evals: Vec<adapter_core::api::EvalInput>,
+        /// A label `KEY=VALUE` stored in the manifest's `metadata.labels` (repeatable).
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = labels::parse_label)]
+        labels: Vec<(String, String)>,
     },
     /// Download a version, verify every byte, and place it atomically in a directory.
     Pull {
@@ -156,6 +169,14 @@ enum Command {
     },
     /// Who the registry takes you for: token name, scope, namespaces.
     Whoami,
+    /// Record or list eval results of a version.
+    Eval {
+        #[command(subcommand)]
+        command: evals::EvalCommand,
+    },
+    /// Compare two versions: config, rank/alpha/targets, tensors (headers only) and eval
+    /// deltas, flagging catastrophic forgetting on general benchmarks.
+    Diff(diff::DiffArgs),
     /// Show one version: manifest, metadata and the registry's summary.
     Show {
         /// `namespace/name[@selector]` (default: the latest version).
@@ -218,6 +239,7 @@ fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Command::Inspect { dir, base_dir } => inspect::run(dir, base_dir.as_deref(), cli.json),
+        Command::Diff(args) => diff::run(&ctx, args),
         command => run_networked(&ctx, command).map(|()| ExitCode::SUCCESS),
     };
     match result {
@@ -226,14 +248,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_networked(ctx: &Ctx, command: &Command) -> Result<(), Failure> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// The async runtime networked commands run on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::unreadable(anyhow::anyhow!("starting the async runtime: {e}")))?;
-    runtime.block_on(async {
+        .map_err(|e| Failure::unreadable(anyhow::anyhow!("starting the async runtime: {e}")))
+}
+
+fn run_networked(ctx: &Ctx, command: &Command) -> Result<(), Failure> {
+    runtime()?.block_on(async {
         match command {
             Command::Inspect { .. } => unreachable!("inspect runs offline"),
+            Command::Diff(_) => unreachable!("diff returns its own exit code"),
             Command::Push {
                 dir,
                 name,
@@ -241,6 +268,8 @@ fn run_networked(ctx: &Ctx, command: &Command) -> Result<(), Failure> {
                 base,
                 base_dir,
                 headers_only,
+                evals,
+                labels,
             } => {
                 push::run(
                     ctx,
@@ -251,6 +280,8 @@ fn run_networked(ctx: &Ctx, command: &Command) -> Result<(), Failure> {
                         base: base.as_deref(),
                         base_dir: base_dir.as_deref(),
                         headers_only: *headers_only,
+                        evals,
+                        labels,
                     },
                 )
                 .await
@@ -281,6 +312,7 @@ fn run_networked(ctx: &Ctx, command: &Command) -> Result<(), Failure> {
             }
             Command::Login { token_stdin } => login::login(ctx, *token_stdin).await,
             Command::Whoami => login::whoami(ctx).await,
+            Command::Eval { command } => evals::run(ctx, command).await,
             Command::Show { reference, kind } => {
                 catalog::show(ctx, reference, kind.map(Into::into)).await
             }

@@ -33,6 +33,10 @@ pub struct Args<'a> {
     pub base: Option<&'a str>,
     pub base_dir: Option<&'a Path>,
     pub headers_only: bool,
+    /// `--eval` results, recorded after the publish (identical stored ones skipped).
+    pub evals: &'a [adapter_core::api::EvalInput],
+    /// `--label KEY=VALUE`: `metadata.labels`.
+    pub labels: &'a [(String, String)],
 }
 
 /// One local file to push.
@@ -68,6 +72,15 @@ pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
                 .map_err(|e| Failure::usage(anyhow!("--base `{}`: {e}", b.escape_debug())))
         })
         .transpose()?;
+    if !args.evals.is_empty() {
+        let batch = adapter_core::api::EvalBatch {
+            results: args.evals.to_vec(),
+        };
+        batch
+            .check()
+            .map_err(|e| Failure::usage(anyhow!("--eval: {e}")))?;
+    }
+    let labels = crate::labels::to_metadata(args.labels)?;
     if !args.dir.is_dir() {
         return Err(Failure::unreadable(anyhow!(
             "{}: not a directory",
@@ -107,6 +120,9 @@ pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
     }
 
     let mut meta = Map::new();
+    if let Some(labels) = labels {
+        meta.insert(metadata::LABELS.into(), labels);
+    }
     let files: Vec<LocalFile>;
     let mut extra_blobs: Vec<Blob> = Vec::new();
     match kind {
@@ -308,6 +324,15 @@ pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
             ),
         ));
     }
+    let (evals_added, evals_skipped) = crate::evals::record_after_push(
+        &client,
+        kind,
+        repo.namespace.as_str(),
+        repo.name.as_str(),
+        &version.to_string(),
+        args.evals,
+    )
+    .await?;
     let pinned = format!("{}@{version}", repo.repository());
     let uploaded_bytes = stats.uploaded.load(Ordering::Relaxed);
     let resumed_bytes = stats.resumed.load(Ordering::Relaxed);
@@ -329,6 +354,7 @@ pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
                 "hashed_bytes": cache.hashed_bytes,
                 "cache_hits": cache.hits,
                 "warnings": warnings,
+                "evals": {"added": evals_added, "skipped": evals_skipped},
             })
         );
     } else {
@@ -346,6 +372,12 @@ pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
                 String::new()
             }
         );
+        if !args.evals.is_empty() {
+            eprintln!(
+                "evals: {} recorded, {evals_skipped} already recorded",
+                evals_added.len()
+            );
+        }
         println!("{pinned} {manifest_digest}");
     }
     Ok(())

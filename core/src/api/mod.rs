@@ -13,6 +13,9 @@ use serde_json::Value;
 use crate::digest::Digest;
 use crate::manifest::{Kind, Manifest};
 
+pub mod evals;
+pub use evals::{EvalBatch, EvalInput, EvalList, EvalResult};
+
 /// The one error body: `{"error": {"code", "message", "details"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -145,6 +148,10 @@ pub struct VersionInfo {
     pub summary: Value,
     pub yanked: bool,
     pub created_at: i64,
+    /// The latest result per `benchmark:metric` (sorted by benchmark, then metric); the
+    /// whole history is at `…/evals`.
+    #[serde(default)]
+    pub evals: Vec<EvalResult>,
 }
 
 /// `GET …/resolve/{selector}` (or `…/resolve` for the latest).
@@ -164,6 +171,8 @@ pub mod metadata {
     pub const HEADERS_ONLY: &str = "headers_only";
     /// For a headers-only model: the weight files not uploaded (`Vec<HeadersOnlyWeight>`).
     pub const WEIGHTS: &str = "weights";
+    /// Object string → string of labels (`adapterctl push --label key=value`).
+    pub const LABELS: &str = "labels";
 }
 
 /// An adapter's base model identity, as declared in `metadata.base`.

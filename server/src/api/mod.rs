@@ -8,6 +8,7 @@
 mod audit;
 mod blobs;
 mod doc;
+mod evals;
 mod extract;
 mod health;
 mod range;
@@ -101,6 +102,7 @@ fn kind_routes(kind: Kind) -> OpenApiRouter<AppState> {
         .routes(routes!(repositories::info))
         .routes(routes!(repositories::versions))
         .routes(routes!(versions::publish, versions::get))
+        .routes(routes!(evals::add, evals::list))
         .routes(routes!(repositories::resolve_latest))
         .routes(routes!(repositories::resolve))
         .layer(Extension(kind));

@@ -42,10 +42,11 @@ pub async fn publish(
     let ns = parse_name("namespace", &ns)?;
     let name = parse_name("name", &name)?;
     let version = parse_version(&version)?;
-    let out = publish::publish(&app, kind, &ns, &name, &version, &body).await?;
+    let mut out = publish::publish(&app, kind, &ns, &name, &version, &body).await?;
     let status = if out.created {
         StatusCode::CREATED
     } else {
+        super::evals::attach_latest(&app, &mut out.info).await?;
         StatusCode::OK
     };
     Ok((status, Json(out.info)).into_response())
@@ -58,7 +59,7 @@ pub async fn publish(
     operation_id = "get_version",
     params(("ns" = String, Path, description = "Namespace (name rules: docs/FORMATS.md)."), ("name" = String, Path, description = "Repository name."), ("version" = String, Path, description = "A semver version (stored in normal form).")),
     responses(
-        (status = 200, description = "The version.", body = VersionInfo),
+        (status = 200, description = "The version, with the latest eval result per `benchmark:metric`.", body = VersionInfo),
         (status = 400, description = "`invalid_name`, `invalid_version`, `invalid_path`.", body = ErrorBody),
         (status = 404, description = "`repository_not_found`, `version_not_found`.", body = ErrorBody),
         (status = 500, description = "`internal`.", body = ErrorBody),
@@ -83,5 +84,7 @@ pub async fn get(
             format!("{ns}/{name}@{version} does not exist"),
         ));
     };
-    Ok(Json(version_info(kind, ns.as_str(), name.as_str(), &row)?))
+    let mut info = version_info(kind, ns.as_str(), name.as_str(), &row)?;
+    super::evals::attach_latest(&app, &mut info).await?;
+    Ok(Json(info))
 }

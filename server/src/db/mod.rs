@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod blobs;
+pub mod evals;
 pub mod repositories;
 pub mod tokens;
 pub mod uploads;

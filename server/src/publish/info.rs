@@ -29,6 +29,8 @@ pub fn version_info(
         summary,
         yanked: row.head.yanked,
         created_at: row.head.created_at,
+        // Filled by the handlers (`api::evals::attach_latest`).
+        evals: Vec::new(),
     })
 }
 
