@@ -112,28 +112,9 @@ pub fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
 /// Write the config file atomically, readable by its owner only (it holds a token): the
 /// directory is created with mode 0700, the file with 0600.
 pub fn write_file(path: &Path, config: &FileConfig) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-    let dir = path.parent().context("the config path has no directory")?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating {}", dir.display()))?;
     let text = toml::to_string(config).context("encoding the config")?;
-    let tmp = dir.join(format!(".config.toml.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    adapter_core::private_file::write_private(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Combine the layers. `flag_*` already include the environment (clap's `env`).

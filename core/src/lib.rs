@@ -12,5 +12,6 @@ pub mod manifest;
 pub mod model;
 pub mod name;
 pub mod peft;
+pub mod private_file;
 pub mod reference;
 pub mod safetensors;

@@ -136,27 +136,9 @@ pub async fn bootstrap_admin(
     }
     let (secret, _) = create_token(db, "admin", Scope::Admin, None, None, "bootstrap").await?;
     let path = data_dir.join(ADMIN_TOKEN_FILE);
-    write_private(&path, format!("{secret}\n").as_bytes())?;
+    adapter_core::private_file::write_private(&path, format!("{secret}\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(Some((secret, path)))
-}
-
-/// Write a file readable by its owner only, atomically (temp file + rename).
-pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(".{}.tmp", random_hex(8)?));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 fn unauthenticated(message: &str) -> ApiError {
