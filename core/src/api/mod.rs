@@ -1,11 +1,16 @@
 //! The HTTP API's request and response bodies, shared by the server and `adapterctl` so the
 //! two can never drift. Routes and status codes: docs/API.md.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::digest::Digest;
 use crate::manifest::{Kind, Manifest};
+
+pub mod aliases;
+pub use aliases::*;
 
 /// The one error body: `{"error": {"code", "message", "details"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -92,6 +97,9 @@ pub struct RepositoryInfo {
     /// Highest version that is neither yanked nor a pre-release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest: Option<String>,
+    /// Alias → the version it points to.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
     /// Unix time (seconds).
     pub created_at: i64,
 }
@@ -138,6 +146,15 @@ pub struct VersionInfo {
     /// base identity; model: digests, fingerprint, counts). See docs/API.md.
     pub summary: Value,
     pub yanked: bool,
+    /// Why it was yanked (only while yanked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yank_reason: Option<String>,
+    /// Unix time (seconds) of the yank (only while yanked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yanked_at: Option<i64>,
+    /// Who yanked it (only while yanked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yanked_by: Option<String>,
     pub created_at: i64,
 }
 
@@ -148,6 +165,9 @@ pub struct ResolveResponse {
     pub version: String,
     pub manifest_digest: Digest,
     pub yanked: bool,
+    /// Why it was yanked (only when `yanked`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yank_reason: Option<String>,
 }
 
 /// Keys of a manifest's declared `metadata` that the registry understands.

@@ -20,10 +20,11 @@ of these codes:
 
 | status | codes |
 |---|---|
-| 400 | `invalid_name`, `invalid_version`, `invalid_selector`, `invalid_digest`, `invalid_json`, `invalid_manifest`, `invalid_path`, `invalid_query`, `invalid_cursor`, `invalid_range`, `invalid_offset`, `invalid_body`, `upload_interrupted`, `digest_mismatch`, `missing_blobs`, `size_mismatch`, `kind_mismatch`, `base_mismatch`, `too_many_digests` |
-| 404 | `not_found`, `blob_not_found`, `upload_not_found`, `repository_not_found`, `version_not_found`, `no_match` |
+| 400 | `invalid_name`, `invalid_version`, `invalid_selector`, `invalid_digest`, `invalid_json`, `invalid_manifest`, `invalid_path`, `invalid_query`, `invalid_cursor`, `invalid_range`, `invalid_offset`, `invalid_body`, `upload_interrupted`, `digest_mismatch`, `missing_blobs`, `size_mismatch`, `kind_mismatch`, `base_mismatch`, `too_many_digests`, `invalid_alias`, `invalid_reason`, `invalid_precondition`, `invalid_gate` |
+| 404 | `not_found`, `blob_not_found`, `upload_not_found`, `repository_not_found`, `version_not_found`, `alias_not_found`, `gate_not_found`, `no_match` |
 | 405 | `method_not_allowed` |
-| 409 | `version_exists`, `upload_finishing`, `conflict` |
+| 409 | `version_exists`, `upload_finishing`, `conflict`, `gate_failed` |
+| 412 | `alias_conflict` |
 | 413 | `payload_too_large` |
 | 416 | `range_not_satisfiable`, `wrong_offset` |
 | 422 | `invalid_adapter`, `invalid_model` |

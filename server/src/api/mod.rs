@@ -5,6 +5,7 @@
 //! OpenAPI description; [`openapi`] is the spec (committed at `openapi/openapi.json`,
 //! served at `GET /openapi.json`, browsable at `/docs`).
 
+mod aliases;
 mod blobs;
 mod doc;
 mod extract;
@@ -13,6 +14,7 @@ mod range;
 mod repositories;
 mod uploads;
 mod versions;
+mod yank;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{StatusCode, header};
@@ -32,6 +34,7 @@ use crate::error::ApiError;
 
 pub use adapter_core::api::ErrorBody;
 pub use extract::{JSON_LIMIT, MANIFEST_LIMIT};
+pub use repositories::alias_targets;
 
 /// Where the spec is served.
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -93,6 +96,11 @@ fn kind_routes(kind: Kind) -> OpenApiRouter<AppState> {
         .routes(routes!(versions::publish, versions::get))
         .routes(routes!(repositories::resolve_latest))
         .routes(routes!(repositories::resolve))
+        .routes(routes!(aliases::list))
+        .routes(routes!(aliases::get, aliases::put, aliases::delete))
+        .routes(routes!(aliases::history))
+        .routes(routes!(aliases::get_gate, aliases::set_gate, aliases::delete_gate))
+        .routes(routes!(yank::yank, yank::unyank))
         .layer(Extension(kind));
     // The same handlers serve both kinds: give each copy its own tag and operation ids.
     doc::for_kind(r.get_openapi_mut(), kind_segment(kind));

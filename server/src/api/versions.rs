@@ -83,5 +83,14 @@ pub async fn get(
             format!("{ns}/{name}@{version} does not exist"),
         ));
     };
-    Ok(Json(version_info(kind, ns.as_str(), name.as_str(), &row)?))
+    let mut info = version_info(kind, ns.as_str(), name.as_str(), &row)?;
+    if let Some(y) = app
+        .db
+        .yank_state_by_name(kind, ns.as_str(), name.as_str(), &version)
+        .await?
+        .filter(|y| y.yanked)
+    {
+        (info.yank_reason, info.yanked_at, info.yanked_by) = (y.reason, y.at, y.by);
+    }
+    Ok(Json(info))
 }

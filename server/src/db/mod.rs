@@ -2,10 +2,12 @@
 //! SQL is portable (`$N` placeholders, BIGINT/TEXT only); what differs between the two
 //! backends lives here: connection setup and the migration folder.
 
+pub mod aliases;
 pub mod blobs;
 pub mod repositories;
 pub mod uploads;
 pub mod versions;
+pub mod yank;
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
