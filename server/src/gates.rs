@@ -122,9 +122,7 @@ fn failure(condition: &Condition, m: &Move<'_>) -> Option<String> {
                 )
             })
         }
-        Condition::NotYanked => t
-            .yanked
-            .then(|| format!("version {} is yanked", t.version)),
+        Condition::NotYanked => t.yanked.then(|| format!("version {} is yanked", t.version)),
         Condition::ValidatedAgainst { base } => Some(format!(
             "no successful validation job of {} against {base} (validation jobs are not available yet)",
             t.version

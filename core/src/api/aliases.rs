@@ -114,7 +114,9 @@ pub enum Condition {
         max_drop: f64,
     },
     NotYanked,
-    ValidatedAgainst { base: String },
+    ValidatedAgainst {
+        base: String,
+    },
 }
 
 impl GateCondition {
@@ -127,9 +129,11 @@ impl GateCondition {
             self.validated_against.is_some(),
         ];
         if shapes.iter().filter(|s| **s).count() != 1 {
-            return Err("a condition has exactly one of `eval`, `no_regression`, `not_yanked`, \
+            return Err(
+                "a condition has exactly one of `eval`, `no_regression`, `not_yanked`, \
                  `validated_against`"
-                .into());
+                    .into(),
+            );
         }
         let only = |allowed: &[&str]| -> Result<(), String> {
             let present = [
@@ -137,10 +141,7 @@ impl GateCondition {
                 ("max", self.max.is_some()),
                 ("max_drop", self.max_drop.is_some()),
             ];
-            match present
-                .iter()
-                .find(|(k, p)| *p && !allowed.contains(k))
-            {
+            match present.iter().find(|(k, p)| *p && !allowed.contains(k)) {
                 Some((k, _)) => Err(format!("`{k}` does not belong to this condition")),
                 None => Ok(()),
             }

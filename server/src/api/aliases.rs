@@ -91,7 +91,9 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<String>> {
 
 /// The expectation from the body or `If-Match` (not both).
 fn expectation(body: Option<&str>, headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let body = body.map(|v| parse_version(v).map(|v| v.to_string())).transpose()?;
+    let body = body
+        .map(|v| parse_version(v).map(|v| v.to_string()))
+        .transpose()?;
     match (body, if_match(headers)?) {
         (Some(_), Some(_)) => Err(ApiError::new(
             "invalid_precondition",
@@ -150,7 +152,13 @@ pub async fn list(
     let ns = parse_name("namespace", &ns)?;
     let name = parse_name("name", &name)?;
     let repo = super::repositories::repository(&app, kind, &ns, &name).await?;
-    let aliases = app.db.aliases(repo.id).await?.into_iter().map(info).collect();
+    let aliases = app
+        .db
+        .aliases(repo.id)
+        .await?
+        .into_iter()
+        .map(info)
+        .collect();
     Ok(Json(AliasList { aliases }))
 }
 
@@ -383,9 +391,7 @@ pub async fn set_gate(
     if spec.conditions.is_empty() || spec.conditions.len() > MAX_GATE_CONDITIONS {
         return Err(ApiError::new(
             "invalid_gate",
-            format!(
-                "a gate has 1 to {MAX_GATE_CONDITIONS} conditions (remove it with DELETE)"
-            ),
+            format!("a gate has 1 to {MAX_GATE_CONDITIONS} conditions (remove it with DELETE)"),
         ));
     }
     for (i, c) in spec.conditions.iter().enumerate() {

@@ -99,7 +99,11 @@ fn kind_routes(kind: Kind) -> OpenApiRouter<AppState> {
         .routes(routes!(aliases::list))
         .routes(routes!(aliases::get, aliases::put, aliases::delete))
         .routes(routes!(aliases::history))
-        .routes(routes!(aliases::get_gate, aliases::set_gate, aliases::delete_gate))
+        .routes(routes!(
+            aliases::get_gate,
+            aliases::set_gate,
+            aliases::delete_gate
+        ))
         .routes(routes!(yank::yank, yank::unyank))
         .layer(Extension(kind));
     // The same handlers serve both kinds: give each copy its own tag and operation ids.

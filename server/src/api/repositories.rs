@@ -246,9 +246,7 @@ async fn resolve_in(
 }
 
 /// Stored aliases as resolution takes them (rows that do not parse are skipped).
-pub fn alias_targets(
-    aliases: &BTreeMap<String, String>,
-) -> BTreeMap<AliasName, semver::Version> {
+pub fn alias_targets(aliases: &BTreeMap<String, String>) -> BTreeMap<AliasName, semver::Version> {
     aliases
         .iter()
         .filter_map(|(a, v)| Some((AliasName::new(a.as_str()).ok()?, v.parse().ok()?)))

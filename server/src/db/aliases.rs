@@ -59,12 +59,17 @@ pub struct AliasChange<'a> {
 #[derive(Debug)]
 pub enum ChangeOutcome {
     /// Created (`from` was `None`) or moved.
-    Moved { row: AliasRow, created: bool },
+    Moved {
+        row: AliasRow,
+        created: bool,
+    },
     Deleted,
     /// The alias already points to the requested version (nothing written).
     Unchanged(AliasRow),
     /// The expectation is stale: where the alias points now (`None`: it does not exist).
-    Conflict { current: Option<String> },
+    Conflict {
+        current: Option<String>,
+    },
     /// The target version does not exist.
     TargetMissing,
     /// The gate refused: every failing condition.
@@ -85,9 +90,8 @@ fn alias_of(row: &AnyRow) -> Result<AliasRow, sqlx::Error> {
 impl Db {
     /// Every alias of a repository, by name.
     pub async fn aliases(&self, repo_id: i64) -> Result<Vec<AliasRow>, sqlx::Error> {
-        let sql = format!(
-            "SELECT {ALIAS_COLUMNS} FROM aliases WHERE repository_id = $1 ORDER BY alias"
-        );
+        let sql =
+            format!("SELECT {ALIAS_COLUMNS} FROM aliases WHERE repository_id = $1 ORDER BY alias");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(repo_id)
             .fetch_all(&self.pool)
@@ -106,9 +110,8 @@ impl Db {
     }
 
     pub async fn alias(&self, repo_id: i64, alias: &str) -> Result<Option<AliasRow>, sqlx::Error> {
-        let sql = format!(
-            "SELECT {ALIAS_COLUMNS} FROM aliases WHERE repository_id = $1 AND alias = $2"
-        );
+        let sql =
+            format!("SELECT {ALIAS_COLUMNS} FROM aliases WHERE repository_id = $1 AND alias = $2");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(repo_id)
             .bind(alias.to_owned())
@@ -178,9 +181,9 @@ impl Db {
         at: i64,
     ) -> Result<Option<ChangeOutcome>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let written = match (c.expect, c.to) {
-            (None, Some(to)) => {
-                sqlx::query(
+        let written =
+            match (c.expect, c.to) {
+                (None, Some(to)) => sqlx::query(
                     "INSERT INTO aliases (repository_id, alias, version, updated_at, updated_by) \
                      VALUES ($1, $2, $3, $4, $5)",
                 )
@@ -190,36 +193,33 @@ impl Db {
                 .bind(at)
                 .bind(c.actor.to_owned())
                 .execute(&mut *tx)
-                .await?
-            }
-            (Some(expect), Some(to)) => {
-                sqlx::query(
-                    "UPDATE aliases SET version = $1, updated_at = $2, updated_by = $3 \
+                .await?,
+                (Some(expect), Some(to)) => {
+                    sqlx::query(
+                        "UPDATE aliases SET version = $1, updated_at = $2, updated_by = $3 \
                      WHERE repository_id = $4 AND alias = $5 AND version = $6",
-                )
-                .bind(to.to_owned())
-                .bind(at)
-                .bind(c.actor.to_owned())
-                .bind(c.repo_id)
-                .bind(c.alias.to_owned())
-                .bind(expect.to_owned())
-                .execute(&mut *tx)
-                .await?
-            }
-            (Some(expect), None) => {
-                sqlx::query(
+                    )
+                    .bind(to.to_owned())
+                    .bind(at)
+                    .bind(c.actor.to_owned())
+                    .bind(c.repo_id)
+                    .bind(c.alias.to_owned())
+                    .bind(expect.to_owned())
+                    .execute(&mut *tx)
+                    .await?
+                }
+                (Some(expect), None) => sqlx::query(
                     "DELETE FROM aliases WHERE repository_id = $1 AND alias = $2 AND version = $3",
                 )
                 .bind(c.repo_id)
                 .bind(c.alias.to_owned())
                 .bind(expect.to_owned())
                 .execute(&mut *tx)
-                .await?
-            }
-            // Deleting an alias that must not exist: nothing to do, and it is a conflict
-            // whatever the state (the handler never asks this).
-            (None, None) => return Ok(None),
-        };
+                .await?,
+                // Deleting an alias that must not exist: nothing to do, and it is a conflict
+                // whatever the state (the handler never asks this).
+                (None, None) => return Ok(None),
+            };
         if written.rows_affected() != 1 {
             return Ok(None);
         }
@@ -300,8 +300,8 @@ impl Db {
         conditions: &[GateCondition],
         actor: &str,
     ) -> Result<GateRow, sqlx::Error> {
-        let json = serde_json::to_string(conditions)
-            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let json =
+            serde_json::to_string(conditions).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         let at = now();
         sqlx::query(
             "INSERT INTO alias_gates (repository_id, alias, conditions, updated_at, updated_by) \
@@ -344,13 +344,12 @@ async fn gate_in(
     repo_id: i64,
     alias: &str,
 ) -> Result<Option<Vec<GateCondition>>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT conditions FROM alias_gates WHERE repository_id = $1 AND alias = $2",
-    )
-    .bind(repo_id)
-    .bind(alias.to_owned())
-    .fetch_optional(&mut **tx)
-    .await?;
+    let row =
+        sqlx::query("SELECT conditions FROM alias_gates WHERE repository_id = $1 AND alias = $2")
+            .bind(repo_id)
+            .bind(alias.to_owned())
+            .fetch_optional(&mut **tx)
+            .await?;
     row.map(|r| parse_conditions(&r.try_get::<String, _>(0)?))
         .transpose()
 }
