@@ -159,7 +159,7 @@ pub async fn show(ctx: &Ctx, reference: &str, kind: Option<Kind>) -> Result<(), 
         format!("{} bytes", group_digits(info.manifest.total_size())),
     );
     if info.yanked {
-        field("yanked", "yes");
+        field("yanked", info.yank_reason.as_deref().unwrap_or("yes"));
     }
     println!("  files");
     let width = info

@@ -20,7 +20,10 @@ use serde_json::Value;
 mod evals;
 
 use crate::config::Settings;
-use crate::exit::{AUTH, CONFLICT, Failure, NOT_FOUND, PROBLEMS, SERVER, USAGE, VERIFY};
+use crate::exit::{
+    ALIAS_CONFLICT, AUTH, CONFLICT, Failure, GATE_FAILED, NOT_FOUND, PROBLEMS, SERVER, USAGE,
+    VERIFY,
+};
 
 /// The most digests one `POST /v1/blobs/check` may carry.
 pub const CHECK_BATCH: usize = 10_000;
@@ -97,6 +100,8 @@ impl ClientError {
             Self::Unexpected { .. } => SERVER,
             Self::Api { status, info } => match (status.as_u16(), info.code.as_str()) {
                 (_, "digest_mismatch") => VERIFY,
+                (_, "alias_conflict") => ALIAS_CONFLICT,
+                (_, "gate_failed") => GATE_FAILED,
                 (401 | 403, _) => AUTH,
                 (404, _) => NOT_FOUND,
                 (409, _) => CONFLICT,
@@ -184,7 +189,7 @@ impl Client {
         url
     }
 
-    fn request(&self, method: Method, url: Url) -> RequestBuilder {
+    pub(crate) fn request(&self, method: Method, url: Url) -> RequestBuilder {
         let rb = self.http.request(method, url);
         match &self.token {
             Some(t) => rb.header(AUTHORIZATION, t.clone()),
@@ -206,7 +211,7 @@ impl Client {
     }
 
     /// Send; a non-2xx answer becomes [`ClientError::Api`] (or `Unexpected`).
-    async fn send_ok(&self, rb: RequestBuilder) -> Result<Response> {
+    pub(crate) async fn send_ok(&self, rb: RequestBuilder) -> Result<Response> {
         let resp = self.send(rb).await?;
         if resp.status().is_success() {
             Ok(resp)
@@ -215,7 +220,7 @@ impl Client {
         }
     }
 
-    async fn json<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
+    pub(crate) async fn json<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
         let resp = self.send_ok(rb).await?;
         body_json(resp).await
     }
@@ -570,6 +575,8 @@ mod tests {
             },
         };
         assert_eq!(api(409, "version_exists").exit_code(), CONFLICT);
+        assert_eq!(api(412, "alias_conflict").exit_code(), ALIAS_CONFLICT);
+        assert_eq!(api(409, "gate_failed").exit_code(), GATE_FAILED);
         assert_eq!(api(404, "version_not_found").exit_code(), NOT_FOUND);
         assert_eq!(api(400, "digest_mismatch").exit_code(), VERIFY);
         assert_eq!(api(401, "unauthorized").exit_code(), AUTH);

@@ -23,6 +23,10 @@ pub const NOT_FOUND: u8 = 6;
 pub const VERIFY: u8 = 7;
 /// The server refused the credentials (401/403).
 pub const AUTH: u8 = 8;
+/// An alias moved meanwhile: the expected version is stale (412 `alias_conflict`).
+pub const ALIAS_CONFLICT: u8 = 9;
+/// An alias gate refused the move (409 `gate_failed`).
+pub const GATE_FAILED: u8 = 10;
 
 /// A failure that ends the command.
 #[derive(Debug)]
@@ -71,6 +75,8 @@ impl Failure {
             NOT_FOUND => "not_found",
             VERIFY => "verification_failed",
             AUTH => "unauthorized",
+            ALIAS_CONFLICT => "alias_conflict",
+            GATE_FAILED => "gate_failed",
             _ => "error",
         }
     }

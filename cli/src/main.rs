@@ -14,7 +14,11 @@
 //! * 6 — not found: repository, version, selector match or blob;
 //! * 7 — verification failed: a file's size or digest differs from its manifest, or the
 //!   registry's manifest for a locked version differs from the lock file;
-//! * 8 — the registry refused the credentials (401/403).
+//! * 8 — the registry refused the credentials (401/403);
+//! * 9 — an alias moved meanwhile: the expected version is stale (412 `alias_conflict`);
+//!   read the current target and decide again;
+//! * 10 — an alias gate refused the move (409 `gate_failed`): every failing condition is
+//!   listed.
 //!
 //! `diff --fail-on-forgetting` exits with 1 when it flags catastrophic forgetting (the diff
 //! is printed as usual).
@@ -22,6 +26,7 @@
 //! Registry errors print as one line, `error: <message> (<code>)`; with `--json`, as one
 //! object `{"error": {"code", "message", "details"}}` on stdout.
 
+mod alias;
 mod cache;
 mod catalog;
 mod client;
@@ -39,6 +44,7 @@ mod progress;
 mod pull;
 mod push;
 mod upload;
+mod yank;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -184,6 +190,127 @@ enum Command {
         #[arg(long, value_enum)]
         kind: Option<KindArg>,
     },
+    /// Point an alias at a version, compare-and-swap (exit 9 if it moved meanwhile, 10 if
+    /// its gate refuses).
+    Tag {
+        /// `namespace/name[@selector]`: the version to point to (default: the latest).
+        reference: String,
+        /// The alias (`prod`, `staging`, …).
+        alias: String,
+        /// The version the alias must point to now [default: what it points to when read
+        /// just before; a new alias if it does not exist].
+        #[arg(long, value_name = "VERSION")]
+        expect: Option<String>,
+        /// Why (kept in the alias history).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// List, trace or remove aliases.
+    Alias {
+        #[command(subcommand)]
+        command: AliasCommand,
+    },
+    /// Set, show or remove the conditions an alias move must pass.
+    Gate {
+        #[command(subcommand)]
+        command: GateCommand,
+    },
+    /// Yank a version: ranges and "latest" skip it; exact pins still pull, with a warning.
+    Yank {
+        /// `namespace/name@version` (or `@sha256:…`).
+        reference: String,
+        /// Why (required; shown to everyone who pulls it).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// Un-yank a version.
+    Unyank {
+        /// `namespace/name@version` (or `@sha256:…`).
+        reference: String,
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AliasCommand {
+    /// The aliases of a repository and where they point.
+    Ls {
+        /// `namespace/name`.
+        repository: String,
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// Every move of an alias: when, who, from, to, why.
+    History {
+        /// `namespace/name`.
+        repository: String,
+        alias: String,
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// Delete an alias, compare-and-swap.
+    Rm {
+        /// `namespace/name`.
+        repository: String,
+        alias: String,
+        /// The version it must point to now [default: read just before].
+        #[arg(long, value_name = "VERSION")]
+        expect: Option<String>,
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GateCommand {
+    /// Replace the gate of an alias with these conditions (all must pass).
+    Set {
+        /// `namespace/name`.
+        repository: String,
+        alias: String,
+        /// `benchmark:metric=MIN`: the new target scores at least MIN.
+        #[arg(long, value_name = "METRIC=MIN")]
+        min: Vec<String>,
+        /// `benchmark:metric=MAX`: at most MAX (lower-is-better metrics).
+        #[arg(long, value_name = "METRIC=MAX")]
+        max: Vec<String>,
+        /// `benchmark:metric[=MAX_DROP]`: no worse than the current target by more than
+        /// MAX_DROP (default 0).
+        #[arg(long, value_name = "METRIC[=MAX_DROP]")]
+        no_regression: Vec<String>,
+        /// The new target must not be yanked.
+        #[arg(long)]
+        not_yanked: bool,
+        /// A successful validation against this base (`ns/name@version`); validation jobs do
+        /// not exist yet, so this condition fails for now.
+        #[arg(long, value_name = "REF")]
+        validated_against: Vec<String>,
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// Show the gate of an alias.
+    Show {
+        /// `namespace/name`.
+        repository: String,
+        alias: String,
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// Remove the gate of an alias.
+    Rm {
+        /// `namespace/name`.
+        repository: String,
+        alias: String,
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
 }
 
 /// What every networked command needs.
@@ -316,6 +443,99 @@ fn run_networked(ctx: &Ctx, command: &Command) -> Result<(), Failure> {
             Command::Show { reference, kind } => {
                 catalog::show(ctx, reference, kind.map(Into::into)).await
             }
+            Command::Tag {
+                reference,
+                alias,
+                expect,
+                reason,
+                kind,
+            } => {
+                alias::tag(
+                    ctx,
+                    alias::TagArgs {
+                        reference,
+                        alias,
+                        expect: expect.as_deref(),
+                        reason: reason.as_deref(),
+                        kind: kind.map(Into::into),
+                    },
+                )
+                .await
+            }
+            Command::Alias { command } => run_alias(ctx, command).await,
+            Command::Gate { command } => run_gate(ctx, command).await,
+            Command::Yank {
+                reference,
+                reason,
+                kind,
+            } => yank::run(ctx, reference, Some(reason), kind.map(Into::into)).await,
+            Command::Unyank { reference, kind } => {
+                yank::run(ctx, reference, None, kind.map(Into::into)).await
+            }
         }
     })
+}
+
+async fn run_alias(ctx: &Ctx, command: &AliasCommand) -> Result<(), Failure> {
+    match command {
+        AliasCommand::Ls { repository, kind } => {
+            alias::ls(ctx, repository, kind.map(Into::into)).await
+        }
+        AliasCommand::History {
+            repository,
+            alias,
+            kind,
+        } => alias::history(ctx, repository, alias, kind.map(Into::into)).await,
+        AliasCommand::Rm {
+            repository,
+            alias,
+            expect,
+            reason,
+            kind,
+        } => {
+            alias::rm(
+                ctx,
+                repository,
+                alias,
+                expect.as_deref(),
+                reason.as_deref(),
+                kind.map(Into::into),
+            )
+            .await
+        }
+    }
+}
+
+async fn run_gate(ctx: &Ctx, command: &GateCommand) -> Result<(), Failure> {
+    match command {
+        GateCommand::Set {
+            repository,
+            alias,
+            min,
+            max,
+            no_regression,
+            not_yanked,
+            validated_against,
+            kind,
+        } => {
+            let flags = alias::GateFlags {
+                min,
+                max,
+                no_regression,
+                not_yanked: *not_yanked,
+                validated_against,
+            };
+            alias::gate_set(ctx, repository, alias, &flags, kind.map(Into::into)).await
+        }
+        GateCommand::Show {
+            repository,
+            alias,
+            kind,
+        } => alias::gate_show(ctx, repository, alias, kind.map(Into::into)).await,
+        GateCommand::Rm {
+            repository,
+            alias,
+            kind,
+        } => alias::gate_rm(ctx, repository, alias, kind.map(Into::into)).await,
+    }
 }

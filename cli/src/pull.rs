@@ -109,7 +109,10 @@ pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
         .map_err(|e| Failure::from(e).context(format!("resolving {r}")))?;
     let mut warnings = Vec::new();
     if resolved.yanked {
-        let w = format!("{}@{} is yanked", r.repository(), resolved.version);
+        let w = match &resolved.yank_reason {
+            Some(why) => format!("{}@{} is yanked: {why}", r.repository(), resolved.version),
+            None => format!("{}@{} is yanked", r.repository(), resolved.version),
+        };
         bars.warn(&format!("warning: {w}"));
         warnings.push(w);
     }

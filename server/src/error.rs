@@ -86,12 +86,15 @@ pub fn status_of(code: &str) -> StatusCode {
         | "upload_not_found"
         | "repository_not_found"
         | "version_not_found"
+        | "alias_not_found"
+        | "gate_not_found"
         | "no_match"
         | "token_not_found" => StatusCode::NOT_FOUND,
         "unauthenticated" => StatusCode::UNAUTHORIZED,
         "forbidden" => StatusCode::FORBIDDEN,
         "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
-        "version_exists" | "conflict" | "upload_finishing" => StatusCode::CONFLICT,
+        "version_exists" | "conflict" | "upload_finishing" | "gate_failed" => StatusCode::CONFLICT,
+        "alias_conflict" => StatusCode::PRECONDITION_FAILED,
         "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "range_not_satisfiable" | "wrong_offset" => StatusCode::RANGE_NOT_SATISFIABLE,
         "invalid_adapter" | "invalid_model" => StatusCode::UNPROCESSABLE_ENTITY,

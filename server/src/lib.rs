@@ -8,6 +8,7 @@ pub mod blobs;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod gates;
 pub mod publish;
 pub mod serve;
 pub mod uploads;

@@ -394,7 +394,7 @@ async fn every_mutation_is_audited_with_its_outcome() {
             ],
             "{stack}"
         );
-        let actor = entries[0]["actor"].as_str().unwrap();
+        let actor = entries[0]["actor"].as_str().unwrap().to_owned();
         assert!(actor.starts_with("writer (tok_"), "{actor}");
         assert!(entries.iter().all(|e| e["method"] == "PUT"));
 

@@ -6,6 +6,7 @@ mod auth;
 pub use auth::{
     AuditEntry, AuditList, Scope, TokenCreate, TokenCreated, TokenInfo, TokenList, WhoAmI,
 };
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -15,6 +16,8 @@ use crate::manifest::{Kind, Manifest};
 
 pub mod evals;
 pub use evals::{EvalBatch, EvalInput, EvalList, EvalResult};
+pub mod aliases;
+pub use aliases::*;
 
 /// The one error body: `{"error": {"code", "message", "details"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -101,6 +104,9 @@ pub struct RepositoryInfo {
     /// Highest version that is neither yanked nor a pre-release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest: Option<String>,
+    /// Alias → the version it points to.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
     /// Unix time (seconds).
     pub created_at: i64,
 }
@@ -147,6 +153,15 @@ pub struct VersionInfo {
     /// base identity; model: digests, fingerprint, counts). See docs/API.md.
     pub summary: Value,
     pub yanked: bool,
+    /// Why it was yanked (only while yanked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yank_reason: Option<String>,
+    /// Unix time (seconds) of the yank (only while yanked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yanked_at: Option<i64>,
+    /// Who yanked it (only while yanked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yanked_by: Option<String>,
     pub created_at: i64,
     /// The latest result per `benchmark:metric` (sorted by benchmark, then metric); the
     /// whole history is at `…/evals`.
@@ -161,6 +176,9 @@ pub struct ResolveResponse {
     pub version: String,
     pub manifest_digest: Digest,
     pub yanked: bool,
+    /// Why it was yanked (only when `yanked`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yank_reason: Option<String>,
 }
 
 /// Keys of a manifest's declared `metadata` that the registry understands.

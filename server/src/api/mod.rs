@@ -5,6 +5,7 @@
 //! OpenAPI description; [`openapi`] is the spec (committed at `openapi/openapi.json`,
 //! served at `GET /openapi.json`, browsable at `/docs`).
 
+mod aliases;
 mod audit;
 mod blobs;
 mod doc;
@@ -16,6 +17,7 @@ mod repositories;
 mod tokens;
 mod uploads;
 mod versions;
+mod yank;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{StatusCode, header};
@@ -36,6 +38,7 @@ use crate::error::ApiError;
 
 pub use adapter_core::api::ErrorBody;
 pub use extract::{JSON_LIMIT, MANIFEST_LIMIT};
+pub use repositories::alias_targets;
 pub use tokens::validate as validate_token_request;
 
 /// Where the spec is served.
@@ -105,6 +108,15 @@ fn kind_routes(kind: Kind) -> OpenApiRouter<AppState> {
         .routes(routes!(evals::add, evals::list))
         .routes(routes!(repositories::resolve_latest))
         .routes(routes!(repositories::resolve))
+        .routes(routes!(aliases::list))
+        .routes(routes!(aliases::get, aliases::put, aliases::delete))
+        .routes(routes!(aliases::history))
+        .routes(routes!(
+            aliases::get_gate,
+            aliases::set_gate,
+            aliases::delete_gate
+        ))
+        .routes(routes!(yank::yank, yank::unyank))
         .layer(Extension(kind));
     // The same handlers serve both kinds: give each copy its own tag and operation ids.
     doc::for_kind(r.get_openapi_mut(), kind_segment(kind));

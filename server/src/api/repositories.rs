@@ -1,9 +1,11 @@
 //! `GET /v1/{kind}`, `GET /v1/{kind}/{ns}/{name}`, `…/versions`, `…/resolve[/{selector}]`.
 
+use std::collections::BTreeMap;
+
 use adapter_core::api::{ErrorBody, RepositoryInfo, RepositoryList, ResolveResponse, VersionList};
 use adapter_core::manifest::Kind;
-use adapter_core::name::Name;
-use adapter_core::reference::{NoAliases, Selector, resolve as resolve_selector};
+use adapter_core::name::{AliasName, Name};
+use adapter_core::reference::{Selector, resolve as resolve_selector};
 use axum::extract::State;
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -41,7 +43,8 @@ pub(super) async fn repository(
 async fn info_of(app: &AppState, kind: Kind, repo: &RepoRow) -> ApiResult<RepositoryInfo> {
     let heads = app.db.version_heads(repo.id).await?;
     let records = version_records(&heads);
-    let latest = resolve_selector(None, &records, &NoAliases)
+    let aliases = app.db.alias_map(repo.id).await?;
+    let latest = resolve_selector(None, &records, &alias_targets(&aliases))
         .ok()
         .map(|r| r.version.to_string());
     Ok(RepositoryInfo {
@@ -50,6 +53,7 @@ async fn info_of(app: &AppState, kind: Kind, repo: &RepoRow) -> ApiResult<Reposi
         name: repo.name.clone(),
         version_count: heads.len() as u64,
         latest,
+        aliases,
         created_at: repo.created_at,
     })
 }
@@ -216,18 +220,37 @@ async fn resolve_in(
         .transpose()?;
     let repo = repository(app, kind, &ns, &name).await?;
     let records = version_records(&app.db.version_heads(repo.id).await?);
-    let r = resolve_selector(selector.as_ref(), &records, &NoAliases).map_err(|e| {
+    let aliases = alias_targets(&app.db.alias_map(repo.id).await?);
+    let r = resolve_selector(selector.as_ref(), &records, &aliases).map_err(|e| {
         ApiError::with_details(
             "no_match",
             format!("{ns}/{name}: {e}"),
             json!({ "selector": selector.as_ref().map(ToString::to_string) }),
         )
     })?;
+    let version = r.version.to_string();
+    let yank_reason = if r.yanked {
+        app.db
+            .yank_state(repo.id, &version)
+            .await?
+            .and_then(|y| y.reason)
+    } else {
+        None
+    };
     Ok(ResolveResponse {
-        version: r.version.to_string(),
+        version,
         manifest_digest: r.manifest_digest,
         yanked: r.yanked,
+        yank_reason,
     })
+}
+
+/// Stored aliases as resolution takes them (rows that do not parse are skipped).
+pub fn alias_targets(aliases: &BTreeMap<String, String>) -> BTreeMap<AliasName, semver::Version> {
+    aliases
+        .iter()
+        .filter_map(|(a, v)| Some((AliasName::new(a.as_str()).ok()?, v.parse().ok()?)))
+        .collect()
 }
 
 /// Resolve the latest version (highest, not yanked, not a pre-release).
@@ -251,14 +274,14 @@ pub async fn resolve_latest(
     Ok(Json(resolve_in(&app, kind, &ns, &name, None).await?))
 }
 
-/// Resolve a selector: exact version, semver range or manifest digest.
+/// Resolve a selector: exact version, semver range, alias or manifest digest.
 ///
 /// Every resolution failure is 404 `no_match` with the reason in `message`.
 #[utoipa::path(
     get,
     path = "/{ns}/{name}/resolve/{selector}",
     operation_id = "resolve",
-    params(("ns" = String, Path, description = "Namespace (name rules: docs/FORMATS.md)."), ("name" = String, Path, description = "Repository name."), ("selector" = String, Path, description = "An exact version, a semver range, or a `sha256:` manifest digest.")),
+    params(("ns" = String, Path, description = "Namespace (name rules: docs/FORMATS.md)."), ("name" = String, Path, description = "Repository name."), ("selector" = String, Path, description = "An exact version, a semver range, an alias, or a `sha256:` manifest digest.")),
     responses(
         (status = 200, description = "The resolved version.", body = ResolveResponse),
         (status = 400, description = "`invalid_name`, `invalid_selector`, `invalid_path`.", body = ErrorBody),

@@ -86,5 +86,13 @@ pub async fn get(
     };
     let mut info = version_info(kind, ns.as_str(), name.as_str(), &row)?;
     super::evals::attach_latest(&app, &mut info).await?;
+    if let Some(y) = app
+        .db
+        .yank_state_by_name(kind, ns.as_str(), name.as_str(), &version)
+        .await?
+        .filter(|y| y.yanked)
+    {
+        (info.yank_reason, info.yanked_at, info.yanked_by) = (y.reason, y.at, y.by);
+    }
     Ok(Json(info))
 }

@@ -115,17 +115,26 @@ impl Db {
     /// The latest result per `benchmark:metric` of a version, sorted by benchmark, then
     /// metric (byte order, the same on every backend).
     pub async fn latest_evals(&self, version_id: i64) -> Result<Vec<EvalResult>, sqlx::Error> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM evals e WHERE e.version_id = $1 AND e.id = \
-             (SELECT MAX(l.id) FROM evals l WHERE l.version_id = e.version_id \
-              AND l.benchmark = e.benchmark AND l.metric = e.metric)"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(version_id)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out: Vec<EvalResult> = rows.iter().map(result_of).collect::<Result<_, _>>()?;
-        out.sort_by(|a, b| (&a.benchmark, &a.metric).cmp(&(&b.benchmark, &b.metric)));
-        Ok(out)
+        latest_evals(&self.pool, version_id).await
     }
+}
+
+/// The latest result per `benchmark:metric` of a version (sorted by benchmark, metric), on
+/// any executor: the pool, or a transaction that must see its own snapshot (alias gates).
+pub async fn latest_evals<'e, E>(exec: E, version_id: i64) -> Result<Vec<EvalResult>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let sql = format!(
+        "SELECT {COLUMNS} FROM evals e WHERE e.version_id = $1 AND e.id = \
+         (SELECT MAX(l.id) FROM evals l WHERE l.version_id = e.version_id \
+          AND l.benchmark = e.benchmark AND l.metric = e.metric)"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(version_id)
+        .fetch_all(exec)
+        .await?;
+    let mut out: Vec<EvalResult> = rows.iter().map(result_of).collect::<Result<_, _>>()?;
+    out.sort_by(|a, b| (&a.benchmark, &a.metric).cmp(&(&b.benchmark, &b.metric)));
+    Ok(out)
 }

@@ -2,6 +2,7 @@
 //! SQL is portable (`$N` placeholders, BIGINT/TEXT only); what differs between the two
 //! backends lives here: connection setup and the migration folder.
 
+pub mod aliases;
 pub mod audit;
 pub mod blobs;
 pub mod evals;
@@ -9,6 +10,7 @@ pub mod repositories;
 pub mod tokens;
 pub mod uploads;
 pub mod versions;
+pub mod yank;
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

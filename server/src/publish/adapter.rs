@@ -3,7 +3,7 @@
 use adapter_core::api::{BaseModelRef, metadata};
 use adapter_core::manifest::{Kind, Manifest};
 use adapter_core::peft::{AdapterConfig, CONFIG_FILE, WEIGHTS_FILE, build_report};
-use adapter_core::reference::{NoAliases, Reference, resolve};
+use adapter_core::reference::{Reference, resolve};
 use serde_json::{Value, json};
 
 use super::read::{safetensors_header, small_file};
@@ -117,7 +117,8 @@ async fn base_ref(
         .await?
         .ok_or_else(not_registered)?;
     let records = super::info::version_records(&app.db.version_heads(repo.id).await?);
-    let resolved = resolve(r.selector.as_ref(), &records, &NoAliases).map_err(|e| {
+    let aliases = crate::api::alias_targets(&app.db.alias_map(repo.id).await?);
+    let resolved = resolve(r.selector.as_ref(), &records, &aliases).map_err(|e| {
         base_mismatch(
             format!("base model `{reference}`: {e}"),
             json!({ "reference": reference }),

@@ -28,6 +28,9 @@ pub fn version_info(
         manifest,
         summary,
         yanked: row.head.yanked,
+        yank_reason: None,
+        yanked_at: None,
+        yanked_by: None,
         created_at: row.head.created_at,
         // Filled by the handlers (`api::evals::attach_latest`).
         evals: Vec::new(),

@@ -64,6 +64,8 @@ pub struct TestServer {
     /// A client that sends an admin token (`admin_token`) with every request.
     pub http: reqwest::Client,
     pub admin_token: String,
+    /// What history and audit records say of requests made with `admin_token`.
+    pub admin_actor: String,
     pub state: AppState,
     pub stack: Stack,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -77,7 +79,7 @@ impl TestServer {
 
     pub async fn start_with(backend: &Backend, config: Config) -> Self {
         let state = AppState::new(config).await.expect("building the app");
-        let (admin_token, _) = adapter_registry::auth::create_token(
+        let (admin_token, admin) = adapter_registry::auth::create_token(
             &state.db,
             "test-admin",
             adapter_core::api::Scope::Admin,
@@ -101,6 +103,7 @@ impl TestServer {
             url,
             http: client_with_token(&admin_token),
             admin_token,
+            admin_actor: adapter_registry::auth::actor_of(&admin),
             state,
             stack: backend.stack().clone(),
             shutdown: Some(tx),

@@ -1,0 +1,102 @@
+//! `POST|DELETE /v1/{kind}/{ns}/{name}/versions/{version}/yank`: yank with a reason, un-yank.
+//! A yanked version is left out of ranges and "latest"; exact versions, aliases and digests
+//! still resolve it (with `yanked: true` and the reason).
+
+use adapter_core::api::{ErrorBody, YankRequest, YankState, check_reason};
+use adapter_core::manifest::Kind;
+use axum::extract::State;
+use axum::{Extension, Json};
+
+use super::extract::{ApiPath, JsonBody};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::db::yank::YankRow;
+use crate::error::{ApiError, ApiResult};
+use crate::publish::{parse_name, parse_version};
+
+pub fn yank_state(row: YankRow) -> YankState {
+    YankState {
+        version: row.version,
+        yanked: row.yanked,
+        yank_reason: row.reason,
+        yanked_at: row.at,
+        yanked_by: row.by,
+    }
+}
+
+async fn set(
+    app: &AppState,
+    kind: Kind,
+    (ns, name, version): (String, String, String),
+    reason: Option<&str>,
+    actor: &str,
+) -> ApiResult<YankState> {
+    let ns = parse_name("namespace", &ns)?;
+    let name = parse_name("name", &name)?;
+    let version = parse_version(&version)?.to_string();
+    if reason.is_some() {
+        check_reason(reason, true).map_err(|m| ApiError::new("invalid_reason", m))?;
+    }
+    let repo = super::repositories::repository(app, kind, &ns, &name).await?;
+    let row = app
+        .db
+        .set_yank(repo.id, &version, reason, actor)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                "version_not_found",
+                format!("{ns}/{name}@{version} does not exist"),
+            )
+        })?;
+    Ok(yank_state(row))
+}
+
+/// Yank a version: ranges and "latest" skip it; exact pins, aliases and digests still resolve
+/// it (flagged). Yanking again replaces the reason.
+#[utoipa::path(
+    post,
+    path = "/{ns}/{name}/versions/{version}/yank",
+    operation_id = "yank_version",
+    params(("ns" = String, Path, description = "Namespace."), ("name" = String, Path, description = "Repository name."), ("version" = String, Path, description = "A semver version.")),
+    request_body(content = YankRequest, description = "Why (required, 1 to 1024 bytes)."),
+    responses(
+        (status = 200, description = "Yanked.", body = YankState),
+        (status = 400, description = "`invalid_name`, `invalid_version`, `invalid_reason`, `invalid_json`, `invalid_path`.", body = ErrorBody),
+        (status = 404, description = "`repository_not_found`, `version_not_found`.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
+pub async fn yank(
+    State(app): State<AppState>,
+    Extension(kind): Extension<Kind>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(path): ApiPath<(String, String, String)>,
+    JsonBody(body): JsonBody<YankRequest>,
+) -> ApiResult<Json<YankState>> {
+    Ok(Json(
+        set(&app, kind, path, Some(&body.reason), &caller.actor()).await?,
+    ))
+}
+
+/// Un-yank a version (a no-op for one that is not yanked).
+#[utoipa::path(
+    delete,
+    path = "/{ns}/{name}/versions/{version}/yank",
+    operation_id = "unyank_version",
+    params(("ns" = String, Path, description = "Namespace."), ("name" = String, Path, description = "Repository name."), ("version" = String, Path, description = "A semver version.")),
+    responses(
+        (status = 200, description = "Not yanked (any more).", body = YankState),
+        (status = 400, description = "`invalid_name`, `invalid_version`, `invalid_path`.", body = ErrorBody),
+        (status = 404, description = "`repository_not_found`, `version_not_found`.", body = ErrorBody),
+        (status = 500, description = "`internal`.", body = ErrorBody),
+    )
+)]
+pub async fn unyank(
+    State(app): State<AppState>,
+    Extension(kind): Extension<Kind>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(path): ApiPath<(String, String, String)>,
+) -> ApiResult<Json<YankState>> {
+    Ok(Json(set(&app, kind, path, None, &caller.actor()).await?))
+}
