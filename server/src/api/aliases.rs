@@ -22,8 +22,6 @@ use crate::db::repositories::RepoRow;
 use crate::error::{ApiError, ApiResult};
 use crate::publish::{parse_name, parse_version};
 
-/// Who moves aliases, sets gates and yanks.
-
 fn parse_alias(s: &str) -> ApiResult<AliasName> {
     AliasName::new(s).map_err(|e| {
         ApiError::new(
