@@ -5,6 +5,7 @@
 //! reference or a digest is.
 
 pub mod api;
+pub mod compat;
 pub mod diag;
 pub mod digest;
 pub mod json;
