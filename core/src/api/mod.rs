@@ -7,6 +7,9 @@ use serde_json::Value;
 use crate::digest::Digest;
 use crate::manifest::{Kind, Manifest};
 
+pub mod catalog;
+pub use catalog::{LatestEval, LineageNode, LineageView, MatchedVersion, VersionFacts};
+
 /// The one error body: `{"error": {"code", "message", "details"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -94,9 +97,13 @@ pub struct RepositoryInfo {
     pub latest: Option<String>,
     /// Unix time (seconds).
     pub created_at: i64,
+    /// In search results: the version that matched (newest non-yanked version passing
+    /// every filter), with its facts, labels and latest evals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched: Option<MatchedVersion>,
 }
 
-/// `GET /v1/{kind}?namespace=&q=&cursor=&limit=`.
+/// `GET /v1/{kind}?namespace=&q=&…&cursor=&limit=`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RepositoryList {

@@ -11,6 +11,7 @@ mod extract;
 mod health;
 mod range;
 mod repositories;
+mod search;
 mod uploads;
 mod versions;
 
