@@ -9,4 +9,5 @@ pub mod db;
 pub mod error;
 pub mod publish;
 pub mod serve;
+pub mod ui;
 pub mod uploads;

@@ -7,8 +7,9 @@
 
 mod blobs;
 mod doc;
-mod extract;
+pub(crate) mod extract;
 mod health;
+mod lineage;
 mod range;
 mod repositories;
 mod search;
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .url(OPENAPI_PATH, spec)
         .config(Config::new([OPENAPI_PATH]).validator_url("none"));
     api.merge(docs)
+        .merge(crate::ui::router())
         .fallback(|| async { ApiError::not_found() })
         // Bodies are read by our own extractors with explicit caps (JSON) or streamed
         // (uploads); axum's 2 MB default would silently cut uploads.
@@ -94,6 +96,7 @@ fn kind_routes(kind: Kind) -> OpenApiRouter<AppState> {
         .routes(routes!(versions::publish, versions::get))
         .routes(routes!(repositories::resolve_latest))
         .routes(routes!(repositories::resolve))
+        .routes(routes!(lineage::get))
         .layer(Extension(kind));
     // The same handlers serve both kinds: give each copy its own tag and operation ids.
     doc::for_kind(r.get_openapi_mut(), kind_segment(kind));

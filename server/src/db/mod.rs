@@ -3,7 +3,9 @@
 //! backends lives here: connection setup and the migration folder.
 
 pub mod blobs;
+pub mod catalog;
 pub mod facts;
+pub mod lineage;
 pub mod repositories;
 pub mod search;
 pub mod uploads;
