@@ -79,6 +79,11 @@ pub async fn derive(
                 .filter(|b| !b.is_null())
                 .and_then(|b| serde_json::from_value(b.clone()).ok());
             if let Some(b) = base.filter(|b| *b != BaseModelRef::default()) {
+                // A base known only by name has no identity to link to (the name is a fact).
+                let identified = b.reference.is_some()
+                    || b.content_digest.is_some()
+                    || b.shape_fingerprint.is_some();
+                if identified {
                 lineage.push(LineageRow {
                     relation: "base".into(),
                     kind: Some(Kind::Model.as_str().into()),
@@ -88,6 +93,7 @@ pub async fn derive(
                     shape_fingerprint: b.shape_fingerprint.map(|d| d.to_string()),
                     recipe: None,
                 });
+                }
                 facts.base = Some(b);
             }
         }
