@@ -20,7 +20,7 @@ of these codes:
 
 | status | codes |
 |---|---|
-| 400 | `invalid_name`, `invalid_version`, `invalid_selector`, `invalid_digest`, `invalid_json`, `invalid_manifest`, `invalid_path`, `invalid_query`, `invalid_cursor`, `invalid_range`, `invalid_offset`, `invalid_body`, `upload_interrupted`, `digest_mismatch`, `missing_blobs`, `size_mismatch`, `kind_mismatch`, `base_mismatch`, `too_many_digests` |
+| 400 | `invalid_name`, `invalid_version`, `invalid_selector`, `invalid_digest`, `invalid_json`, `invalid_manifest`, `invalid_path`, `invalid_query`, `invalid_cursor`, `invalid_range`, `invalid_offset`, `invalid_body`, `upload_interrupted`, `digest_mismatch`, `missing_blobs`, `size_mismatch`, `kind_mismatch`, `base_mismatch`, `too_many_digests`, `invalid_filter`, `invalid_sort`, `invalid_label` |
 | 404 | `not_found`, `blob_not_found`, `upload_not_found`, `repository_not_found`, `version_not_found`, `no_match` |
 | 405 | `method_not_allowed` |
 | 409 | `version_exists`, `upload_finishing`, `conflict` |
