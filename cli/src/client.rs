@@ -99,7 +99,11 @@ impl ClientError {
                 (404, _) => NOT_FOUND,
                 (409, _) => CONFLICT,
                 (422, _) => PROBLEMS,
-                (_, "invalid_name" | "invalid_version" | "invalid_selector") => USAGE,
+                (
+                    _,
+                    "invalid_name" | "invalid_version" | "invalid_selector" | "invalid_filter"
+                    | "invalid_sort",
+                ) => USAGE,
                 _ => SERVER,
             },
         }
@@ -182,7 +186,7 @@ impl Client {
         url
     }
 
-    fn request(&self, method: Method, url: Url) -> RequestBuilder {
+    pub(crate) fn request(&self, method: Method, url: Url) -> RequestBuilder {
         let rb = self.http.request(method, url);
         match &self.token {
             Some(t) => rb.header(AUTHORIZATION, t.clone()),
@@ -213,7 +217,7 @@ impl Client {
         }
     }
 
-    async fn json<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
+    pub(crate) async fn json<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
         let resp = self.send_ok(rb).await?;
         body_json(resp).await
     }

@@ -21,6 +21,7 @@
 
 mod cache;
 mod catalog;
+mod catalog_client;
 mod client;
 mod config;
 mod exit;
@@ -140,14 +141,17 @@ enum Command {
         #[arg(long, value_enum)]
         kind: Option<KindArg>,
     },
-    /// List repositories (all, or one namespace), or the versions of `ns/name`.
+    /// Search repositories (all, one namespace, or by filters), or list the versions of
+    /// `ns/name`.
     Ls {
         /// A namespace, or `namespace/name` to list its versions.
         what: Option<String>,
         #[arg(long, value_enum)]
         kind: Option<KindArg>,
+        #[command(flatten)]
+        filters: catalog::Filters,
     },
-    /// Show one version: manifest, metadata and the registry's summary.
+    /// Show one version: manifest, metadata, the registry's summary and lineage.
     Show {
         /// `namespace/name[@selector]` (default: the latest version).
         reference: String,
@@ -255,9 +259,11 @@ fn run_networked(ctx: &Ctx, command: &Command) -> Result<(), Failure> {
                 )
                 .await
             }
-            Command::Ls { what, kind } => {
-                catalog::ls(ctx, what.as_deref(), kind.map(Into::into)).await
-            }
+            Command::Ls {
+                what,
+                kind,
+                filters,
+            } => catalog::ls(ctx, what.as_deref(), kind.map(Into::into), filters).await,
             Command::Show { reference, kind } => {
                 catalog::show(ctx, reference, kind.map(Into::into)).await
             }
