@@ -78,7 +78,11 @@ impl Filters {
         one("rank_max", self.rank_max.map(|n| n.to_string()));
         one("variant", self.variant.clone());
         one("sort", self.sort.clone());
-        for (k, list) in [("target", &self.target), ("label", &self.label), ("eval", &self.eval)] {
+        for (k, list) in [
+            ("target", &self.target),
+            ("label", &self.label),
+            ("eval", &self.eval),
+        ] {
             p.extend(list.iter().map(|v| (k, v.clone())));
         }
         p
@@ -262,7 +266,13 @@ pub async fn show(ctx: &Ctx, reference: &str, kind: Option<Kind>) -> Result<(), 
     let lineage = client
         .lineage(k, ns, name, &resolved.version)
         .await
-        .map_err(|e| Failure::from(e).context(format!("lineage of {}@{}", r.repository(), resolved.version)))?;
+        .map_err(|e| {
+            Failure::from(e).context(format!(
+                "lineage of {}@{}",
+                r.repository(),
+                resolved.version
+            ))
+        })?;
     if ctx.json {
         let mut v = serde_json::to_value(&info).expect("serialises");
         v["lineage"] = serde_json::to_value(&lineage).expect("serialises");
@@ -328,13 +338,17 @@ fn print_nodes(title: &str, nodes: &[LineageNode]) {
     }
     println!("  {title}");
     for n in nodes {
-        let registered = if n.namespace.is_some() { "" } else { "  (not registered here)" };
-        let yanked = if n.yanked == Some(true) { "  yanked" } else { "" };
-        println!(
-            "    {:<8}{}{registered}{yanked}",
-            n.relation,
-            node_name(n)
-        );
+        let registered = if n.namespace.is_some() {
+            ""
+        } else {
+            "  (not registered here)"
+        };
+        let yanked = if n.yanked == Some(true) {
+            "  yanked"
+        } else {
+            ""
+        };
+        println!("    {:<8}{}{registered}{yanked}", n.relation, node_name(n));
     }
 }
 

@@ -38,8 +38,9 @@ pub fn is_label_key(key: &str) -> bool {
     !b.is_empty()
         && b.len() <= MAX_LABEL_KEY
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'))
+        && b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
+        })
 }
 
 /// The labels of a manifest's `metadata.labels` (absent or `null`: none), checked.
@@ -202,9 +203,8 @@ mod tests {
             parse_labels(Some(&json!({"Bad": "x"}))),
             Err(LabelError::Key(_))
         ));
-        let many: serde_json::Map<String, Value> = (0..65)
-            .map(|i| (format!("k{i}"), json!("v")))
-            .collect();
+        let many: serde_json::Map<String, Value> =
+            (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
         assert_eq!(
             parse_labels(Some(&Value::Object(many))),
             Err(LabelError::TooMany)

@@ -64,7 +64,9 @@ pub fn parse(raw: Option<&str>) -> ApiResult<SearchRequest> {
         }
         seen.push(k.clone());
         if repeatable && seen.iter().filter(|s| **s == k).count() > MAX_REPEAT {
-            return Err(invalid_query(format!("at most {MAX_REPEAT} `{k}` conditions")));
+            return Err(invalid_query(format!(
+                "at most {MAX_REPEAT} `{k}` conditions"
+            )));
         }
         if !matches!(k.as_str(), "cursor" | "limit") {
             defining.push((k.clone(), v.clone()));
@@ -105,7 +107,10 @@ pub fn parse(raw: Option<&str>) -> ApiResult<SearchRequest> {
     if let (Some(a), Some(b)) = (req.filter.rank_min, req.filter.rank_max)
         && a > b
     {
-        return Err(bad("rank_min", format!("rank_min {a} is above rank_max {b}")));
+        return Err(bad(
+            "rank_min",
+            format!("rank_min {a} is above rank_max {b}"),
+        ));
     }
     defining.sort();
     req.fingerprint = Digest::of_bytes(json!(defining).to_string().as_bytes()).hex();
@@ -114,9 +119,12 @@ pub fn parse(raw: Option<&str>) -> ApiResult<SearchRequest> {
 
 fn parse_base(v: &str) -> ApiResult<BaseFilter> {
     if v.starts_with("sha256:") {
-        let d: Digest = v
-            .parse()
-            .map_err(|_| bad("base", "a base digest is `sha256:` and 64 lowercase hex digits"))?;
+        let d: Digest = v.parse().map_err(|_| {
+            bad(
+                "base",
+                "a base digest is `sha256:` and 64 lowercase hex digits",
+            )
+        })?;
         return Ok(BaseFilter::Digest(d.to_string()));
     }
     if v.chars().any(char::is_control) {
@@ -186,7 +194,12 @@ fn eval_name(s: &str) -> bool {
 }
 
 fn parse_eval(v: &str) -> ApiResult<EvalCond> {
-    let usage = || bad("eval", "eval is `benchmark:metric` OP number, OP one of >= > <= < =");
+    let usage = || {
+        bad(
+            "eval",
+            "eval is `benchmark:metric` OP number, OP one of >= > <= < =",
+        )
+    };
     let pos = v.find(['<', '>', '=']).ok_or_else(usage)?;
     let (name, rest) = v.split_at(pos);
     let (op, num) = [
@@ -314,14 +327,23 @@ impl SearchRequest {
     /// The position a cursor names; refused unless this server signed it for this very
     /// search (same filters and sort).
     pub fn decode_cursor(&self, secret: &str, cursor: &str) -> ApiResult<After> {
-        let invalid =
-            || ApiError::new("invalid_cursor", "the cursor is not one this server issued for this search");
+        let invalid = || {
+            ApiError::new(
+                "invalid_cursor",
+                "the cursor is not one this server issued for this search",
+            )
+        };
         let (payload, mac) = cursor.split_once('.').ok_or_else(invalid)?;
         let payload = hex::decode(payload).map_err(|_| invalid())?;
         let mac = hex::decode(mac).map_err(|_| invalid())?;
         let expected = hmac(secret.as_bytes(), &payload);
         // Constant-time comparison.
-        if mac.len() != 16 || mac.iter().zip(&expected[..16]).fold(0, |acc, (a, b)| acc | (a ^ b)) != 0
+        if mac.len() != 16
+            || mac
+                .iter()
+                .zip(&expected[..16])
+                .fold(0, |acc, (a, b)| acc | (a ^ b))
+                != 0
         {
             return Err(invalid());
         }
@@ -361,10 +383,18 @@ mod tests {
         assert_eq!((e.op, e.value), (CmpOp::Ge, 0.6));
         assert_eq!(parse_eval("a:b<1").unwrap().op, CmpOp::Lt);
         assert_eq!(parse_eval("a:b=1e-3").unwrap().value, 0.001);
-        for bad in ["mmlu>=0.6", "mmlu:acc", "mmlu:acc>=x", "mmlu:acc=>1", ":acc>1", "a:b>=inf", "a:b>=NaN"] {
+        for bad in [
+            "mmlu>=0.6",
+            "mmlu:acc",
+            "mmlu:acc>=x",
+            "mmlu:acc=>1",
+            ":acc>1",
+            "a:b>=inf",
+            "a:b>=NaN",
+        ] {
             assert!(parse_eval(bad).is_err(), "{bad}");
         }
-        assert_eq!(parse_sort("-created").unwrap().descending, true);
+        assert!(parse_sort("-created").unwrap().descending);
         assert!(parse_sort("eval:mmlu").is_err());
         assert!(parse_sort("size").is_err());
         assert_eq!(parse_variant("DoRA rsLoRA").unwrap(), "rslora+dora");

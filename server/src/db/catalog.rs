@@ -28,7 +28,9 @@ impl Db {
              ORDER BY namespace, name, kind LIMIT {}",
             limit.max(0)
         );
-        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok((

@@ -130,7 +130,9 @@ impl Db {
              ORDER BY v.id LIMIT {}",
             limit.max(0)
         );
-        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(Unfacted {

@@ -75,9 +75,14 @@ impl Db {
         let base = format!(
             "SELECT {REF_COLUMNS} FROM versions v JOIN repositories r ON r.id = v.repository_id"
         );
-        let kind_sql = if kind_cond.is_some() { " AND r.kind = $2" } else { "" };
+        let kind_sql = if kind_cond.is_some() {
+            " AND r.kind = $2"
+        } else {
+            ""
+        };
         if let Some(d) = &l.manifest_digest {
-            let sql = format!("{base} WHERE v.manifest_digest = $1{kind_sql} ORDER BY v.id LIMIT 1");
+            let sql =
+                format!("{base} WHERE v.manifest_digest = $1{kind_sql} ORDER BY v.id LIMIT 1");
             let mut q = sqlx::query(AssertSqlSafe(sql)).bind(d.clone());
             if let Some(k) = &kind_cond {
                 q = q.bind(k.clone());
@@ -89,7 +94,11 @@ impl Db {
         if let Some((repo, version)) = l.reference.as_deref().and_then(|r| r.split_once('@'))
             && let Some((ns, name)) = repo.split_once('/')
         {
-            let kind_sql = if kind_cond.is_some() { " AND r.kind = $4" } else { "" };
+            let kind_sql = if kind_cond.is_some() {
+                " AND r.kind = $4"
+            } else {
+                ""
+            };
             let sql = format!(
                 "{base} WHERE r.namespace = $1 AND r.name = $2 AND v.version = $3{kind_sql} \
                  ORDER BY v.id LIMIT 1"

@@ -1,8 +1,8 @@
 //! Repositories: one per (kind, namespace, name), created by the first publish.
 
 use adapter_core::manifest::Kind;
-use sqlx::any::AnyRow;
 use sqlx::Row as _;
+use sqlx::any::AnyRow;
 
 use super::Db;
 

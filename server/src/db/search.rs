@@ -78,9 +78,19 @@ pub struct Sort {
 /// Where the previous page ended (the last row's sort keys).
 #[derive(Debug, Clone, PartialEq)]
 pub enum After {
-    Name { namespace: String, name: String },
-    Created { created_at: i64, version_id: i64 },
-    Eval { value: Option<f64>, namespace: String, name: String },
+    Name {
+        namespace: String,
+        name: String,
+    },
+    Created {
+        created_at: i64,
+        version_id: i64,
+    },
+    Eval {
+        value: Option<f64>,
+        namespace: String,
+        name: String,
+    },
 }
 
 /// Every filter of a search; empty means "no condition".
@@ -246,7 +256,10 @@ impl Db {
         let mut keys: Vec<(String, &str, Bind)> = Vec::new();
         match after {
             None => {}
-            Some(After::Name { namespace, name }) | Some(After::Eval { namespace, name, .. }) => {
+            Some(After::Name { namespace, name })
+            | Some(After::Eval {
+                namespace, name, ..
+            }) => {
                 if let Some(After::Eval { value, .. }) = after {
                     keys.push((nullflag.into(), ">", Bind::Int(i64::from(value.is_none()))));
                     if let Some(v) = value {

@@ -84,15 +84,15 @@ pub async fn derive(
                     || b.content_digest.is_some()
                     || b.shape_fingerprint.is_some();
                 if identified {
-                lineage.push(LineageRow {
-                    relation: "base".into(),
-                    kind: Some(Kind::Model.as_str().into()),
-                    reference: b.reference.clone(),
-                    manifest_digest: base_manifest_digest(app, b.reference.as_deref()).await?,
-                    content_digest: b.content_digest.map(|d| d.to_string()),
-                    shape_fingerprint: b.shape_fingerprint.map(|d| d.to_string()),
-                    recipe: None,
-                });
+                    lineage.push(LineageRow {
+                        relation: "base".into(),
+                        kind: Some(Kind::Model.as_str().into()),
+                        reference: b.reference.clone(),
+                        manifest_digest: base_manifest_digest(app, b.reference.as_deref()).await?,
+                        content_digest: b.content_digest.map(|d| d.to_string()),
+                        shape_fingerprint: b.shape_fingerprint.map(|d| d.to_string()),
+                        recipe: None,
+                    });
                 }
                 facts.base = Some(b);
             }
@@ -110,7 +110,10 @@ pub async fn derive(
 }
 
 /// The manifest digest of a pinned base reference `ns/name@version` registered here.
-async fn base_manifest_digest(app: &AppState, reference: Option<&str>) -> ApiResult<Option<String>> {
+async fn base_manifest_digest(
+    app: &AppState,
+    reference: Option<&str>,
+) -> ApiResult<Option<String>> {
     let Some(r) = reference.and_then(|r| r.parse::<Reference>().ok()) else {
         return Ok(None);
     };
@@ -132,7 +135,10 @@ pub async fn backfill(app: &AppState) -> anyhow::Result<u64> {
     let mut written = 0;
     let mut skipped: Vec<i64> = Vec::new();
     loop {
-        let batch = app.db.versions_without_facts(BATCH + skipped.len() as i64).await?;
+        let batch = app
+            .db
+            .versions_without_facts(BATCH + skipped.len() as i64)
+            .await?;
         let todo: Vec<_> = batch
             .into_iter()
             .filter(|v| !skipped.contains(&v.id))

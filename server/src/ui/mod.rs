@@ -57,10 +57,7 @@ fn sort_newest_first(versions: &mut [PageVersion]) {
 fn latest(versions: &[PageVersion]) -> Option<&PageVersion> {
     versions
         .iter()
-        .find(|v| {
-            !v.yanked
-                && semver::Version::parse(&v.version).is_ok_and(|s| s.pre.is_empty())
-        })
+        .find(|v| !v.yanked && semver::Version::parse(&v.version).is_ok_and(|s| s.pre.is_empty()))
         .or_else(|| versions.first())
 }
 
@@ -88,7 +85,11 @@ fn base_cell(f: Option<&VersionFacts>) -> String {
 fn rank_cell(f: Option<&VersionFacts>) -> String {
     match f.map(|f| (f.rank_min, f.rank_max, f.variant.as_deref())) {
         Some((Some(a), Some(b), variant)) => {
-            let r = if a == b { a.to_string() } else { format!("{a}–{b}") };
+            let r = if a == b {
+                a.to_string()
+            } else {
+                format!("{a}–{b}")
+            };
             match variant {
                 Some(v) if v != "lora" => format!("{r} <span class=\"tag\">{}</span>", esc(v)),
                 _ => r,
@@ -138,7 +139,11 @@ async fn index(State(app): State<AppState>) -> ApiResult<Html<String>> {
     }
     body.push_str("<p>");
     for ns in by_ns.keys() {
-        body.push_str(&format!("<a href=\"#ns-{}\" class=\"tag\">{}</a>", esc(ns), esc(ns)));
+        body.push_str(&format!(
+            "<a href=\"#ns-{}\" class=\"tag\">{}</a>",
+            esc(ns),
+            esc(ns)
+        ));
     }
     body.push_str("</p>");
     for (ns, repos) in &by_ns {
@@ -180,16 +185,30 @@ async fn index(State(app): State<AppState>) -> ApiResult<Html<String>> {
                 esc(&r.name),
                 kind.as_str(),
                 version_tags,
-                if more > 0 { format!(" <span class=\"muted\">+{more}</span>") } else { String::new() },
+                if more > 0 {
+                    format!(" <span class=\"muted\">+{more}</span>")
+                } else {
+                    String::new()
+                },
                 head.map(|v| esc(&v.version)).unwrap_or_default(),
                 base_cell(f),
                 rank_cell(f),
-                tags(f.map(|f| f.targets.iter().map(String::as_str).collect::<Vec<_>>()).unwrap_or_default(), ""),
+                tags(
+                    f.map(|f| f.targets.iter().map(String::as_str).collect::<Vec<_>>())
+                        .unwrap_or_default(),
+                    ""
+                ),
                 aliases
                     .iter()
-                    .map(|(a, v)| format!("<span class=\"tag alias\">{} → {}</span>", esc(a), esc(v)))
+                    .map(|(a, v)| format!(
+                        "<span class=\"tag alias\">{} → {}</span>",
+                        esc(a),
+                        esc(v)
+                    ))
                     .collect::<String>(),
-                head.and_then(|v| evals.get(&v.id)).map(|e| evals_cell(e)).unwrap_or_default(),
+                head.and_then(|v| evals.get(&v.id))
+                    .map(|e| evals_cell(e))
+                    .unwrap_or_default(),
             ));
         }
         body.push_str("</table>");
@@ -282,9 +301,19 @@ async fn repository(
             html::date(v.created_at),
             base_cell(f),
             rank_cell(f),
-            tags(f.map(|f| f.targets.iter().map(String::as_str).collect::<Vec<_>>()).unwrap_or_default(), ""),
+            tags(
+                f.map(|f| f.targets.iter().map(String::as_str).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+                ""
+            ),
             labels_cell(labels.get(&v.id)),
-            tags(by_version.get(v.version.as_str()).cloned().unwrap_or_default(), "alias"),
+            tags(
+                by_version
+                    .get(v.version.as_str())
+                    .cloned()
+                    .unwrap_or_default(),
+                "alias"
+            ),
             evals.get(&v.id).map(|e| evals_cell(e)).unwrap_or_default(),
         ));
     }

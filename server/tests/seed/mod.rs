@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, manifest};
+use crate::common::{TestServer, manifest, tiny_model};
 
 /// tiny-llama: hidden 64, 4 heads of 16, 2 KV heads → k/v project to 32.
 fn out_features(module: &str) -> usize {
@@ -54,7 +54,7 @@ pub fn safetensors(tensors: &[(String, Vec<usize>)]) -> Vec<u8> {
         offset += size;
     }
     let mut h = Value::Object(header).to_string().into_bytes();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
@@ -171,7 +171,14 @@ pub async fn version_id(s: &TestServer, kind: &str, repo: &str, version: &str) -
 }
 
 /// Append an eval result (the table is append-only: a later row is the latest value).
-pub async fn eval(s: &TestServer, repo: &str, version: &str, bench: &str, metric: &str, value: f64) {
+pub async fn eval(
+    s: &TestServer,
+    repo: &str,
+    version: &str,
+    bench: &str,
+    metric: &str,
+    value: f64,
+) {
     let id = version_id(s, "adapter", repo, version).await;
     sqlx::query(
         "INSERT INTO evals (version_id, benchmark, metric, value, higher_is_better, created_at) \
@@ -199,22 +206,25 @@ pub async fn yank(s: &TestServer, kind: &str, repo: &str, version: &str, reason:
 
 pub async fn alias(s: &TestServer, kind: &str, repo: &str, alias: &str, version: &str) {
     let (ns, name) = repo.split_once('/').unwrap();
-    let row = sqlx::query("SELECT id FROM repositories WHERE kind = $1 AND namespace = $2 AND name = $3")
-        .bind(kind.to_owned())
-        .bind(ns.to_owned())
-        .bind(name.to_owned())
-        .fetch_one(&s.state.db.pool)
-        .await
-        .unwrap();
+    let row =
+        sqlx::query("SELECT id FROM repositories WHERE kind = $1 AND namespace = $2 AND name = $3")
+            .bind(kind.to_owned())
+            .bind(ns.to_owned())
+            .bind(name.to_owned())
+            .fetch_one(&s.state.db.pool)
+            .await
+            .unwrap();
     let repo_id: i64 = sqlx::Row::get(&row, 0);
-    sqlx::query("INSERT INTO aliases (repository_id, alias, version, updated_at) VALUES ($1, $2, $3, $4)")
-        .bind(repo_id)
-        .bind(alias.to_owned())
-        .bind(version.to_owned())
-        .bind(1_700_000_000_i64)
-        .execute(&s.state.db.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO aliases (repository_id, alias, version, updated_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(repo_id)
+    .bind(alias.to_owned())
+    .bind(version.to_owned())
+    .bind(1_700_000_000_i64)
+    .execute(&s.state.db.pool)
+    .await
+    .unwrap();
 }
 
 /// `ns/name@matched-version` of each search hit, in order.
@@ -232,4 +242,122 @@ pub fn hits(v: &Value) -> Vec<String> {
             )
         })
         .collect()
+}
+
+pub const QKV: &[&str] = &["q_proj", "k_proj", "v_proj"];
+
+/// Identities of the seeded base model.
+pub struct Seeded {
+    pub model_content: String,
+    pub model_shape: String,
+}
+
+/// The seeded catalogue (see server/tests/search.rs for what each entry is for).
+pub async fn catalogue(s: &TestServer) -> Seeded {
+    let m = tiny_model(s).await;
+    let r = s.publish("models", "acme/llama", "1.0.0", &m).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let model = r.json();
+    let on_llama = json!({ "base": { "reference": "acme/llama@1.0.0" } });
+    let with = |labels: Value| {
+        let mut m = on_llama.clone();
+        m["labels"] = labels;
+        m
+    };
+    let base_b = "org/base-b";
+    publish(
+        s,
+        "acme/alpha",
+        "1.0.0",
+        &Spec::lora("example/tiny-llama", 8, &["q_proj", "v_proj"]),
+        with(json!({"team": "search"})),
+    )
+    .await;
+    publish(
+        s,
+        "acme/alpha",
+        "1.1.0",
+        &Spec::lora("example/tiny-llama", 16, QKV),
+        with(json!({"team": "search"})),
+    )
+    .await;
+    let mut beta = Spec::lora(
+        "example/tiny-llama",
+        4,
+        &["q_proj", "k_proj", "v_proj", "o_proj"],
+    );
+    beta.dora = true;
+    publish(
+        s,
+        "acme/beta",
+        "1.0.0",
+        &beta,
+        with(json!({"team": "infra"})),
+    )
+    .await;
+    let mut gamma = Spec::lora(base_b, 32, &["q_proj", "v_proj"]);
+    gamma.rslora = true;
+    gamma.rank_pattern = vec![("model.layers.1.self_attn.q_proj", 64)];
+    publish(s, "acme/gamma", "1.0.0", &gamma, json!({})).await;
+    let mut delta = Spec::lora(base_b, 8, &["o_proj"]);
+    delta.dora = true;
+    delta.rslora = true;
+    publish(s, "other/delta", "1.0.0", &delta, json!({})).await;
+    publish(
+        s,
+        "other/delta",
+        "2.0.0",
+        &Spec::lora(base_b, 2, &["o_proj"]),
+        json!({}),
+    )
+    .await;
+    yank(s, "adapter", "other/delta", "2.0.0", "broken").await;
+    publish(
+        s,
+        "other/eps",
+        "1.0.0",
+        &Spec::lora(base_b, 8, &["q_proj"]),
+        json!({}),
+    )
+    .await;
+    publish(
+        s,
+        "other/eps",
+        "1.1.0",
+        &Spec::lora(base_b, 8, &["q_proj"]),
+        json!({"labels": {"stage": "prod"}}),
+    )
+    .await;
+
+    eval(s, "acme/alpha", "1.0.0", "mmlu", "acc", 0.55).await;
+    eval(s, "acme/alpha", "1.1.0", "mmlu", "acc", 0.62).await;
+    eval(s, "acme/alpha", "1.1.0", "mmlu", "acc", 0.64).await;
+    eval(s, "acme/alpha", "1.1.0", "task", "f1", 0.8).await;
+    eval(s, "acme/beta", "1.0.0", "mmlu", "acc", 0.70).await;
+    // Gamma once scored 0.9; its latest value is 0.58: filters see the latest only.
+    eval(s, "acme/gamma", "1.0.0", "mmlu", "acc", 0.9).await;
+    eval(s, "acme/gamma", "1.0.0", "mmlu", "acc", 0.58).await;
+    Seeded {
+        model_content: model["summary"]["content_digest"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        model_shape: model["summary"]["shape_fingerprint"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    }
+}
+
+/// `ns/name@matched` of `GET /v1/adapters?{query}`.
+pub async fn find(s: &TestServer, query: &str) -> Vec<String> {
+    let r = s.get(&format!("/v1/adapters?{query}")).await;
+    assert_eq!(
+        r.status,
+        200,
+        "{}: {query}: {}",
+        s.stack,
+        String::from_utf8_lossy(&r.body)
+    );
+    hits(&r.json())
 }
