@@ -1,6 +1,7 @@
-//! `adapterctl ls [NS | NS/NAME] [--kind K]` and `adapterctl show REF`: browsing the catalogue.
+//! `adapterctl ls [NS | NS/NAME] [--kind K] [filters]` and `adapterctl show REF`: browsing
+//! the catalogue (search filters and sort: docs/API.md "Catalogue search").
 
-use adapter_core::api::{RepositoryInfo, kind_segment};
+use adapter_core::api::{LineageNode, RepositoryInfo, kind_segment};
 use adapter_core::manifest::Kind;
 use adapter_core::name::Name;
 use anyhow::anyhow;
@@ -14,13 +15,99 @@ use crate::pull::parse_reference;
 /// Page size asked of the server.
 const PAGE: u32 = 100;
 
+/// Search filters of `ls` (sent to `GET /v1/{kind}` as they are; the server checks them).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Filters {
+    /// Substring of `ns/name` or of the base model's name.
+    #[arg(long, short = 'q', value_name = "TEXT")]
+    pub query: Option<String>,
+    /// Base model: name, `ns/name[@version]`, or a `sha256:` content digest / shape fingerprint.
+    #[arg(long, value_name = "BASE")]
+    pub base: Option<String>,
+    /// Adapted module (repeatable: all must be adapted).
+    #[arg(long, value_name = "MODULE")]
+    pub target: Vec<String>,
+    /// Smallest rank at least this.
+    #[arg(long, value_name = "N")]
+    pub rank_min: Option<u32>,
+    /// Largest rank at most this.
+    #[arg(long, value_name = "N")]
+    pub rank_max: Option<u32>,
+    /// lora, dora, rslora or rslora+dora.
+    #[arg(long, value_name = "VARIANT")]
+    pub variant: Option<String>,
+    /// `key=value` or `key` (repeatable).
+    #[arg(long, value_name = "KEY[=VALUE]")]
+    pub label: Vec<String>,
+    /// `benchmark:metric` OP number, e.g. `mmlu:acc>=0.6` (repeatable).
+    #[arg(long, value_name = "EXPR")]
+    pub eval: Vec<String>,
+    /// name, -name, created, -created, eval:B:M or -eval:B:M.
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
+    pub sort: Option<String>,
+    /// Stop after this many repositories.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+impl Filters {
+    fn is_empty(&self) -> bool {
+        self.query.is_none()
+            && self.base.is_none()
+            && self.target.is_empty()
+            && self.rank_min.is_none()
+            && self.rank_max.is_none()
+            && self.variant.is_none()
+            && self.label.is_empty()
+            && self.eval.is_empty()
+            && self.sort.is_none()
+            && self.limit.is_none()
+    }
+
+    fn params(&self, namespace: Option<&str>) -> Vec<(&'static str, String)> {
+        let mut p: Vec<(&'static str, String)> = Vec::new();
+        let mut one = |k: &'static str, v: Option<String>| {
+            if let Some(v) = v {
+                p.push((k, v));
+            }
+        };
+        one("namespace", namespace.map(str::to_owned));
+        one("q", self.query.clone());
+        one("base", self.base.clone());
+        one("rank_min", self.rank_min.map(|n| n.to_string()));
+        one("rank_max", self.rank_max.map(|n| n.to_string()));
+        one("variant", self.variant.clone());
+        one("sort", self.sort.clone());
+        for (k, list) in [
+            ("target", &self.target),
+            ("label", &self.label),
+            ("eval", &self.eval),
+        ] {
+            p.extend(list.iter().map(|v| (k, v.clone())));
+        }
+        p
+    }
+}
+
 fn kinds(kind: Option<Kind>) -> Vec<Kind> {
     kind.map_or_else(|| vec![Kind::Adapter, Kind::Model], |k| vec![k])
 }
 
-pub async fn ls(ctx: &Ctx, what: Option<&str>, kind: Option<Kind>) -> Result<(), Failure> {
+pub async fn ls(
+    ctx: &Ctx,
+    what: Option<&str>,
+    kind: Option<Kind>,
+    filters: &Filters,
+) -> Result<(), Failure> {
     match what {
-        Some(w) if w.contains('/') || w.contains('@') => versions(ctx, w, kind).await,
+        Some(w) if w.contains('/') || w.contains('@') => {
+            if !filters.is_empty() {
+                return Err(Failure::usage(anyhow!(
+                    "filters apply to a search; `ls {w}` lists that repository's versions"
+                )));
+            }
+            versions(ctx, w, kind).await
+        }
         Some(ns) => {
             let ns = Name::new(ns).map_err(|e| {
                 Failure::usage(anyhow!(
@@ -28,9 +115,9 @@ pub async fn ls(ctx: &Ctx, what: Option<&str>, kind: Option<Kind>) -> Result<(),
                     ns.escape_debug()
                 ))
             })?;
-            repositories(ctx, Some(ns.as_str()), kind).await
+            repositories(ctx, Some(ns.as_str()), kind, filters).await
         }
-        None => repositories(ctx, None, kind).await,
+        None => repositories(ctx, None, kind, filters).await,
     }
 }
 
@@ -38,16 +125,23 @@ async fn repositories(
     ctx: &Ctx,
     namespace: Option<&str>,
     kind: Option<Kind>,
+    filters: &Filters,
 ) -> Result<(), Failure> {
     let client = ctx.client()?;
+    let max = filters.limit.unwrap_or(usize::MAX);
     let mut all: Vec<RepositoryInfo> = Vec::new();
     for k in kinds(kind) {
         let mut cursor: Option<String> = None;
-        loop {
+        while all.len() < max {
+            let mut params = filters.params(namespace);
+            params.push(("limit", PAGE.to_string()));
+            if let Some(c) = &cursor {
+                params.push(("cursor", c.clone()));
+            }
             let page = client
-                .list_repositories(k, namespace, None, cursor.as_deref(), Some(PAGE))
+                .search(k, &params)
                 .await
-                .map_err(|e| Failure::from(e).context(format!("listing {}", kind_segment(k))))?;
+                .map_err(|e| Failure::from(e).context(format!("searching {}", kind_segment(k))))?;
             all.extend(page.repositories);
             match page.next_cursor {
                 Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),
@@ -55,6 +149,7 @@ async fn repositories(
             }
         }
     }
+    all.truncate(max);
     if ctx.json {
         println!("{}", json!({ "repositories": all }));
         return Ok(());
@@ -70,16 +165,40 @@ async fn repositories(
         .unwrap_or(0)
         .max(10);
     println!(
-        "{:<7}  {:<width$}  {:>8}  LATEST",
-        "KIND", "REPOSITORY", "VERSIONS"
+        "{:<7}  {:<width$}  {:>8}  {:<10}  {:<10}  {:<9}  {:<11}  {:<24}  EVALS",
+        "KIND", "REPOSITORY", "VERSIONS", "LATEST", "MATCHED", "RANK", "VARIANT", "BASE"
     );
     for r in &all {
+        let m = r.matched.as_ref();
+        let f = m.map(|m| &m.facts);
+        let rank = match f.map(|f| (f.rank_min, f.rank_max)) {
+            Some((Some(a), Some(b))) if a == b => a.to_string(),
+            Some((Some(a), Some(b))) => format!("{a}-{b}"),
+            _ => "-".into(),
+        };
+        let base = f
+            .and_then(|f| f.base.as_ref())
+            .and_then(|b| b.reference.clone().or_else(|| b.name_or_path.clone()))
+            .unwrap_or_else(|| "-".into());
+        let evals: Vec<String> = m
+            .map(|m| {
+                m.evals
+                    .iter()
+                    .map(|e| format!("{}:{}={}", e.benchmark, e.metric, e.value))
+                    .collect()
+            })
+            .unwrap_or_default();
         println!(
-            "{:<7}  {:<width$}  {:>8}  {}",
+            "{:<7}  {:<width$}  {:>8}  {:<10}  {:<10}  {:<9}  {:<11}  {:<24}  {}",
             r.kind.as_str(),
             format!("{}/{}", r.namespace, r.name),
             r.version_count,
-            r.latest.as_deref().unwrap_or("-")
+            r.latest.as_deref().unwrap_or("-"),
+            m.map_or("-", |m| m.version.as_str()),
+            rank,
+            f.and_then(|f| f.variant.as_deref()).unwrap_or("-"),
+            base,
+            evals.join(" ")
         );
     }
     Ok(())
@@ -144,8 +263,20 @@ pub async fn show(ctx: &Ctx, reference: &str, kind: Option<Kind>) -> Result<(), 
         .map_err(|e| {
             Failure::from(e).context(format!("reading {}@{}", r.repository(), resolved.version))
         })?;
+    let lineage = client
+        .lineage(k, ns, name, &resolved.version)
+        .await
+        .map_err(|e| {
+            Failure::from(e).context(format!(
+                "lineage of {}@{}",
+                r.repository(),
+                resolved.version
+            ))
+        })?;
     if ctx.json {
-        println!("{}", serde_json::to_string(&info).expect("serialises"));
+        let mut v = serde_json::to_value(&info).expect("serialises");
+        v["lineage"] = serde_json::to_value(&lineage).expect("serialises");
+        println!("{v}");
         return Ok(());
     }
     println!(
@@ -179,7 +310,46 @@ pub async fn show(ctx: &Ctx, reference: &str, kind: Option<Kind>) -> Result<(), 
     }
     print_object("metadata", &Value::Object(info.manifest.metadata().clone()));
     print_object("summary", &info.summary);
+    print_nodes("parents", &lineage.parents);
+    print_nodes("derived", &lineage.children);
+    if lineage.chain.len() > 1 {
+        let steps: Vec<String> = lineage.chain.iter().map(node_name).collect();
+        println!("  chain\n    {}", steps.join(" → "));
+    }
     Ok(())
+}
+
+/// `ns/name@version`, else the recorded reference or digest.
+fn node_name(n: &LineageNode) -> String {
+    match (&n.namespace, &n.name, &n.version) {
+        (Some(ns), Some(name), Some(v)) => format!("{ns}/{name}@{v}"),
+        _ => n
+            .reference
+            .clone()
+            .or_else(|| n.manifest_digest.clone())
+            .or_else(|| n.content_digest.clone())
+            .unwrap_or_else(|| "(unknown)".into()),
+    }
+}
+
+fn print_nodes(title: &str, nodes: &[LineageNode]) {
+    if nodes.is_empty() {
+        return;
+    }
+    println!("  {title}");
+    for n in nodes {
+        let registered = if n.namespace.is_some() {
+            ""
+        } else {
+            "  (not registered here)"
+        };
+        let yanked = if n.yanked == Some(true) {
+            "  yanked"
+        } else {
+            ""
+        };
+        println!("    {:<8}{}{registered}{yanked}", n.relation, node_name(n));
+    }
 }
 
 /// Top-level members one per line, values as compact JSON (strings bare).

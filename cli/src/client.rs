@@ -106,7 +106,11 @@ impl ClientError {
                 (404, _) => NOT_FOUND,
                 (409, _) => CONFLICT,
                 (422, _) => PROBLEMS,
-                (_, "invalid_name" | "invalid_version" | "invalid_selector") => USAGE,
+                (
+                    _,
+                    "invalid_name" | "invalid_version" | "invalid_selector" | "invalid_filter"
+                    | "invalid_sort",
+                ) => USAGE,
                 _ => SERVER,
             },
         }

@@ -29,6 +29,7 @@
 mod alias;
 mod cache;
 mod catalog;
+mod catalog_client;
 mod client;
 mod config;
 mod diff;
@@ -160,12 +161,15 @@ enum Command {
         #[arg(long, value_enum)]
         kind: Option<KindArg>,
     },
-    /// List repositories (all, or one namespace), or the versions of `ns/name`.
+    /// Search repositories (all, one namespace, or by filters), or list the versions of
+    /// `ns/name`.
     Ls {
         /// A namespace, or `namespace/name` to list its versions.
         what: Option<String>,
         #[arg(long, value_enum)]
         kind: Option<KindArg>,
+        #[command(flatten)]
+        filters: catalog::Filters,
     },
     /// Check a token against the registry and keep URL + token in the config file (0600).
     Login {
@@ -183,7 +187,7 @@ enum Command {
     /// Compare two versions: config, rank/alpha/targets, tensors (headers only) and eval
     /// deltas, flagging catastrophic forgetting on general benchmarks.
     Diff(diff::DiffArgs),
-    /// Show one version: manifest, metadata and the registry's summary.
+    /// Show one version: manifest, metadata, the registry's summary and lineage.
     Show {
         /// `namespace/name[@selector]` (default: the latest version).
         reference: String,
@@ -434,12 +438,14 @@ fn run_networked(ctx: &Ctx, command: &Command) -> Result<(), Failure> {
                 )
                 .await
             }
-            Command::Ls { what, kind } => {
-                catalog::ls(ctx, what.as_deref(), kind.map(Into::into)).await
-            }
             Command::Login { token_stdin } => login::login(ctx, *token_stdin).await,
             Command::Whoami => login::whoami(ctx).await,
             Command::Eval { command } => evals::run(ctx, command).await,
+            Command::Ls {
+                what,
+                kind,
+                filters,
+            } => catalog::ls(ctx, what.as_deref(), kind.map(Into::into), filters).await,
             Command::Show { reference, kind } => {
                 catalog::show(ctx, reference, kind.map(Into::into)).await
             }

@@ -33,6 +33,12 @@ impl AppState {
     pub async fn new(config: Config) -> anyhow::Result<Self> {
         let db = Db::connect(&config.database_url).await?;
         let blobs = BlobStore::build(&config.blob_store)?;
-        Ok(Self(Arc::new(App { config, db, blobs })))
+        let state = Self(Arc::new(App { config, db, blobs }));
+        // Catalogue facts for versions published before they were recorded (idempotent).
+        let n = crate::publish::facts::backfill(&state).await?;
+        if n > 0 {
+            tracing::info!(versions = n, "backfilled catalogue facts");
+        }
+        Ok(state)
     }
 }

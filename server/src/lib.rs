@@ -11,4 +11,5 @@ pub mod error;
 pub mod gates;
 pub mod publish;
 pub mod serve;
+pub mod ui;
 pub mod uploads;

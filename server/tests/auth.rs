@@ -168,6 +168,27 @@ async fn every_route_for_every_kind_of_caller() {
         );
         let checked = grid(&s, false).await;
         assert!(checked >= 100, "{stack}: only {checked} calls");
+
+        // The HTML catalogue (not in the spec) shows every namespace: it needs a token that
+        // covers all of them.
+        let clients = clients(&s).await;
+        for (who, client) in &clients {
+            for page in ["/", "/ui/adapters/team-a/bot"] {
+                let status = client
+                    .get(s.u(page))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16();
+                let expect = match who {
+                    Who::Anonymous => 401,
+                    Who::Admin => 200,
+                    _ => 403,
+                };
+                assert_eq!(status, expect, "{stack}: {who:?} GET {page}");
+            }
+        }
         s.stop().await;
     }
 }
@@ -187,6 +208,9 @@ async fn public_read_lets_anonymous_callers_read_and_nothing_more() {
     );
     grid(&s, true).await;
     let anon = reqwest::Client::new();
+    let page = anon.get(s.u("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("team-a"));
     let me: Value = anon
         .get(s.u("/v1/whoami"))
         .send()
@@ -418,6 +442,57 @@ async fn every_mutation_is_audited_with_its_outcome() {
             .await
             .error(400, "invalid_cursor");
         s.get("/v1/audit?limit=0").await.error(400, "invalid_query");
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_namespace_limited_token_finds_only_its_namespaces() {
+    for stack in stacks() {
+        let backend = Backend::new(&stack);
+        let s = TestServer::start(&backend).await;
+        let m = tiny_adapter(&s, json!({})).await;
+        for repo in ["team-a/bot", "team-b/bot", "team-c/other"] {
+            assert_eq!(s.publish("adapters", repo, "1.0.0", &m).await.status, 201);
+        }
+        let names = |v: Value| -> Vec<String> {
+            v["repositories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}/{}",
+                        r["namespace"].as_str().unwrap(),
+                        r["name"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        };
+        let all = names(s.get("/v1/adapters").await.json());
+        assert_eq!(all, ["team-a/bot", "team-b/bot", "team-c/other"], "{stack}");
+        let reader =
+            client_with_token(&token(&s, "reader", "read", Some(&["team-a", "team-c"])).await);
+        for query in ["", "?q=bot", "?namespace=team-b"] {
+            let r = Reply::of(
+                reader
+                    .get(s.u(&format!("/v1/adapters{query}")))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{stack}");
+            let seen = names(r.json());
+            assert!(
+                seen.iter()
+                    .all(|n| n.starts_with("team-a/") || n.starts_with("team-c/")),
+                "{stack} {query}: {seen:?}"
+            );
+            if query.is_empty() {
+                assert_eq!(seen, ["team-a/bot", "team-c/other"], "{stack}");
+            }
+        }
         s.stop().await;
     }
 }

@@ -107,7 +107,7 @@ async fn unknown_routes_methods_and_health() {
     let backend = adapter_testkit::Backend::new(&adapter_testkit::Stack::Embedded);
     let s = TestServer::start(&backend).await;
     for path in [
-        "/",
+        "/ui", // `/` is the HTML catalogue (server/tests/ui.rs)
         "/v1",
         "/v1/widgets",
         "/v1/widgets/a/b",

@@ -18,6 +18,8 @@ pub mod evals;
 pub use evals::{EvalBatch, EvalInput, EvalList, EvalResult};
 pub mod aliases;
 pub use aliases::*;
+pub mod catalog;
+pub use catalog::{LatestEval, LineageNode, LineageView, MatchedVersion, VersionFacts};
 
 /// The one error body: `{"error": {"code", "message", "details"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -109,9 +111,13 @@ pub struct RepositoryInfo {
     pub aliases: BTreeMap<String, String>,
     /// Unix time (seconds).
     pub created_at: i64,
+    /// In search results: the version that matched (newest non-yanked version passing
+    /// every filter), with its facts, labels and latest evals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched: Option<MatchedVersion>,
 }
 
-/// `GET /v1/{kind}?namespace=&q=&cursor=&limit=`.
+/// `GET /v1/{kind}?namespace=&q=&…&cursor=&limit=`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RepositoryList {

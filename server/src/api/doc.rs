@@ -21,7 +21,7 @@ of these codes:
 
 | status | codes |
 |---|---|
-| 400 | `invalid_token_request`, `invalid_name`, `invalid_version`, `invalid_selector`, `invalid_digest`, `invalid_json`, `invalid_manifest`, `invalid_path`, `invalid_query`, `invalid_cursor`, `invalid_range`, `invalid_offset`, `invalid_body`, `upload_interrupted`, `digest_mismatch`, `missing_blobs`, `size_mismatch`, `kind_mismatch`, `base_mismatch`, `too_many_digests`, `invalid_eval`, `invalid_alias`, `invalid_reason`, `invalid_precondition`, `invalid_gate` |
+| 400 | `invalid_token_request`, `invalid_name`, `invalid_version`, `invalid_selector`, `invalid_digest`, `invalid_json`, `invalid_manifest`, `invalid_path`, `invalid_query`, `invalid_cursor`, `invalid_range`, `invalid_offset`, `invalid_body`, `upload_interrupted`, `digest_mismatch`, `missing_blobs`, `size_mismatch`, `kind_mismatch`, `base_mismatch`, `too_many_digests`, `invalid_eval`, `invalid_alias`, `invalid_reason`, `invalid_precondition`, `invalid_gate`, `invalid_filter`, `invalid_sort`, `invalid_label` |
 | 401 | `unauthenticated` |
 | 403 | `forbidden` |
 | 404 | `token_not_found`, `not_found`, `blob_not_found`, `upload_not_found`, `repository_not_found`, `version_not_found`, `alias_not_found`, `gate_not_found`, `no_match` |

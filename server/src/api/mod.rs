@@ -10,10 +10,12 @@ mod audit;
 mod blobs;
 mod doc;
 mod evals;
-mod extract;
+pub(crate) mod extract;
 mod health;
+mod lineage;
 mod range;
 mod repositories;
+mod search;
 mod tokens;
 mod uploads;
 mod versions;
@@ -54,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .url(OPENAPI_PATH, spec)
         .config(Config::new([OPENAPI_PATH]).validator_url("none"));
     api.merge(docs)
+        .merge(crate::ui::router())
         // After routing, so the layer sees the matched route (docs: server/src/auth/policy.rs).
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::layer))
         .fallback(|| async { ApiError::not_found() })
@@ -117,6 +120,7 @@ fn kind_routes(kind: Kind) -> OpenApiRouter<AppState> {
             aliases::delete_gate
         ))
         .routes(routes!(yank::yank, yank::unyank))
+        .routes(routes!(lineage::get))
         .layer(Extension(kind));
     // The same handlers serve both kinds: give each copy its own tag and operation ids.
     doc::for_kind(r.get_openapi_mut(), kind_segment(kind));

@@ -1,27 +1,26 @@
-//! `GET /v1/{kind}`, `GET /v1/{kind}/{ns}/{name}`, `…/versions`, `…/resolve[/{selector}]`.
+//! `GET /v1/{kind}` (search), `GET /v1/{kind}/{ns}/{name}`, `…/versions`, `…/resolve[/{selector}]`.
 
 use std::collections::BTreeMap;
 
-use adapter_core::api::{ErrorBody, RepositoryInfo, RepositoryList, ResolveResponse, VersionList};
+use adapter_core::api::{
+    ErrorBody, MatchedVersion, RepositoryInfo, RepositoryList, ResolveResponse, VersionList,
+};
 use adapter_core::manifest::Kind;
 use adapter_core::name::{AliasName, Name};
 use adapter_core::reference::{Selector, resolve as resolve_selector};
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::{Extension, Json};
-use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{ApiPath, ApiQuery};
+use super::extract::ApiPath;
+use super::search;
 use crate::app::AppState;
-use crate::db::repositories::{RepoFilter, RepoRow};
+use crate::auth::Caller;
+use crate::db::repositories::RepoRow;
+use crate::db::search::{After, Hit, SearchFilter, SortKey};
 use crate::error::{ApiError, ApiResult};
 use crate::publish::info::{sorted_summaries, version_records};
 use crate::publish::parse_name;
-
-pub const DEFAULT_LIMIT: u32 = 50;
-pub const MAX_LIMIT: u32 = 100;
-/// Longest accepted search string.
-pub const MAX_Q: usize = 256;
 
 pub(super) async fn repository(
     app: &AppState,
@@ -55,99 +54,137 @@ async fn info_of(app: &AppState, kind: Kind, repo: &RepoRow) -> ApiResult<Reposi
         latest,
         aliases,
         created_at: repo.created_at,
+        matched: None,
     })
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+/// The parameters of `GET /v1/{kind}` (documentation only: the raw query is parsed by
+/// `search::parse`, because `target`, `label` and `eval` repeat).
+#[allow(dead_code)]
+#[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
+pub struct SearchParams {
     /// Only this namespace.
     namespace: Option<String>,
-    /// Case-insensitive literal substring of `ns/name` (at most 256 bytes).
+    /// Case-insensitive literal substring of `ns/name` or of the base model's name.
     q: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// Base model: a name (`base_model_name_or_path`), a registered reference
+    /// (`ns/name` or `ns/name@version`), or a `sha256:` content digest or shape fingerprint.
+    base: Option<String>,
+    /// Target module (e.g. `q_proj`); repeat to require several.
+    #[param(explode = true)]
+    target: Option<Vec<String>>,
+    /// Smallest rank of every adapted module is at least this.
+    #[param(minimum = 1)]
+    rank_min: Option<u32>,
+    /// Largest rank of every adapted module is at most this.
+    #[param(minimum = 1)]
+    rank_max: Option<u32>,
+    /// `lora`, `dora`, `rslora` or `rslora+dora`.
+    variant: Option<String>,
+    /// `key=value` (or `key`: present); repeatable, all must hold.
+    #[param(explode = true)]
+    label: Option<Vec<String>>,
+    /// `benchmark:metric` OP number (OP: `>=`, `>`, `<=`, `<`, `=`) over the latest value of
+    /// that metric; repeatable, all must hold. Example: `mmlu:acc>=0.6`.
+    #[param(explode = true)]
+    eval: Option<Vec<String>>,
+    /// `name` (default), `-name`, `created`, `-created`, `eval:BENCHMARK:METRIC`,
+    /// `-eval:BENCHMARK:METRIC` (versions without that metric last).
+    sort: Option<String>,
+    /// `next_cursor` of the previous page (bound to the same parameters).
     cursor: Option<String>,
     /// Page size, 1..=100 (default 50).
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
 }
 
-fn encode_cursor(r: &RepoRow) -> String {
-    hex::encode(format!("{}/{}", r.namespace, r.name))
-}
-
-fn decode_cursor(c: &str) -> ApiResult<(String, String)> {
-    let invalid = || ApiError::new("invalid_cursor", "the cursor is not one this server issued");
-    let bytes = hex::decode(c).map_err(|_| invalid())?;
-    let s = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (ns, name) = s.split_once('/').ok_or_else(invalid)?;
-    let ns = Name::new(ns).map_err(|_| invalid())?;
-    let name = Name::new(name).map_err(|_| invalid())?;
-    Ok((ns.into(), name.into()))
-}
-
-/// List repositories of this kind, sorted by namespace then name.
+/// Search repositories of this kind.
+///
+/// One entry per repository: the newest (last published) non-yanked version that passes
+/// every filter is `matched`, with its facts, labels and latest evals. Repositories with
+/// no such version are left out.
 #[utoipa::path(
     get,
     path = "/",
     operation_id = "list_repositories",
-    params(ListQuery),
+    params(SearchParams),
     responses(
         (status = 200, description = "One page.", body = RepositoryList),
-        (status = 400, description = "`invalid_query` (also `limit` outside 1..=100), `invalid_name`, `invalid_cursor`.", body = ErrorBody),
+        (status = 400, description = "`invalid_query` (unknown or repeated parameter, `limit` outside 1..=100), `invalid_name`, `invalid_filter` (details `{\"param\"}`), `invalid_sort`, `invalid_cursor`.", body = ErrorBody),
         (status = 500, description = "`internal`.", body = ErrorBody),
     )
 )]
 pub async fn list(
     State(app): State<AppState>,
     Extension(kind): Extension<Kind>,
-    ApiQuery(q): ApiQuery<ListQuery>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<RepositoryList>> {
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::new(
-            "invalid_query",
-            format!("limit must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
-    let namespace = q
-        .namespace
-        .filter(|s| !s.is_empty())
-        .map(|s| parse_name("namespace", &s).map(String::from))
-        .transpose()?;
-    let search = q.q.filter(|s| !s.is_empty()).map(|s| s.to_lowercase());
-    if search.as_ref().is_some_and(|s| s.len() > MAX_Q) {
-        return Err(ApiError::new(
-            "invalid_query",
-            format!("q is at most {MAX_Q} bytes"),
-        ));
-    }
-    let after = q
-        .cursor
-        .filter(|s| !s.is_empty())
-        .map(|c| decode_cursor(&c))
-        .transpose()?;
-    let filter = RepoFilter {
-        namespace,
-        q: search,
-        after,
-        limit: i64::from(limit) + 1,
+    let req = search::parse(raw.as_deref())?;
+    // A namespace-limited token sees only its namespaces.
+    let filter = SearchFilter {
+        visible: caller.visible_namespaces(),
+        ..req.filter.clone()
     };
-    let mut rows = app.db.list_repositories(kind, &filter).await?;
-    let next_cursor = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(encode_cursor)
+    let secret = app.db.secret(search::CURSOR_SECRET).await?;
+    let after = req
+        .cursor
+        .as_deref()
+        .map(|c| req.decode_cursor(&secret, c))
+        .transpose()?;
+    let limit = req.limit as usize;
+    let mut hits = app
+        .db
+        .search(kind, &filter, &req.sort, after.as_ref(), limit as i64 + 1)
+        .await?;
+    let next_cursor = if hits.len() > limit {
+        hits.truncate(limit);
+        hits.last()
+            .map(|h| req.encode_cursor(&secret, &position(&req.sort.key, h)))
     } else {
         None
     };
-    let mut repositories = Vec::with_capacity(rows.len());
-    for r in &rows {
-        repositories.push(info_of(&app, kind, r).await?);
+    let ids: Vec<i64> = hits.iter().map(|h| h.version_id).collect();
+    let mut facts = app.db.facts_of(&ids).await?;
+    let mut labels = app.db.labels_of(&ids).await?;
+    let mut evals = app.db.latest_evals_of(&ids).await?;
+    let mut repositories = Vec::with_capacity(hits.len());
+    for h in &hits {
+        let mut info = info_of(&app, kind, &h.repo).await?;
+        info.matched = Some(MatchedVersion {
+            version: h.version.clone(),
+            manifest_digest: h.manifest_digest.parse().map_err(ApiError::internal)?,
+            created_at: h.version_created_at,
+            facts: facts.remove(&h.version_id).unwrap_or_default(),
+            labels: labels.remove(&h.version_id).unwrap_or_default(),
+            evals: evals.remove(&h.version_id).unwrap_or_default(),
+        });
+        repositories.push(info);
     }
     Ok(Json(RepositoryList {
         repositories,
         next_cursor,
     }))
+}
+
+/// The keyset position of a hit under this sort.
+fn position(key: &SortKey, h: &Hit) -> After {
+    match key {
+        SortKey::Name => After::Name {
+            namespace: h.repo.namespace.clone(),
+            name: h.repo.name.clone(),
+        },
+        SortKey::Created => After::Created {
+            created_at: h.version_created_at,
+            version_id: h.version_id,
+        },
+        SortKey::Eval { .. } => After::Eval {
+            value: h.sort_value,
+            namespace: h.repo.namespace.clone(),
+            name: h.repo.name.clone(),
+        },
+    }
 }
 
 fn names(ns: &str, name: &str) -> ApiResult<(Name, Name)> {

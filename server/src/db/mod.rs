@@ -5,8 +5,12 @@
 pub mod aliases;
 pub mod audit;
 pub mod blobs;
+pub mod catalog;
 pub mod evals;
+pub mod facts;
+pub mod lineage;
 pub mod repositories;
+pub mod search;
 pub mod tokens;
 pub mod uploads;
 pub mod versions;

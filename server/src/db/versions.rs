@@ -39,6 +39,8 @@ pub struct NewVersion<'a> {
     pub summary: String,
     pub total_size: u64,
     pub files: &'a [FileEntry],
+    /// Searchable facts, labels and lineage, written in the same transaction.
+    pub facts: &'a super::facts::Facts,
 }
 
 /// Outcome of an insert.
@@ -173,6 +175,7 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
+        super::facts::insert(&mut tx, version_id, v.facts).await?;
         tx.commit().await
     }
 }

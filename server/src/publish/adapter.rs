@@ -16,7 +16,11 @@ fn invalid(message: impl Into<String>, details: Value) -> ApiError {
     ApiError::with_details(CODE, message, details)
 }
 
-pub async fn summary(app: &AppState, manifest: &Manifest) -> ApiResult<Value> {
+/// Read the stored config and weights header and build the PEFT report.
+async fn report(
+    app: &AppState,
+    manifest: &Manifest,
+) -> ApiResult<(AdapterConfig, adapter_core::peft::AdapterReport)> {
     let entry = |path: &str| {
         manifest.file(path).ok_or_else(|| {
             invalid(
@@ -47,6 +51,27 @@ pub async fn summary(app: &AppState, manifest: &Manifest) -> ApiResult<Value> {
     .map_err(|e| e.into_api(CODE, WEIGHTS_FILE))?;
     let report = build_report(&config, &header.tensors, None)
         .map_err(|e| invalid(e.to_string(), json!({ "file": CONFIG_FILE })))?;
+    Ok((config, report))
+}
+
+/// Smallest and largest rank over the adapted modules (`rank_pattern` applied); `r` when
+/// no module is adapted.
+fn rank_range(report: &adapter_core::peft::AdapterReport) -> (u64, u64) {
+    let ranks = report.modules.iter().map(|m| m.rank);
+    (
+        ranks.clone().min().unwrap_or(report.r),
+        ranks.max().unwrap_or(report.r),
+    )
+}
+
+/// The rank range of a stored adapter version (re-read from its blobs; the startup
+/// backfill uses it for versions whose summary predates `rank_min` / `rank_max`).
+pub async fn stored_rank_range(app: &AppState, manifest: &Manifest) -> ApiResult<(u64, u64)> {
+    Ok(rank_range(&report(app, manifest).await?.1))
+}
+
+pub async fn summary(app: &AppState, manifest: &Manifest) -> ApiResult<Value> {
+    let (config, report) = report(app, manifest).await?;
     if report.findings.has_errors() {
         return Err(invalid(
             format!(
@@ -60,11 +85,14 @@ pub async fn summary(app: &AppState, manifest: &Manifest) -> ApiResult<Value> {
             }),
         ));
     }
+    let (rank_min, rank_max) = rank_range(&report);
     let base = base_ref(app, manifest, config.base_model_name_or_path.clone()).await?;
     Ok(json!({
         "peft_type": report.peft_type,
         "variant": report.variant,
         "r": report.r,
+        "rank_min": rank_min,
+        "rank_max": rank_max,
         "lora_alpha": report.lora_alpha,
         "use_rslora": report.use_rslora,
         "use_dora": report.use_dora,

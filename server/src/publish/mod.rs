@@ -3,6 +3,7 @@
 //! insert it all in one transaction. Idempotent for identical content; 409 otherwise.
 
 mod adapter;
+pub mod facts;
 pub mod info;
 mod model;
 mod read;
@@ -77,6 +78,7 @@ pub async fn publish(
             json!({ "manifest_kind": manifest.kind(), "route_kind": kind }),
         ));
     }
+    let labels = facts::labels(&manifest)?;
     let digest = manifest.digest();
     let (ns, nm, ver) = (namespace.as_str(), name.as_str(), version.to_string());
     // Cheap answer before any blob is read: the version exists already.
@@ -88,6 +90,7 @@ pub async fn publish(
         Kind::Adapter => adapter::summary(app, &manifest).await?,
         Kind::Model => model::summary(app, &manifest, &sizes).await?,
     };
+    let facts = facts::derive(app, kind, &summary, labels, None).await?;
     let new = NewVersion {
         kind,
         namespace: ns,
@@ -98,6 +101,7 @@ pub async fn publish(
         summary: summary.to_string(),
         total_size: manifest.total_size(),
         files: manifest.files(),
+        facts: &facts,
     };
     match app.db.insert_version(&new).await? {
         Inserted::Created(row) => Ok(Published {

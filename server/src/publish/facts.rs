@@ -1,0 +1,181 @@
+//! A version's searchable facts, labels and lineage, derived from its manifest and summary:
+//! written in the publish transaction, and backfilled at startup for versions that lack
+//! them (idempotent).
+
+use std::collections::BTreeMap;
+
+use adapter_core::api::catalog::{LABELS, parse_labels};
+use adapter_core::api::{BaseModelRef, VersionFacts};
+use adapter_core::manifest::{Kind, Manifest};
+use adapter_core::reference::Reference;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::db::facts::{Facts, LineageRow, kind_of};
+use crate::error::{ApiError, ApiResult};
+
+/// The manifest's `metadata.labels`, checked (400 `invalid_label`).
+pub fn labels(manifest: &Manifest) -> ApiResult<BTreeMap<String, String>> {
+    parse_labels(manifest.metadata().get(LABELS)).map_err(|e| {
+        ApiError::with_details(
+            "invalid_label",
+            e.to_string(),
+            json!({ "field": "metadata.labels" }),
+        )
+    })
+}
+
+fn text(summary: &Value, key: &str) -> Option<String> {
+    summary.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn digest(summary: &Value, key: &str) -> Option<adapter_core::digest::Digest> {
+    summary
+        .get(key)
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+}
+
+/// Facts of a version from its stored summary and (checked) labels. `ranks` overrides the summary's
+/// rank range (backfill of summaries that predate it).
+pub async fn derive(
+    app: &AppState,
+    kind: Kind,
+    summary: &Value,
+    labels: BTreeMap<String, String>,
+    ranks: Option<(u64, u64)>,
+) -> ApiResult<Facts> {
+    let mut facts = VersionFacts::default();
+    let mut lineage = Vec::new();
+    match kind {
+        Kind::Adapter => {
+            facts.peft_type = text(summary, "peft_type");
+            facts.variant = text(summary, "variant");
+            let r = summary.get("r").and_then(Value::as_u64);
+            let (lo, hi) = ranks.map_or(
+                (
+                    summary.get("rank_min").and_then(Value::as_u64).or(r),
+                    summary.get("rank_max").and_then(Value::as_u64).or(r),
+                ),
+                |(a, b)| (Some(a), Some(b)),
+            );
+            facts.rank_min = lo;
+            facts.rank_max = hi;
+            let mut targets: Vec<String> = summary
+                .get("target_modules")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            targets.sort();
+            targets.dedup();
+            facts.targets = targets;
+            let base: Option<BaseModelRef> = summary
+                .get("base")
+                .filter(|b| !b.is_null())
+                .and_then(|b| serde_json::from_value(b.clone()).ok());
+            if let Some(b) = base.filter(|b| *b != BaseModelRef::default()) {
+                // A base known only by name has no identity to link to (the name is a fact).
+                let identified = b.reference.is_some()
+                    || b.content_digest.is_some()
+                    || b.shape_fingerprint.is_some();
+                if identified {
+                    lineage.push(LineageRow {
+                        relation: "base".into(),
+                        kind: Some(Kind::Model.as_str().into()),
+                        reference: b.reference.clone(),
+                        manifest_digest: base_manifest_digest(app, b.reference.as_deref()).await?,
+                        content_digest: b.content_digest.map(|d| d.to_string()),
+                        shape_fingerprint: b.shape_fingerprint.map(|d| d.to_string()),
+                        recipe: None,
+                    });
+                }
+                facts.base = Some(b);
+            }
+        }
+        Kind::Model => {
+            facts.content_digest = digest(summary, "content_digest");
+            facts.shape_fingerprint = digest(summary, "shape_fingerprint");
+        }
+    }
+    Ok(Facts {
+        facts,
+        labels,
+        lineage,
+    })
+}
+
+/// The manifest digest of a pinned base reference `ns/name@version` registered here.
+async fn base_manifest_digest(
+    app: &AppState,
+    reference: Option<&str>,
+) -> ApiResult<Option<String>> {
+    let Some(r) = reference.and_then(|r| r.parse::<Reference>().ok()) else {
+        return Ok(None);
+    };
+    let Some(version) = r.selector.as_ref().map(ToString::to_string) else {
+        return Ok(None);
+    };
+    Ok(app
+        .db
+        .version(Kind::Model, r.namespace.as_str(), r.name.as_str(), &version)
+        .await?
+        .map(|row| row.head.manifest_digest))
+}
+
+/// Write facts for every version that has none (versions published before the catalogue
+/// tables existed). Safe to run again and concurrently; a version whose stored data no
+/// longer reads is logged and skipped.
+pub async fn backfill(app: &AppState) -> anyhow::Result<u64> {
+    const BATCH: i64 = 200;
+    let mut written = 0;
+    let mut skipped: Vec<i64> = Vec::new();
+    loop {
+        let batch = app
+            .db
+            .versions_without_facts(BATCH + skipped.len() as i64)
+            .await?;
+        let todo: Vec<_> = batch
+            .into_iter()
+            .filter(|v| !skipped.contains(&v.id))
+            .collect();
+        if todo.is_empty() {
+            return Ok(written);
+        }
+        for v in todo {
+            match backfill_one(app, &v).await {
+                Ok(true) => written += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(version_id = v.id, error = %e, "cannot derive catalogue facts");
+                    skipped.push(v.id);
+                }
+            }
+        }
+    }
+}
+
+async fn backfill_one(app: &AppState, v: &crate::db::facts::Unfacted) -> anyhow::Result<bool> {
+    let kind = kind_of(&v.kind).ok_or_else(|| anyhow::anyhow!("unknown kind {}", v.kind))?;
+    let manifest = Manifest::from_json(v.manifest.as_bytes())?;
+    let summary: Value = serde_json::from_str(&v.summary)?;
+    let ranks = if kind == Kind::Adapter && summary.get("rank_min").is_none() {
+        Some(
+            super::adapter::stored_rank_range(app, &manifest)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )
+    } else {
+        None
+    };
+    // Labels that predate validation and break the rules are left out, not fatal.
+    let labels = labels(&manifest).unwrap_or_default();
+    let facts = derive(app, kind, &summary, labels, ranks)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(app.db.backfill_facts(v.id, &facts).await?)
+}
