@@ -59,7 +59,7 @@ fn header_bytes(tensors: &[(String, Vec<u64>)]) -> Vec<u8> {
         at += len;
     }
     let mut json = serde_json::to_vec(&Value::Object(map)).expect("json");
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut out = (json.len() as u64).to_le_bytes().to_vec();
