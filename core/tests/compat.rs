@@ -88,6 +88,21 @@ mod compat {
     }
 
     #[test]
+    fn a_vision_tower_of_another_width_is_no_hidden_size_mismatch() {
+        // A multimodal base: 3 vision layers 32 wide beside 2 text layers 64 wide. The
+        // adapter fits both, so the majority width (32) must not be taken for the model's.
+        let mut base = llama(2);
+        let mut a = llama_adapter(8, 2, &["q_proj"], 64);
+        for i in 0..3 {
+            let m = format!("vision_tower.layers.{i}.self_attn.q_proj");
+            base = base.tensor(&format!("{m}.weight"), &[32, 32]);
+            a = a.linear(&m, 8, 32, 32);
+        }
+        let r = run(&a, &base);
+        assert_eq!(r.verdict, Verdict::Compatible, "{:?}", r.findings);
+    }
+
+    #[test]
     fn a_target_module_missing_from_the_base_is_incompatible() {
         let base = llama(2).without("model.layers.1.mlp.gate_proj.weight");
         let a = Adapter::new(lora_config(8, &["gate_proj"]))

@@ -6,7 +6,7 @@
 //! `num_hidden_layers` / `n_layer` / `num_layers`. Multimodal configs nest the language
 //! model under `text_config`, which is read when the top level lacks a key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -118,11 +118,23 @@ const HIDDEN_OUT: &[&str] = &[
     "dense_4h_to_h",
 ];
 
-/// The hidden size the adapter's modules imply, when they agree on one: the most frequent
-/// candidate, with one module that shows it.
+/// The hidden size that the modules whose shape did not fit the base imply: the most
+/// frequent candidate, with one module that shows it. Only misfits vote, so a multimodal
+/// adapter (a vision tower with its own width) that fits never raises it.
 fn implied_hidden(report: &AdapterReport) -> Option<(u64, String)> {
+    let misfits: BTreeSet<&str> = report
+        .findings
+        .errors
+        .iter()
+        .filter(|f| f.code == "base_shape_mismatch")
+        .filter_map(|f| f.subject.as_deref())
+        .collect();
     let mut votes: BTreeMap<u64, (usize, String)> = BTreeMap::new();
-    for m in &report.modules {
+    for m in report
+        .modules
+        .iter()
+        .filter(|m| misfits.contains(m.module.as_str()))
+    {
         let l = leaf(&m.module);
         let h = match m.kind {
             ModuleKind::Embedding => m.out_features,
@@ -147,6 +159,7 @@ pub fn check_geometry(report: &AdapterReport, geometry: &BaseGeometry) -> Findin
     if let (Some(base_h), Some((h, example))) = (geometry.hidden_size, implied_hidden(report))
         && h != base_h
     {
+        // Beside the per-module shape errors: the one cause a person can act on.
         f.error(Finding::new(
             "hidden_size_mismatch",
             format!(
