@@ -259,6 +259,8 @@ fn vllm(a: &Shape<'_>, geometry: &BaseGeometry) -> Value {
         );
     }
     // `peft_helper.py`, `validate_legal`: `bias != "none"` → "Adapter bias is not supported."
+    // `lora_bias` (`lora_B.bias`) is counted alike: releases that loaded LoRA biases did so
+    // only behind `--enable-lora-bias` ("Adapter bias cannot be used without bias_enabled").
     if a.config.bias != Bias::None || a.report.modules.iter().any(|m| m.lora_bias) {
         s.problem(
             "bias_unsupported",
