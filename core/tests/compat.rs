@@ -313,6 +313,22 @@ mod compat {
     }
 
     #[test]
+    fn trained_biases_are_refused_by_vllm_dropped_by_lorax_and_stop_llama_cpp() {
+        let q = "model.layers.0.self_attn.q_proj";
+        let base = llama(1).tensor(&format!("{q}.bias"), &[64]);
+        let mut cfg = lora_config(8, &["q_proj"]);
+        cfg["bias"] = json!("lora_only");
+        let a = Adapter::new(cfg)
+            .linear(q, 8, 64, 64)
+            .tensor(&format!("{P}{q}.bias"), &[64]);
+        let r = run(&a, &base);
+        assert_eq!(r.verdict, Verdict::Compatible, "{:?}", r.findings);
+        assert_eq!(problems(&r, "vllm"), ["bias_unsupported"]);
+        assert_eq!(problems(&r, "lorax"), ["weights_ignored"]);
+        assert_eq!(problems(&r, "llama.cpp"), ["conversion_fails"]);
+    }
+
+    #[test]
     fn lorax_ignores_modules_its_architecture_does_not_list() {
         let base = llama(1).config("model_type", json!("mixtral"));
         let a = Adapter::new(lora_config(8, &["q_proj", "gate_proj"]))
