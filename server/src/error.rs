@@ -89,11 +89,14 @@ pub fn status_of(code: &str) -> StatusCode {
         | "alias_not_found"
         | "gate_not_found"
         | "no_match"
-        | "token_not_found" => StatusCode::NOT_FOUND,
+        | "token_not_found"
+        | "job_not_found" => StatusCode::NOT_FOUND,
         "unauthenticated" => StatusCode::UNAUTHORIZED,
         "forbidden" => StatusCode::FORBIDDEN,
         "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
-        "version_exists" | "conflict" | "upload_finishing" | "gate_failed" => StatusCode::CONFLICT,
+        "version_exists" | "conflict" | "upload_finishing" | "gate_failed" | "job_finished" => {
+            StatusCode::CONFLICT
+        }
         "alias_conflict" => StatusCode::PRECONDITION_FAILED,
         "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "range_not_satisfiable" | "wrong_offset" => StatusCode::RANGE_NOT_SATISFIABLE,

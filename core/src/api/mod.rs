@@ -18,6 +18,11 @@ pub mod evals;
 pub use evals::{EvalBatch, EvalInput, EvalList, EvalResult};
 pub mod aliases;
 pub use aliases::*;
+pub mod jobs;
+pub use jobs::{
+    JobInfo, JobInput, JobList, JobLogLine, JobLogs, JobState, JobSubmit, ValidationInfo,
+    ValidationList,
+};
 
 /// The one error body: `{"error": {"code", "message", "details"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -12,6 +12,7 @@ mod doc;
 mod evals;
 mod extract;
 mod health;
+mod jobs;
 mod range;
 mod repositories;
 mod tokens;
@@ -91,7 +92,12 @@ fn api_router() -> OpenApiRouter<AppState> {
             uploads::append,
             uploads::finish,
             uploads::cancel
-        ));
+        ))
+        .routes(routes!(jobs::submit, jobs::list))
+        .routes(routes!(jobs::get))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::logs))
+        .routes(routes!(jobs::events));
     for kind in [Kind::Adapter, Kind::Model] {
         api = api.nest(&format!("/v1/{}", kind_segment(kind)), kind_routes(kind));
     }
@@ -106,6 +112,7 @@ fn kind_routes(kind: Kind) -> OpenApiRouter<AppState> {
         .routes(routes!(repositories::versions))
         .routes(routes!(versions::publish, versions::get))
         .routes(routes!(evals::add, evals::list))
+        .routes(routes!(jobs::validations))
         .routes(routes!(repositories::resolve_latest))
         .routes(routes!(repositories::resolve))
         .routes(routes!(aliases::list))

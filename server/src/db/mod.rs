@@ -6,9 +6,11 @@ pub mod aliases;
 pub mod audit;
 pub mod blobs;
 pub mod evals;
+pub mod jobs;
 pub mod repositories;
 pub mod tokens;
 pub mod uploads;
+pub mod validations;
 pub mod versions;
 pub mod yank;
 

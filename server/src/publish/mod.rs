@@ -4,8 +4,8 @@
 
 mod adapter;
 pub mod info;
-mod model;
-mod read;
+pub(crate) mod model;
+pub(crate) mod read;
 
 use std::collections::HashMap;
 
@@ -100,10 +100,17 @@ pub async fn publish(
         files: manifest.files(),
     };
     match app.db.insert_version(&new).await? {
-        Inserted::Created(row) => Ok(Published {
-            created: true,
-            info: info::version_info(kind, ns, nm, &row)?,
-        }),
+        Inserted::Created(row) => {
+            if kind == Kind::Adapter {
+                let adapter = format!("{ns}/{nm}@{ver}");
+                crate::jobs::validate::after_publish(app, &app.config.jobs, &adapter, &summary)
+                    .await;
+            }
+            Ok(Published {
+                created: true,
+                info: info::version_info(kind, ns, nm, &row)?,
+            })
+        }
         Inserted::Existing(row) => existing(kind, ns, nm, &row, &digest),
     }
 }
