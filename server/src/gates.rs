@@ -215,10 +215,12 @@ mod tests {
     fn validated_against_passes_for_the_validated_bases_only() {
         let gate = conds(json!([{"validated_against": "acme/llama@^1"}]));
         let mut target = cand("1.1.0", false, &[]);
-        let mv = |t| Move {
-            target: t,
-            current: None,
-        };
+        fn mv(t: &Candidate) -> Move<'_> {
+            Move {
+                target: t,
+                current: None,
+            }
+        }
         assert_eq!(evaluate(&gate, &mv(&target)).len(), 1);
         target.validated_against.insert("acme/llama@1.0.0".into());
         assert_eq!(evaluate(&gate, &mv(&target)).len(), 1, "another reference");

@@ -60,11 +60,8 @@ fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 fn a_worker_killed_mid_job_leaves_it_to_another_that_completes_it_once() {
     for stack in stacks() {
         let backend = Backend::new(&stack);
-        let server = ServerProcess::start_with(
-            &backend,
-            &["--workers", "0", "--enable-test-jobs"],
-            &[],
-        );
+        let server =
+            ServerProcess::start_with(&backend, &["--workers", "0", "--enable-test-jobs"], &[]);
         let auth = server.auth();
         let headers = [(auth.0, auth.1.as_str())];
         let record = backend.data_dir().join("record.txt");
@@ -82,7 +79,13 @@ fn a_worker_killed_mid_job_leaves_it_to_another_that_completes_it_once() {
         assert_eq!(r.status, 202, "{stack}: {}", r.text());
         let id = r.json()["id"].as_str().unwrap().to_owned();
         let job = |server: &ServerProcess| -> Value {
-            http("GET", &format!("{}/v1/jobs/{id}", server.url), &headers, b"").json()
+            http(
+                "GET",
+                &format!("{}/v1/jobs/{id}", server.url),
+                &headers,
+                b"",
+            )
+            .json()
         };
 
         let mut first = worker(&backend);
@@ -163,7 +166,13 @@ fn serve_runs_workers_and_refuses_test_kinds_without_the_flag() {
         assert_eq!(r.status, 202, "{stack}: {}", r.text());
         let id = r.json()["id"].as_str().unwrap().to_owned();
         let state = wait("the job to succeed", || {
-            let j = http("GET", &format!("{}/v1/jobs/{id}", server.url), &headers, b"").json();
+            let j = http(
+                "GET",
+                &format!("{}/v1/jobs/{id}", server.url),
+                &headers,
+                b"",
+            )
+            .json();
             (j["state"] == "succeeded").then_some(j)
         });
         assert_eq!(state["attempts"], 1);
