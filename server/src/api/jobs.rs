@@ -287,10 +287,12 @@ pub async fn events(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let first = job(&app, &id).await?;
+    /// What an event is sent on a change of.
+    type Seen = (JobState, u32, Option<f64>, Option<String>, bool);
     struct S {
         app: AppState,
         id: String,
-        last: Option<(JobState, u32, Option<f64>, Option<String>, bool)>,
+        last: Option<Seen>,
         pending: Option<JobInfo>,
         done: bool,
     }
