@@ -121,7 +121,7 @@ pub struct JobArgs {
     /// Attempts before a job ends `failed`.
     #[arg(long, env = "ADAPTER_REGISTRY_JOB_MAX_ATTEMPTS", default_value_t = 3)]
     pub job_max_attempts: u32,
-    /// Accept and run the test-only job kinds (`test.block`, `test.panic`: they touch files
+    /// Accept and run the test-only job kinds (`test.block`: it touches files
     /// named in their parameters). Never on a real deployment.
     #[arg(long, env = "ADAPTER_REGISTRY_ENABLE_TEST_JOBS")]
     pub enable_test_jobs: bool,

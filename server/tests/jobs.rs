@@ -519,3 +519,96 @@ async fn list_pages_with_a_cursor_and_filters() {
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_expire_fence_stale_workers_and_cap_attempts() {
+    for stack in stacks() {
+        let backend = adapter_testkit::Backend::new(&stack);
+        let s = TestServer::start(&backend).await;
+        let db = &s.state.db;
+        let kinds = vec!["count".to_owned()];
+        let job = enqueue(&s.state, "count", "lease").await;
+        // A claim whose lease has already run out (its worker "died") …
+        let stale = db.claim_job(&kinds, "worker-a", -1).await.unwrap().unwrap();
+        assert_eq!((stale.id.as_str(), stale.attempt), (job.id.as_str(), 1));
+        // … is claimed again; a live lease is not.
+        let live = db
+            .claim_job(&kinds, "worker-b", 60_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((live.id.as_str(), live.attempt), (job.id.as_str(), 2));
+        assert!(
+            db.claim_job(&kinds, "worker-c", 60_000)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // The stale worker can no longer renew, report or finish it.
+        assert_eq!(db.renew_job(&job.id, "worker-a", 1000).await.unwrap(), None);
+        assert_eq!(
+            db.job_progress(&job.id, "worker-a", 0.5, None)
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(
+            !db.finish_job(&stale, JobState::Succeeded, Some("{}"), None)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            db.renew_job(&job.id, "worker-b", 1000).await.unwrap(),
+            Some(false)
+        );
+        assert!(
+            db.finish_job(&live, JobState::Succeeded, Some("{}"), None)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            db.job(&job.id).await.unwrap().unwrap().state,
+            JobState::Succeeded
+        );
+
+        // A job whose last allowed attempt's worker died ends failed, not run again.
+        let capped = enqueue(&s.state, "count", "capped").await;
+        for token in ["w1", "w2", "w3"] {
+            db.claim_job(&kinds, token, -1).await.unwrap().unwrap();
+        }
+        let counter = Counter::default();
+        let _w = jobs::spawn_workers(&s.state, counter.kinds(), &fast(), 1);
+        let j = wait_final(&s.state, &capped.id).await;
+        assert_eq!(j.state, JobState::Failed, "{stack}: {j:?}");
+        assert!(j.error.unwrap_or_default().contains("lease expired"));
+        assert!(
+            counter.runs.lock().unwrap().is_empty(),
+            "never run past the cap"
+        );
+
+        // Submitting a failed job's key again queues it again, attempts reset.
+        let (how, again) = db
+            .submit_job(&NewJob {
+                id: new_id(),
+                kind: "count".into(),
+                inputs: "{}".into(),
+                params: "{}".into(),
+                idempotency_key: "capped".into(),
+                max_attempts: 3,
+                submitter: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (how, again.id.as_str()),
+            (Submitted::Requeued, capped.id.as_str())
+        );
+        let j = wait_final(&s.state, &capped.id).await;
+        assert_eq!(
+            (j.state, j.attempts),
+            (JobState::Succeeded, 1),
+            "{stack}: {j:?}"
+        );
+        s.stop().await;
+    }
+}

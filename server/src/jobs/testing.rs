@@ -5,23 +5,19 @@
 //! * `test.block` `{"record": PATH, "release": PATH}`: appends `start <job> <pid>` to
 //!   `record`, waits (checking for a cancel) until the file `release` exists, appends
 //!   `done <job> <pid>`, succeeds with `{"pid": …}`. Lets a test kill a worker mid-job.
-//! * `test.panic` `{}`: panics on every attempt.
 
 use std::io::Write as _;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Ctx, JobError, JobResult, Kinds};
+use super::{Ctx, JobResult, Kinds};
 
 pub const BLOCK: &str = "test.block";
-pub const PANIC: &str = "test.panic";
-pub const KINDS: [&str; 2] = [BLOCK, PANIC];
+pub const KINDS: [&str; 1] = [BLOCK];
 
 pub fn register(kinds: Kinds) -> Kinds {
-    kinds
-        .with(BLOCK, |ctx| Box::pin(block(ctx)))
-        .with(PANIC, |ctx| Box::pin(panic(ctx)))
+    kinds.with(BLOCK, |ctx| Box::pin(block(ctx)))
 }
 
 /// The parameters of a test kind.
@@ -65,12 +61,4 @@ async fn block(ctx: Ctx) -> JobResult {
     }
     append(&record, &format!("done {} {pid}", ctx.id))?;
     Ok(json!({ "pid": pid }))
-}
-
-#[allow(clippy::unused_async)]
-async fn panic(ctx: Ctx) -> JobResult {
-    if ctx.attempt > 0 {
-        panic!("test.panic always panics (attempt {})", ctx.attempt);
-    }
-    Err(JobError::Cancelled)
 }
