@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 mod evals;
+pub mod jobs;
 
 use crate::config::Settings;
 use crate::exit::{
@@ -127,6 +128,7 @@ impl From<ClientError> for Failure {
             error: e.into(),
             api_code,
             details,
+            quiet: false,
         }
     }
 }

@@ -27,6 +27,10 @@ pub const AUTH: u8 = 8;
 pub const ALIAS_CONFLICT: u8 = 9;
 /// An alias gate refused the move (409 `gate_failed`).
 pub const GATE_FAILED: u8 = 10;
+/// `validate`: the adapter is incompatible with the base (the verdict, with its reasons).
+pub const INCOMPATIBLE: u8 = 11;
+/// A waited-for job ended `failed` or `cancelled`.
+pub const JOB_FAILED: u8 = 12;
 
 /// A failure that ends the command.
 #[derive(Debug)]
@@ -36,6 +40,9 @@ pub struct Failure {
     /// The server's machine code (`version_exists`, …) when the failure came from it.
     pub api_code: Option<String>,
     pub details: Value,
+    /// The command printed its own answer already (e.g. an `incompatible` verdict): only
+    /// the exit code remains to be given.
+    pub quiet: bool,
 }
 
 impl Failure {
@@ -45,6 +52,15 @@ impl Failure {
             error: error.into(),
             api_code: None,
             details: Value::Null,
+            quiet: false,
+        }
+    }
+
+    /// Exit with `code`, printing nothing more.
+    pub fn quiet(code: u8, error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            quiet: true,
+            ..Self::new(code, error)
         }
     }
 
@@ -77,6 +93,8 @@ impl Failure {
             AUTH => "unauthorized",
             ALIAS_CONFLICT => "alias_conflict",
             GATE_FAILED => "gate_failed",
+            INCOMPATIBLE => "incompatible",
+            JOB_FAILED => "job_failed",
             _ => "error",
         }
     }
@@ -92,6 +110,9 @@ impl Failure {
 
     /// Print the error and its causes on one line (no backtrace, whatever RUST_BACKTRACE says).
     pub fn report(self, json: bool) -> ExitCode {
+        if self.quiet {
+            return ExitCode::from(self.code);
+        }
         let message = self.message();
         if json {
             let mut details = match &self.details {

@@ -18,7 +18,10 @@
 //! * 9 — an alias moved meanwhile: the expected version is stale (412 `alias_conflict`);
 //!   read the current target and decide again;
 //! * 10 — an alias gate refused the move (409 `gate_failed`): every failing condition is
-//!   listed.
+//!   listed;
+//! * 11 — `validate --wait`: the adapter is incompatible with the base (the verdict and its
+//!   reasons are printed);
+//! * 12 — a waited-for job (`validate --wait`, `jobs watch`) ended `failed` or `cancelled`.
 //!
 //! `diff --fail-on-forgetting` exits with 1 when it flags catastrophic forgetting (the diff
 //! is printed as usual).
@@ -37,6 +40,7 @@ mod evals;
 mod exit;
 mod fsutil;
 mod inspect;
+mod jobs;
 mod labels;
 mod lock;
 mod login;
@@ -45,6 +49,7 @@ mod progress;
 mod pull;
 mod push;
 mod upload;
+mod validate;
 mod yank;
 
 use std::path::PathBuf;
@@ -101,6 +106,23 @@ impl From<KindArg> for Kind {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Check an adapter against a base model on the registry (a `validate` job: headers and
+    /// configs only); with --wait, print the verdict (exit 11 when incompatible).
+    Validate {
+        /// The adapter: `ns/name[@selector]`.
+        adapter: String,
+        /// The base model: `ns/name[@selector]`.
+        #[arg(long, value_name = "MODEL_REF")]
+        base: String,
+        /// Wait for the verdict (a progress bar on a terminal) and print it.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Jobs on the registry: ls, show, logs, cancel, watch.
+    Jobs {
+        #[command(subcommand)]
+        command: jobs::JobsCommand,
+    },
     /// Inspect a PEFT adapter or a model directory offline: summary and every problem found.
     Inspect {
         /// An adapter directory (adapter_config.json + adapter_model.safetensors) or a model
@@ -469,6 +491,12 @@ fn run_networked(ctx: &Ctx, command: &Command) -> Result<(), Failure> {
                 .await
             }
             Command::Alias { command } => run_alias(ctx, command).await,
+            Command::Validate {
+                adapter,
+                base,
+                wait,
+            } => validate::run(ctx, adapter, base, *wait).await,
+            Command::Jobs { command } => jobs::run(ctx, command).await,
             Command::Gate { command } => run_gate(ctx, command).await,
             Command::Yank {
                 reference,

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::jobs::JobsConfig;
+
 /// The adapter registry server.
 #[derive(Debug, Parser)]
 #[command(name = "adapter-registry", version, about)]
@@ -20,6 +22,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP API (migrates the database first).
     Serve(ServeArgs),
+    /// Run job workers only (no HTTP), e.g. on GPU machines; any number of them may run
+    /// against one database and blob store. Stops on SIGTERM / Ctrl-C.
+    Worker(WorkerArgs),
     /// Run the database migrations and exit.
     Migrate(StorageArgs),
     /// Manage bearer tokens directly in the database (the secret is printed once).
@@ -77,8 +82,61 @@ pub struct ServeArgs {
     /// Let anonymous callers read the catalogue and blobs (writes always need a token).
     #[arg(long, env = "ADAPTER_REGISTRY_PUBLIC_READ")]
     pub public_read: bool,
+    /// Job workers to run in this process (0: none; jobs then wait for `adapter-registry
+    /// worker` processes).
+    #[arg(long, env = "ADAPTER_REGISTRY_WORKERS", default_value_t = 2)]
+    pub workers: usize,
+    #[command(flatten)]
+    pub jobs: JobArgs,
     #[command(flatten)]
     pub storage: StorageArgs,
+}
+
+/// `adapter-registry worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Job workers to run in this process.
+    #[arg(long, env = "ADAPTER_REGISTRY_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+    #[command(flatten)]
+    pub jobs: JobArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// How jobs are run (docs/API.md, "Jobs").
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// A claimed job's lease, in milliseconds; renewed every third of it while the job runs.
+    /// A job whose worker died is claimed again after this.
+    #[arg(long, env = "ADAPTER_REGISTRY_JOB_LEASE_MS", default_value_t = 30_000)]
+    pub job_lease_ms: u64,
+    /// How often an idle worker polls for jobs, in milliseconds (submits in the same process,
+    /// and on PostgreSQL any submit, wake workers at once).
+    #[arg(long, env = "ADAPTER_REGISTRY_JOB_POLL_MS", default_value_t = 1_000)]
+    pub job_poll_ms: u64,
+    /// Backoff after a failed attempt, in milliseconds; doubles with each further attempt.
+    #[arg(long, env = "ADAPTER_REGISTRY_JOB_RETRY_MS", default_value_t = 2_000)]
+    pub job_retry_ms: u64,
+    /// Attempts before a job ends `failed`.
+    #[arg(long, env = "ADAPTER_REGISTRY_JOB_MAX_ATTEMPTS", default_value_t = 3)]
+    pub job_max_attempts: u32,
+    /// Accept and run the test-only job kinds (`test.block`: it touches files
+    /// named in their parameters). Never on a real deployment.
+    #[arg(long, env = "ADAPTER_REGISTRY_ENABLE_TEST_JOBS")]
+    pub enable_test_jobs: bool,
+}
+
+impl JobArgs {
+    pub fn config(&self) -> JobsConfig {
+        JobsConfig {
+            lease: Duration::from_millis(self.job_lease_ms.max(30)),
+            poll: Duration::from_millis(self.job_poll_ms.max(10)),
+            retry_base: Duration::from_millis(self.job_retry_ms),
+            max_attempts: self.job_max_attempts.max(1),
+            test_jobs: self.enable_test_jobs,
+        }
+    }
 }
 
 /// Where metadata and blobs live.
@@ -128,6 +186,8 @@ pub struct Config {
     pub upload_ttl: Duration,
     /// How often expired upload sessions are swept.
     pub gc_interval: Duration,
+    /// How jobs are submitted and run.
+    pub jobs: JobsConfig,
 }
 
 impl fmt::Debug for Config {
@@ -139,6 +199,7 @@ impl fmt::Debug for Config {
             .field("blob_store", &self.blob_store)
             .field("upload_ttl", &self.upload_ttl)
             .field("gc_interval", &self.gc_interval)
+            .field("jobs", &self.jobs)
             .finish()
     }
 }
@@ -204,6 +265,7 @@ impl Config {
             blob_store,
             upload_ttl,
             gc_interval: Duration::from_secs(60),
+            jobs: JobsConfig::default(),
         })
     }
 }

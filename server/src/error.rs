@@ -89,11 +89,14 @@ pub fn status_of(code: &str) -> StatusCode {
         | "alias_not_found"
         | "gate_not_found"
         | "no_match"
-        | "token_not_found" => StatusCode::NOT_FOUND,
+        | "token_not_found"
+        | "job_not_found" => StatusCode::NOT_FOUND,
         "unauthenticated" => StatusCode::UNAUTHORIZED,
         "forbidden" => StatusCode::FORBIDDEN,
         "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
-        "version_exists" | "conflict" | "upload_finishing" | "gate_failed" => StatusCode::CONFLICT,
+        "version_exists" | "conflict" | "upload_finishing" | "gate_failed" | "job_finished" => {
+            StatusCode::CONFLICT
+        }
         "alias_conflict" => StatusCode::PRECONDITION_FAILED,
         "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "range_not_satisfiable" | "wrong_offset" => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -141,6 +144,11 @@ impl IntoResponse for ApiError {
                 details,
             },
         };
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body stays unread: the connection cannot carry another
+            // request, so say so instead of letting the client reuse it and fail.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         let mut res = (status, headers, axum::Json(body)).into_response();
         res.extensions_mut().insert(ErrorCode(self.code()));
         res

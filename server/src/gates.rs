@@ -2,7 +2,7 @@
 //! the database layer loads the target's and the current version's facts inside the move's
 //! transaction and asks [`evaluate`] which conditions fail.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use adapter_core::api::{Condition, GateCondition, GateFailure};
 
@@ -26,6 +26,10 @@ pub struct Candidate {
     pub version: String,
     pub yanked: bool,
     pub scores: Scores,
+    /// The `validated_against` references (as written in the gate) this version passes: a
+    /// validation against the model version the reference resolves to, with a verdict
+    /// other than `incompatible` (loaded by `db::validations::validated_bases`).
+    pub validated_against: BTreeSet<String>,
 }
 
 /// What a move is evaluated on: the version it would point to, and the one it points to now
@@ -123,10 +127,13 @@ fn failure(condition: &Condition, m: &Move<'_>) -> Option<String> {
             })
         }
         Condition::NotYanked => t.yanked.then(|| format!("version {} is yanked", t.version)),
-        Condition::ValidatedAgainst { base } => Some(format!(
-            "no successful validation job of {} against {base} (validation jobs are not available yet)",
-            t.version
-        )),
+        Condition::ValidatedAgainst { base } => (!t.validated_against.contains(base)).then(|| {
+            format!(
+                "no validation of {} against {base} with a verdict other than incompatible \
+                 (run `adapterctl validate … --base {base}`)",
+                t.version
+            )
+        }),
     }
 }
 
@@ -152,6 +159,7 @@ mod tests {
                     )
                 })
                 .collect(),
+            validated_against: BTreeSet::new(),
         }
     }
 
@@ -200,7 +208,24 @@ mod tests {
             ],
             "{f:?}"
         );
-        assert!(f[3].message.contains("no successful validation job"));
+        assert!(f[3].message.contains("no validation of 1.1.0"), "{f:?}");
+    }
+
+    #[test]
+    fn validated_against_passes_for_the_validated_bases_only() {
+        let gate = conds(json!([{"validated_against": "acme/llama@^1"}]));
+        let mut target = cand("1.1.0", false, &[]);
+        fn mv(t: &Candidate) -> Move<'_> {
+            Move {
+                target: t,
+                current: None,
+            }
+        }
+        assert_eq!(evaluate(&gate, &mv(&target)).len(), 1);
+        target.validated_against.insert("acme/llama@1.0.0".into());
+        assert_eq!(evaluate(&gate, &mv(&target)).len(), 1, "another reference");
+        target.validated_against.insert("acme/llama@^1".into());
+        assert!(evaluate(&gate, &mv(&target)).is_empty());
     }
 
     #[test]

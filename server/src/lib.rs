@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod gates;
+pub mod jobs;
 pub mod publish;
 pub mod serve;
 pub mod ui;

@@ -1,4 +1,4 @@
-//! `adapter-registry serve | migrate`.
+//! `adapter-registry serve | worker | migrate | token`.
 
 use std::time::Duration;
 
@@ -6,6 +6,7 @@ use adapter_registry::app::AppState;
 use adapter_registry::auth;
 use adapter_registry::config::{Cli, Command, Config, TokenCommand};
 use adapter_registry::db::Db;
+use adapter_registry::jobs;
 use adapter_registry::serve;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -37,10 +38,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(command) => token(command).await,
+        Command::Worker(args) => {
+            let mut config = Config::from_storage_args(&args.storage, Duration::from_secs(86_400))?;
+            config.jobs = args.jobs.config();
+            tracing::info!(?config, workers = args.workers, "starting workers");
+            let state = AppState::new(config).await?;
+            let kinds = jobs::Kinds::standard(&state.config.jobs);
+            let mut workers = jobs::spawn_workers(&state, kinds, &state.config.jobs, args.workers);
+            println!("running {} job worker(s)", args.workers);
+            serve::shutdown_signal().await;
+            workers.stop();
+            Ok(())
+        }
         Command::Serve(args) => {
             let mut config =
                 Config::from_storage_args(&args.storage, Duration::from_secs(args.upload_ttl))?;
             config.public_read = args.public_read;
+            config.jobs = args.jobs.config();
             tracing::info!(?config, "starting");
             let state = AppState::new(config).await?;
             if let Some((secret, path)) =
@@ -51,8 +65,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     path.display()
                 );
             }
+            let kinds = jobs::Kinds::standard(&state.config.jobs);
+            let mut workers = jobs::spawn_workers(&state, kinds, &state.config.jobs, args.workers);
             let listener = serve::bind_and_announce(args.listen).await?;
-            serve::serve(state, listener, serve::shutdown_signal()).await
+            let served = serve::serve(state, listener, serve::shutdown_signal()).await;
+            workers.stop();
+            served
         }
     }
 }

@@ -459,7 +459,7 @@ async fn gates_refuse_with_every_failure_and_let_good_moves_pass() {
             "refusals leave no history"
         );
 
-        // A base validation cannot pass yet: no validation job exists.
+        // No validation of 1.0.0 against that base exists (tests/jobs.rs: one that does).
         let v = json!({"conditions": [{"validated_against": "acme/llama@1.0.0"}]});
         let r = s
             .http
@@ -476,7 +476,7 @@ async fn gates_refuse_with_every_failure_and_let_good_moves_pass() {
             e["message"]
                 .as_str()
                 .unwrap()
-                .contains("no successful validation job"),
+                .contains("no validation of 1.0.0 against acme/llama@1.0.0"),
             "{e}"
         );
 

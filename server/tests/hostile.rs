@@ -130,6 +130,8 @@ async fn unknown_routes_methods_and_health() {
     )
     .await;
     r.error(413, "payload_too_large");
+    // The unread rest of the body makes the connection unusable: the client is told.
+    assert_eq!(r.header("connection"), Some("close"));
     let r = Reply::of(
         s.http
             .get(s.u(

@@ -76,8 +76,9 @@ pub struct AliasHistory {
 ///   version the alias points to now by more than `max_drop` (in the metric's own
 ///   direction); passes when the alias does not exist yet;
 /// * `{"not_yanked": true}`: the target is not yanked;
-/// * `{"validated_against": "acme/llama@1.0.0"}`: a successful compatibility validation of
-///   the target against that base (validation jobs do not exist yet: always fails).
+/// * `{"validated_against": "acme/llama@1.0.0"}`: the latest compatibility validation (a
+///   `validate` job) of the target against the model version the reference resolves to has
+///   a verdict other than `incompatible`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]

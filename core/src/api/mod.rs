@@ -20,6 +20,11 @@ pub mod aliases;
 pub use aliases::*;
 pub mod catalog;
 pub use catalog::{LatestEval, LineageNode, LineageView, MatchedVersion, VersionFacts};
+pub mod jobs;
+pub use jobs::{
+    JobInfo, JobInput, JobList, JobLogLine, JobLogs, JobState, JobSubmit, ValidationInfo,
+    ValidationList,
+};
 
 /// The one error body: `{"error": {"code", "message", "details"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -21,12 +21,12 @@ of these codes:
 
 | status | codes |
 |---|---|
-| 400 | `invalid_token_request`, `invalid_name`, `invalid_version`, `invalid_selector`, `invalid_digest`, `invalid_json`, `invalid_manifest`, `invalid_path`, `invalid_query`, `invalid_cursor`, `invalid_range`, `invalid_offset`, `invalid_body`, `upload_interrupted`, `digest_mismatch`, `missing_blobs`, `size_mismatch`, `kind_mismatch`, `base_mismatch`, `too_many_digests`, `invalid_eval`, `invalid_alias`, `invalid_reason`, `invalid_precondition`, `invalid_gate`, `invalid_filter`, `invalid_sort`, `invalid_label` |
+| 400 | `invalid_token_request`, `invalid_name`, `invalid_version`, `invalid_selector`, `invalid_digest`, `invalid_json`, `invalid_manifest`, `invalid_path`, `invalid_query`, `invalid_cursor`, `invalid_range`, `invalid_offset`, `invalid_body`, `upload_interrupted`, `digest_mismatch`, `missing_blobs`, `size_mismatch`, `kind_mismatch`, `base_mismatch`, `too_many_digests`, `invalid_eval`, `invalid_alias`, `invalid_reason`, `invalid_precondition`, `invalid_gate`, `invalid_filter`, `invalid_sort`, `invalid_label`, `invalid_job` |
 | 401 | `unauthenticated` |
 | 403 | `forbidden` |
-| 404 | `token_not_found`, `not_found`, `blob_not_found`, `upload_not_found`, `repository_not_found`, `version_not_found`, `alias_not_found`, `gate_not_found`, `no_match` |
+| 404 | `token_not_found`, `not_found`, `blob_not_found`, `upload_not_found`, `repository_not_found`, `version_not_found`, `alias_not_found`, `gate_not_found`, `no_match`, `job_not_found` |
 | 405 | `method_not_allowed` |
-| 409 | `version_exists`, `upload_finishing`, `conflict`, `gate_failed` |
+| 409 | `version_exists`, `upload_finishing`, `conflict`, `gate_failed`, `job_finished` |
 | 412 | `alias_conflict` |
 | 413 | `payload_too_large` |
 | 416 | `range_not_satisfiable`, `wrong_offset` |
@@ -35,7 +35,7 @@ of these codes:
 | 503 | `not_ready` |
 ";
 
-const TAGS: [(&str, &str); 7] = [
+const TAGS: [(&str, &str); 8] = [
     ("health", "Liveness and readiness."),
     (
         "blobs",
@@ -49,6 +49,10 @@ const TAGS: [(&str, &str); 7] = [
         "Bearer tokens (admin) and the caller's identity (`/v1/whoami`).",
     ),
     ("audit", "The audit log of every mutation (admin)."),
+    (
+        "jobs",
+        "Jobs (`validate`): submit, state, progress, logs, cancel, events.",
+    ),
 ];
 
 /// The document the routes are added to.

@@ -15,7 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::publish::{parse_name, parse_version};
 
 /// The version's id, or 404 `repository_not_found` / `version_not_found`.
-async fn version_id(
+pub(super) async fn version_id(
     app: &AppState,
     kind: Kind,
     (ns, name, version): (&str, &str, &str),

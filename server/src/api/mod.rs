@@ -12,6 +12,7 @@ mod doc;
 mod evals;
 pub(crate) mod extract;
 mod health;
+mod jobs;
 mod lineage;
 mod range;
 mod repositories;
@@ -94,7 +95,12 @@ fn api_router() -> OpenApiRouter<AppState> {
             uploads::append,
             uploads::finish,
             uploads::cancel
-        ));
+        ))
+        .routes(routes!(jobs::submit, jobs::list))
+        .routes(routes!(jobs::get))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::logs))
+        .routes(routes!(jobs::events));
     for kind in [Kind::Adapter, Kind::Model] {
         api = api.nest(&format!("/v1/{}", kind_segment(kind)), kind_routes(kind));
     }
@@ -109,6 +115,7 @@ fn kind_routes(kind: Kind) -> OpenApiRouter<AppState> {
         .routes(routes!(repositories::versions))
         .routes(routes!(versions::publish, versions::get))
         .routes(routes!(evals::add, evals::list))
+        .routes(routes!(jobs::validations))
         .routes(routes!(repositories::resolve_latest))
         .routes(routes!(repositories::resolve))
         .routes(routes!(aliases::list))

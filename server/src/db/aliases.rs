@@ -224,12 +224,14 @@ impl Db {
             return Ok(None);
         }
         if let Some(to) = c.to {
-            let Some(target) = candidate(&mut tx, c.repo_id, to).await? else {
+            let gate = gate_in(&mut tx, c.repo_id, c.alias).await?;
+            let conditions = gate.as_deref().unwrap_or_default();
+            let Some(target) = candidate(&mut tx, c.repo_id, to, conditions).await? else {
                 return Ok(Some(ChangeOutcome::TargetMissing));
             };
-            if let Some(conditions) = gate_in(&mut tx, c.repo_id, c.alias).await? {
+            if let Some(conditions) = gate {
                 let current = match c.expect {
-                    Some(v) => candidate(&mut tx, c.repo_id, v).await?,
+                    Some(v) => candidate(&mut tx, c.repo_id, v, &[]).await?,
                     None => None,
                 };
                 let failures = gates::evaluate(
@@ -354,11 +356,13 @@ async fn gate_in(
         .transpose()
 }
 
-/// A version with its yanked flag and latest scores, or `None` if it does not exist.
+/// A version with its yanked flag, latest scores and the `validated_against` bases of
+/// `conditions` it passes, or `None` if it does not exist.
 async fn candidate(
     tx: &mut Transaction<'static, Any>,
     repo_id: i64,
     version: &str,
+    conditions: &[GateCondition],
 ) -> Result<Option<Candidate>, sqlx::Error> {
     let Some(row) =
         sqlx::query("SELECT id, yanked FROM versions WHERE repository_id = $1 AND version = $2")
@@ -375,6 +379,7 @@ async fn candidate(
         version: version.to_owned(),
         yanked,
         scores: latest_scores(tx, id).await?,
+        validated_against: super::validations::validated_bases(tx, id, conditions).await?,
     }))
 }
 

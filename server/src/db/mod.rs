@@ -8,11 +8,13 @@ pub mod blobs;
 pub mod catalog;
 pub mod evals;
 pub mod facts;
+pub mod jobs;
 pub mod lineage;
 pub mod repositories;
 pub mod search;
 pub mod tokens;
 pub mod uploads;
+pub mod validations;
 pub mod versions;
 pub mod yank;
 

@@ -5,8 +5,8 @@
 mod adapter;
 pub mod facts;
 pub mod info;
-mod model;
-mod read;
+pub(crate) mod model;
+pub(crate) mod read;
 
 use std::collections::HashMap;
 
@@ -104,10 +104,17 @@ pub async fn publish(
         facts: &facts,
     };
     match app.db.insert_version(&new).await? {
-        Inserted::Created(row) => Ok(Published {
-            created: true,
-            info: info::version_info(kind, ns, nm, &row)?,
-        }),
+        Inserted::Created(row) => {
+            if kind == Kind::Adapter {
+                let adapter = format!("{ns}/{nm}@{ver}");
+                crate::jobs::validate::after_publish(app, &app.config.jobs, &adapter, &summary)
+                    .await;
+            }
+            Ok(Published {
+                created: true,
+                info: info::version_info(kind, ns, nm, &row)?,
+            })
+        }
         Inserted::Existing(row) => existing(kind, ns, nm, &row, &digest),
     }
 }

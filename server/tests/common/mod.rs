@@ -40,6 +40,7 @@ pub fn config(backend: &Backend) -> Config {
         blob_store,
         upload_ttl: Duration::from_secs(3600),
         gc_interval: Duration::from_secs(3600),
+        jobs: Default::default(),
     }
 }
 

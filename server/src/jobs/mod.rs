@@ -1,0 +1,196 @@
+//! Jobs: durable rows in the metadata database (`db/jobs.rs`), run by workers in the server
+//! process (`serve --workers N`) or alone (`adapter-registry worker`), any number of them
+//! against one database and blob store.
+//!
+//! * A job kind is a name and a handler ([`Kinds`]); submitting resolves the inputs to
+//!   manifest digests and inserts a row whose idempotency key (kind + input digests +
+//!   parameters, unless the caller names one) makes a second submit return the first job.
+//! * A worker ([`worker`]) claims one job atomically with a lease, renews the lease from a
+//!   separate task while the job runs (no transaction stays open), catches panics, retries
+//!   failed attempts with exponential backoff, and ends the job `failed` with its last error
+//!   when the attempts run out. A job whose worker died is claimed again once its lease ran
+//!   out. Cancel stops a running job at its next checkpoint ([`Ctx::checkpoint`]).
+//! * Kinds: `validate` ([`validate`]); with `--enable-test-jobs` also the test kinds of
+//!   [`testing`] (never reachable without that flag).
+
+pub mod submit;
+pub mod testing;
+pub mod validate;
+pub mod worker;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use adapter_core::api::JobInput;
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::db::jobs::Claimed;
+
+pub use submit::{SubmitError, submit};
+pub use worker::{Workers, spawn_workers};
+
+/// How jobs run (flags of `serve` and `worker`).
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// A claim holds the job this long unless renewed (renewed every third of it).
+    pub lease: Duration,
+    /// How often an idle worker looks for work when nothing woke it.
+    pub poll: Duration,
+    /// Backoff after the first failed attempt; doubles with every further one.
+    pub retry_base: Duration,
+    /// Attempts of a new job.
+    pub max_attempts: u32,
+    /// Accept and run the test-only kinds (`test.*`, [`testing`]).
+    pub test_jobs: bool,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(30),
+            poll: Duration::from_secs(1),
+            retry_base: Duration::from_secs(2),
+            max_attempts: 3,
+            test_jobs: false,
+        }
+    }
+}
+
+/// Why a job stopped without a result.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Cancel was asked; the job stopped at a checkpoint.
+    #[error("cancelled")]
+    Cancelled,
+    /// This attempt failed (retried while attempts remain).
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// What a handler returns: the job's result (stored as JSON).
+pub type JobResult = Result<Value, JobError>;
+
+/// A job kind's code.
+pub type Handler = Arc<dyn Fn(Ctx) -> BoxFuture<'static, JobResult> + Send + Sync>;
+
+/// The kinds a worker runs, by name.
+#[derive(Clone, Default)]
+pub struct Kinds {
+    handlers: BTreeMap<String, Handler>,
+}
+
+impl std::fmt::Debug for Kinds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.handlers.keys()).finish()
+    }
+}
+
+impl Kinds {
+    /// The built-in kinds (and the test kinds when `config.test_jobs`).
+    pub fn standard(config: &JobsConfig) -> Self {
+        let mut k = Self::default().with(validate::KIND, |ctx| Box::pin(validate::run(ctx)));
+        if config.test_jobs {
+            k = testing::register(k);
+        }
+        k
+    }
+
+    /// Add (or replace) a kind.
+    #[must_use]
+    pub fn with<F>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(Ctx) -> BoxFuture<'static, JobResult> + Send + Sync + 'static,
+    {
+        self.handlers.insert(name.to_owned(), Arc::new(f));
+        self
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.handlers.keys().cloned().collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Handler> {
+        self.handlers.get(name)
+    }
+}
+
+/// Whether the API accepts jobs of `kind` (workers may run elsewhere).
+pub fn is_submittable(config: &JobsConfig, kind: &str) -> bool {
+    kind == validate::KIND || (config.test_jobs && testing::KINDS.contains(&kind))
+}
+
+/// What a running job sees: the app, its row, and its lease.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub app: AppState,
+    pub id: String,
+    pub kind: String,
+    pub inputs: BTreeMap<String, JobInput>,
+    pub params: Value,
+    pub attempt: u32,
+    claim: Arc<Claimed>,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl Ctx {
+    pub(crate) fn new(
+        app: AppState,
+        claim: Arc<Claimed>,
+        cancelled: Arc<AtomicBool>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            app,
+            id: claim.id.clone(),
+            kind: claim.kind.clone(),
+            inputs: serde_json::from_str(&claim.inputs)?,
+            params: serde_json::from_str(&claim.params)?,
+            attempt: claim.attempt,
+            claim,
+            cancelled,
+        })
+    }
+
+    /// `Err(Cancelled)` once a cancel was asked (seen by lease renewal or progress).
+    pub fn checkpoint(&self) -> Result<(), JobError> {
+        if self.cancelled.load(Ordering::SeqCst) {
+            Err(JobError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Report progress (0.0..=1.0) and check for a cancel.
+    pub async fn progress(&self, fraction: f64, message: &str) -> Result<(), JobError> {
+        match self
+            .app
+            .db
+            .job_progress(&self.id, &self.claim.token, fraction, Some(message))
+            .await
+        {
+            Ok(Some(true)) => self.cancelled.store(true, Ordering::SeqCst),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(job = %self.id, error = %e, "cannot record progress"),
+        }
+        self.checkpoint()
+    }
+
+    /// Append a log line (also traced).
+    pub async fn log(&self, line: impl Into<String>) {
+        let line = line.into();
+        tracing::info!(job = %self.id, "{line}");
+        if let Err(e) = self.app.db.append_job_log(&self.id, &line).await {
+            tracing::warn!(job = %self.id, error = %e, "cannot append a job log line");
+        }
+    }
+
+    /// An input resolved at submit time.
+    pub fn input(&self, name: &str) -> anyhow::Result<&JobInput> {
+        self.inputs
+            .get(name)
+            .ok_or_else(|| anyhow::anyhow!("the job has no `{name}` input"))
+    }
+}

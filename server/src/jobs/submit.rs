@@ -1,0 +1,204 @@
+//! Submitting a job: check the kind, its inputs and parameters, resolve every input
+//! reference to a version and manifest digest, derive the idempotency key, insert.
+
+use std::collections::BTreeMap;
+
+use adapter_core::api::{JobInfo, JobInput, JobSubmit};
+use adapter_core::digest::Digest;
+use adapter_core::manifest::Kind;
+use adapter_core::reference::{Reference, resolve};
+use serde_json::{Value, json};
+
+use super::{JobsConfig, is_submittable, testing, validate};
+use crate::app::AppState;
+use crate::db::jobs::{NewJob, Submitted};
+use crate::error::{ApiError, ApiResult};
+use crate::publish::info::version_records;
+
+/// Longest caller-chosen idempotency key.
+pub const MAX_KEY_LEN: usize = 200;
+/// Largest `params` object, serialised.
+pub const MAX_PARAMS: usize = 64 * 1024;
+
+/// Kept for callers that want to tell submit failures apart from other errors.
+pub type SubmitError = ApiError;
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new("invalid_job", message)
+}
+
+/// The inputs a kind takes: name → the kind of repository it references.
+fn input_kinds(kind: &str) -> &'static [(&'static str, Kind)] {
+    if kind == validate::KIND {
+        &[("adapter", Kind::Adapter), ("base", Kind::Model)]
+    } else {
+        &[]
+    }
+}
+
+/// Submit `req` for `submitter` with the config's attempt cap.
+pub async fn submit(
+    app: &AppState,
+    config: &JobsConfig,
+    req: &JobSubmit,
+    submitter: Option<&str>,
+) -> ApiResult<(Submitted, JobInfo)> {
+    if !is_submittable(config, &req.kind) {
+        return Err(ApiError::with_details(
+            "invalid_job",
+            format!(
+                "`{}` is not a job kind this server accepts",
+                req.kind.escape_debug()
+            ),
+            json!({ "field": "kind" }),
+        ));
+    }
+    let params = req.params.clone().unwrap_or_else(|| json!({}));
+    if !params.is_object() {
+        return Err(invalid("params must be a JSON object"));
+    }
+    if params.to_string().len() > MAX_PARAMS {
+        return Err(invalid(format!("params is larger than {MAX_PARAMS} bytes")));
+    }
+    if req.kind == validate::KIND && params.as_object().is_some_and(|o| !o.is_empty()) {
+        return Err(invalid("a validate job takes no params"));
+    }
+    if testing::KINDS.contains(&req.kind.as_str()) {
+        testing::check_params(&params).map_err(invalid)?;
+    }
+    let wanted = input_kinds(&req.kind);
+    for name in req.inputs.keys() {
+        if !wanted.iter().any(|(n, _)| n == name) {
+            return Err(invalid(format!(
+                "a {} job has no input `{}`",
+                req.kind,
+                name.escape_debug()
+            )));
+        }
+    }
+    let mut inputs = BTreeMap::new();
+    for (name, kind) in wanted {
+        let reference = req
+            .inputs
+            .get(*name)
+            .ok_or_else(|| invalid(format!("a {} job needs the input `{name}`", req.kind)))?;
+        inputs.insert(
+            (*name).to_owned(),
+            resolve_input(app, *kind, reference).await?,
+        );
+    }
+    let key = match &req.idempotency_key {
+        Some(k) => {
+            if k.is_empty() || k.len() > MAX_KEY_LEN || k.chars().any(char::is_control) {
+                return Err(invalid(format!(
+                    "idempotency_key is 1..={MAX_KEY_LEN} bytes without control characters"
+                )));
+            }
+            format!("key:{k}")
+        }
+        None => default_key(&req.kind, &inputs, &params),
+    };
+    let new = NewJob {
+        id: new_id(),
+        kind: req.kind.clone(),
+        inputs: serde_json::to_string(&inputs).map_err(ApiError::internal)?,
+        params: params.to_string(),
+        idempotency_key: key,
+        max_attempts: config.max_attempts.max(1),
+        submitter: submitter.map(str::to_owned),
+    };
+    let (how, job) = app.db.submit_job(&new).await?;
+    if how != Submitted::Existing {
+        super::worker::wake(app).await;
+    }
+    Ok((how, job))
+}
+
+/// `job_` + a time-ordered UUID (v7) in hex: ids sort by creation.
+pub fn new_id() -> String {
+    format!("job_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Whether `s` has the shape of a job id.
+pub fn is_job_id(s: &str) -> bool {
+    s.strip_prefix("job_").is_some_and(|h| {
+        h.len() == 32
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// kind + resolved input digests + parameters, hashed.
+fn default_key(kind: &str, inputs: &BTreeMap<String, JobInput>, params: &Value) -> String {
+    let digests: BTreeMap<&str, String> = inputs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.manifest_digest.to_string()))
+        .collect();
+    let v = json!({ "kind": kind, "inputs": digests, "params": params });
+    format!(
+        "auto:{}",
+        Digest::of_bytes(&adapter_core::json::canonical(&v))
+    )
+}
+
+/// `ns/name[@selector]` of `kind` → the exact version and its manifest digest.
+pub async fn resolve_input(app: &AppState, kind: Kind, reference: &str) -> ApiResult<JobInput> {
+    let r: Reference = reference.parse().map_err(|e| {
+        ApiError::with_details(
+            "invalid_job",
+            format!("input `{}`: {e}", reference.escape_debug()),
+            json!({ "reference": reference }),
+        )
+    })?;
+    let repo = app
+        .db
+        .repository(kind, r.namespace.as_str(), r.name.as_str())
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                "repository_not_found",
+                format!(
+                    "{kind} repository {}/{} does not exist",
+                    r.namespace, r.name
+                ),
+            )
+        })?;
+    let records = version_records(&app.db.version_heads(repo.id).await?);
+    let aliases = crate::api::alias_targets(&app.db.alias_map(repo.id).await?);
+    let res = resolve(r.selector.as_ref(), &records, &aliases).map_err(|e| {
+        ApiError::with_details(
+            "no_match",
+            format!("{}/{}: {e}", r.namespace, r.name),
+            json!({ "reference": reference }),
+        )
+    })?;
+    Ok(JobInput {
+        reference: format!("{}/{}@{}", r.namespace, r.name, res.version),
+        manifest_digest: res.manifest_digest,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_one_shape() {
+        let id = new_id();
+        assert!(is_job_id(&id), "{id}");
+        assert!(!is_job_id("job_../../etc"));
+        assert!(!is_job_id(&id.to_uppercase()));
+    }
+
+    #[test]
+    fn default_key_ignores_param_order() {
+        let inputs = BTreeMap::new();
+        let a = default_key("validate", &inputs, &json!({"a": 1, "b": 2}));
+        let b = default_key("validate", &inputs, &json!({"b": 2, "a": 1}));
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            default_key("validate", &inputs, &json!({"a": 2, "b": 2}))
+        );
+    }
+}

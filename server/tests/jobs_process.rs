@@ -1,0 +1,181 @@
+//! Real processes: an `adapter-registry worker` killed with SIGKILL in the middle of a job →
+//! the job is completed exactly once, by another worker, after the lease ran out. Uses the
+//! test-only kind `test.block`, which exists only with `--enable-test-jobs`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use adapter_testkit::{Backend, ServerProcess, bin, http, stacks};
+use serde_json::{Value, json};
+
+/// Start `adapter-registry worker` on `backend` (one worker, a short lease).
+fn worker(backend: &Backend) -> Child {
+    let mut c = Command::new(bin("adapter-registry"));
+    c.arg("worker")
+        .args(backend.server_args())
+        .args([
+            "--workers",
+            "1",
+            "--enable-test-jobs",
+            "--job-lease-ms",
+            "1500",
+            "--job-poll-ms",
+            "50",
+        ])
+        .envs(backend.server_env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if name.starts_with("ADAPTER_REGISTRY_") && !name.starts_with("ADAPTER_REGISTRY_TEST_") {
+            c.env_remove(name);
+        }
+    }
+    c.spawn().expect("starting adapter-registry worker")
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Poll until `f` returns `Some` (30 s at most).
+fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_worker_killed_mid_job_leaves_it_to_another_that_completes_it_once() {
+    for stack in stacks() {
+        let backend = Backend::new(&stack);
+        let server =
+            ServerProcess::start_with(&backend, &["--workers", "0", "--enable-test-jobs"], &[]);
+        let auth = server.auth();
+        let headers = [(auth.0, auth.1.as_str())];
+        let record = backend.data_dir().join("record.txt");
+        let release = backend.data_dir().join("release");
+        let body = json!({
+            "kind": "test.block",
+            "params": {"record": record.display().to_string(), "release": release.display().to_string()},
+        });
+        let r = http(
+            "POST",
+            &format!("{}/v1/jobs", server.url),
+            &headers,
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 202, "{stack}: {}", r.text());
+        let id = r.json()["id"].as_str().unwrap().to_owned();
+        let job = |server: &ServerProcess| -> Value {
+            http(
+                "GET",
+                &format!("{}/v1/jobs/{id}", server.url),
+                &headers,
+                b"",
+            )
+            .json()
+        };
+
+        let mut first = worker(&backend);
+        wait("the first worker to start the job", || {
+            (lines(&record).len() == 1).then_some(())
+        });
+        first.kill().unwrap();
+        first.wait().unwrap();
+        assert_eq!(job(&server)["state"], "running", "{stack}");
+
+        std::fs::write(&release, b"go").unwrap();
+        let mut second = worker(&backend);
+        let done = wait("the job to finish", || {
+            let j = job(&server);
+            j["state"]
+                .as_str()
+                .is_some_and(|s| s != "running" && s != "queued")
+                .then_some(j)
+        });
+        second.kill().unwrap();
+        second.wait().unwrap();
+
+        assert_eq!(done["state"], "succeeded", "{stack}: {done}");
+        assert_eq!(done["attempts"], 2, "{stack}: {done}");
+        let record = lines(&record);
+        let starts: Vec<&String> = record.iter().filter(|l| l.starts_with("start ")).collect();
+        let dones: Vec<&String> = record.iter().filter(|l| l.starts_with("done ")).collect();
+        assert_eq!((starts.len(), dones.len()), (2, 1), "{stack}: {record:?}");
+        let pid = |l: &str| l.rsplit(' ').next().unwrap().to_owned();
+        assert_ne!(pid(starts[0]), pid(starts[1]), "two processes: {record:?}");
+        assert_eq!(pid(dones[0]), pid(starts[1]), "{record:?}");
+        assert_eq!(done["result"]["pid"].to_string(), pid(dones[0]));
+        let logs = http(
+            "GET",
+            &format!("{}/v1/jobs/{id}/logs", server.url),
+            &headers,
+            b"",
+        )
+        .json();
+        assert_eq!(logs["lines"].as_array().unwrap().len(), 2, "{logs}");
+    }
+}
+
+#[test]
+fn serve_runs_workers_and_refuses_test_kinds_without_the_flag() {
+    for stack in stacks() {
+        let backend = Backend::new(&stack);
+        let mut server = ServerProcess::start_with(&backend, &["--job-poll-ms", "50"], &[]);
+        let auth = server.auth();
+        let headers = [(auth.0, auth.1.as_str())];
+        let body = json!({"kind": "test.block", "params": {}});
+        let r = http(
+            "POST",
+            &format!("{}/v1/jobs", server.url),
+            &headers,
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 400, "{stack}: {}", r.text());
+        assert_eq!(r.json()["error"]["code"], "invalid_job");
+        server.stop();
+
+        // Restart with test jobs: the in-process workers (default 2) run them.
+        let server = ServerProcess::start_with(
+            &backend,
+            &["--enable-test-jobs", "--job-poll-ms", "50"],
+            &[],
+        );
+        let release = backend.data_dir().join("go");
+        std::fs::write(&release, b"").unwrap();
+        let record = backend.data_dir().join("rec");
+        let body = json!({"kind": "test.block", "params": {"record": record.display().to_string(), "release": release.display().to_string()}});
+        let r = http(
+            "POST",
+            &format!("{}/v1/jobs", server.url),
+            &headers,
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 202, "{stack}: {}", r.text());
+        let id = r.json()["id"].as_str().unwrap().to_owned();
+        let state = wait("the job to succeed", || {
+            let j = http(
+                "GET",
+                &format!("{}/v1/jobs/{id}", server.url),
+                &headers,
+                b"",
+            )
+            .json();
+            (j["state"] == "succeeded").then_some(j)
+        });
+        assert_eq!(state["attempts"], 1);
+        assert_eq!(lines(&record).len(), 2);
+    }
+}
