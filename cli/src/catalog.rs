@@ -24,6 +24,9 @@ pub struct Filters {
     /// Base model: name, `ns/name[@version]`, or a `sha256:` content digest / shape fingerprint.
     #[arg(long, value_name = "BASE")]
     pub base: Option<String>,
+    /// Only adapters validated compatible with this model (`ns/name[@version]`).
+    #[arg(long, value_name = "MODEL")]
+    pub compatible_with: Option<String>,
     /// Adapted module (repeatable: all must be adapted).
     #[arg(long, value_name = "MODULE")]
     pub target: Vec<String>,
@@ -54,6 +57,7 @@ impl Filters {
     fn is_empty(&self) -> bool {
         self.query.is_none()
             && self.base.is_none()
+            && self.compatible_with.is_none()
             && self.target.is_empty()
             && self.rank_min.is_none()
             && self.rank_max.is_none()
@@ -74,6 +78,7 @@ impl Filters {
         one("namespace", namespace.map(str::to_owned));
         one("q", self.query.clone());
         one("base", self.base.clone());
+        one("compatible_with", self.compatible_with.clone());
         one("rank_min", self.rank_min.map(|n| n.to_string()));
         one("rank_max", self.rank_max.map(|n| n.to_string()));
         one("variant", self.variant.clone());

@@ -95,6 +95,21 @@ fn validate_and_jobs_end_to_end() {
         assert_eq!(shown["state"], "succeeded", "{shown}");
         let (logs, _) = run(&env, &["jobs", "logs", &id], 0);
         assert!(logs.contains("verdict: compatible"), "{logs}");
+        // The catalogue finds the adapter by the base it was validated against.
+        let found = env.ctl_json(&["ls", "--compatible-with", "acme/llama"], 0);
+        let repos = found["repositories"].as_array().unwrap();
+        assert_eq!(repos.len(), 1, "{stack}: {found}");
+        assert_eq!(
+            (repos[0]["namespace"].as_str(), repos[0]["name"].as_str()),
+            (Some("acme"), Some("bot")),
+            "{stack}: {found}"
+        );
+        let none = env.ctl_json(&["ls", "--compatible-with", "acme/other"], 0);
+        assert_eq!(
+            none["repositories"],
+            serde_json::json!([]),
+            "{stack}: {none}"
+        );
         let watched = env.ctl_json(&["jobs", "watch", &id], 0);
         assert_eq!(watched["id"], id.as_str());
         let e = env.ctl_json(&["jobs", "cancel", &id], 5);

@@ -335,6 +335,31 @@ async fn validate_end_to_end_with_idempotent_submit_events_and_gate() {
         assert_eq!(v["validations"].as_array().unwrap().len(), 1, "{v}");
         assert_eq!(v["validations"][0]["base"], "acme/llama@1.0.0");
         assert_eq!(v["validations"][0]["verdict"], "compatible");
+        // The catalogue finds it by the base it was validated against, and only by that.
+        let found = s
+            .get("/v1/adapters?compatible_with=acme/llama")
+            .await
+            .json();
+        assert_eq!(found["repositories"][0]["name"], "bot", "{stack}: {found}");
+        let pinned = s
+            .get("/v1/adapters?compatible_with=acme/llama@1.0.0")
+            .await
+            .json();
+        assert_eq!(
+            pinned["repositories"].as_array().unwrap().len(),
+            1,
+            "{pinned}"
+        );
+        for other in ["acme/llama@2.0.0", "acme/other"] {
+            let none = s
+                .get(&format!("/v1/adapters?compatible_with={other}"))
+                .await
+                .json();
+            assert_eq!(none["repositories"], json!([]), "{stack} {other}: {none}");
+        }
+        s.get("/v1/adapters?compatible_with=acme")
+            .await
+            .error(400, "invalid_filter");
         let m = s
             .get("/v1/models/acme/llama/versions/1.0.0/validations")
             .await

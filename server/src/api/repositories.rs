@@ -71,6 +71,9 @@ pub struct SearchParams {
     /// Base model: a name (`base_model_name_or_path`), a registered reference
     /// (`ns/name` or `ns/name@version`), or a `sha256:` content digest or shape fingerprint.
     base: Option<String>,
+    /// A model `ns/name` (or `ns/name@VERSION`): only versions whose validation against it
+    /// (the `validate` job) ended `compatible` or `compatible_with_warnings`.
+    compatible_with: Option<String>,
     /// Target module (e.g. `q_proj`); repeat to require several.
     #[param(explode = true)]
     target: Option<Vec<String>>,

@@ -79,6 +79,7 @@ pub fn parse(raw: Option<&str>) -> ApiResult<SearchRequest> {
             "namespace" => f.namespace = Some(parse_name("namespace", &v)?.into()),
             "q" => f.q = Some(v.to_lowercase()),
             "base" => f.base = Some(parse_base(&v)?),
+            "compatible_with" => f.compatible_with = Some(parse_compatible_with(&v)?),
             "target" => f.targets.push(parse_target(&v)?),
             "rank_min" => f.rank_min = Some(parse_rank("rank_min", &v)?),
             "rank_max" => f.rank_max = Some(parse_rank("rank_max", &v)?),
@@ -115,6 +116,31 @@ pub fn parse(raw: Option<&str>) -> ApiResult<SearchRequest> {
     defining.sort();
     req.fingerprint = Digest::of_bytes(json!(defining).to_string().as_bytes()).hex();
     Ok(req)
+}
+
+/// `ns/name` or `ns/name@VERSION` (an exact version) of a model.
+fn parse_compatible_with(v: &str) -> ApiResult<(String, String, Option<String>)> {
+    let invalid = || {
+        bad(
+            "compatible_with",
+            "compatible_with is a model `namespace/name` or `namespace/name@VERSION`",
+        )
+    };
+    let (repo, version) = match v.split_once('@') {
+        Some((r, ver)) => (r, Some(ver)),
+        None => (v, None),
+    };
+    let (ns, name) = repo.split_once('/').ok_or_else(invalid)?;
+    let ns = parse_name("namespace", ns)?;
+    let name = parse_name("name", name)?;
+    let version = version
+        .map(|ver| {
+            crate::publish::parse_version(ver)
+                .map(|v| v.to_string())
+                .map_err(|_| invalid())
+        })
+        .transpose()?;
+    Ok((ns.into(), name.into(), version))
 }
 
 fn parse_base(v: &str) -> ApiResult<BaseFilter> {

@@ -110,6 +110,9 @@ pub struct SearchFilter {
     /// `(key, value)`; `None` = the key is present.
     pub labels: Vec<(String, Option<String>)>,
     pub evals: Vec<EvalCond>,
+    /// A validation of the version against this model (`namespace`, `name`, exact version or
+    /// any) ended `compatible` or `compatible_with_warnings`.
+    pub compatible_with: Option<(String, String, Option<String>)>,
 }
 
 /// One search hit.
@@ -162,6 +165,21 @@ impl Db {
                     )
                 }
             });
+        }
+        if let Some((ns, name, version)) = &filter.compatible_with {
+            let ns = s.p(Bind::Text(ns.clone()));
+            let name = s.p(Bind::Text(name.clone()));
+            let version = match version {
+                Some(v) => format!(" AND bv.version = {}", s.p(Bind::Text(v.clone()))),
+                None => String::new(),
+            };
+            vc.push(format!(
+                "EXISTS (SELECT 1 FROM validations val \
+                 JOIN versions bv ON bv.id = val.base_version_id \
+                 JOIN repositories br ON br.id = bv.repository_id \
+                 WHERE val.adapter_version_id = v.id AND val.verdict <> 'incompatible' \
+                 AND br.kind = 'model' AND br.namespace = {ns} AND br.name = {name}{version})"
+            ));
         }
         for t in &filter.targets {
             let p = s.p(Bind::Text(t.clone()));
