@@ -84,7 +84,7 @@ fn q4_k_hand_checked_constant_block() {
     want.extend([0x0f; 4]);
     want.extend([0xff; 128]);
     assert_eq!(bytes, want);
-    assert_eq!(f16_to_f32(0x1456), 1.083984375 / 1024.0);
+    assert_eq!(f16_to_f32(0x1456), 1.083_984_4 / 1024.0);
     // All zero: every field zero.
     assert_eq!(encode(GgmlType::Q4K, &[0.0; 256], 256, 1), vec![0u8; 144]);
 }

@@ -21,7 +21,9 @@ fn data() -> Vec<u8> {
     let mut s = 0x9e37_79b9_7f4a_7c15u64;
     let mut out = Vec::with_capacity(ROWS * COLS * 4);
     for _ in 0..ROWS * COLS {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let u = ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1;
         out.extend_from_slice(&u.to_le_bytes());
     }
@@ -72,9 +74,7 @@ fn main() -> Result<()> {
     };
     let x = read();
     let base = best(runs, read);
-    println!(
-        "{ROWS}×{COLS} f32 ({mb:.0} MB), best of {runs}; {threads} threads where stated"
-    );
+    println!("{ROWS}×{COLS} f32 ({mb:.0} MB), best of {runs}; {threads} threads where stated");
     println!("{:<22} {:>10} {:>12}", "step", "MB/s", "vs read");
     let line = |name: &str, d: Duration| {
         let rate = mb / d.as_secs_f64();
@@ -83,7 +83,10 @@ fn main() -> Result<()> {
     };
     line("read f32 bytes", base);
     for ty in GgmlType::QUANTISED {
-        line(&format!("{ty} (1 thread)"), best(runs, || encode(ty, &x, COLS, 1)));
+        line(
+            &format!("{ty} (1 thread)"),
+            best(runs, || encode(ty, &x, COLS, 1)),
+        );
         if threads > 1 {
             line(
                 &format!("{ty} ({threads} threads)"),

@@ -197,13 +197,13 @@ pub fn to_gguf(
                 )));
             }
         };
-        if let Some(h) = mapped.permute_heads {
-            if shape.len() != 2 || shape[0] % (2 * h) != 0 {
-                return Err(QuantError::Invalid(format!(
-                    "tensor `{name}`: {} rows do not split into {h} heads of even size",
-                    shape[0]
-                )));
-            }
+        if let Some(h) = mapped.permute_heads
+            && (shape.len() != 2 || shape[0] % (2 * h) != 0)
+        {
+            return Err(QuantError::Invalid(format!(
+                "tensor `{name}`: {} rows do not split into {h} heads of even size",
+                shape[0]
+            )));
         }
         plans.push(Plan {
             name: name.clone(),

@@ -422,12 +422,12 @@ pub fn read_gguf<R: Read>(inner: R) -> Result<GgufFile, QuantError> {
             ty,
             offset,
         };
-        if t.dims.iter().any(|&d| d == 0)
+        if t.dims.contains(&0)
             || t.dims
                 .iter()
                 .try_fold(1u64, |a, &d| a.checked_mul(d))
                 .is_none()
-            || t.dims[0] % ty.block_size() != 0
+            || !t.dims[0].is_multiple_of(ty.block_size())
         {
             return Err(QuantError::Invalid(format!(
                 "tensor `{}`: bad dimensions",

@@ -83,7 +83,7 @@ pub fn permute_rows(
     cols: usize,
     heads: usize,
 ) -> Result<Vec<f32>, QuantError> {
-    if heads == 0 || rows % (2 * heads) != 0 {
+    if heads == 0 || !rows.is_multiple_of(2 * heads) {
         return Err(QuantError::Invalid(format!(
             "cannot permute {rows} rows over {heads} heads"
         )));

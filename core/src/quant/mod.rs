@@ -128,9 +128,9 @@ impl GgmlType {
     /// itself when the row is a multiple of its block, else Q8_0 when 32 divides the row
     /// (the next finer type that fits), else F16.
     pub fn fitting(self, row_len: u64) -> GgmlType {
-        if row_len % self.block_size() == 0 {
+        if row_len.is_multiple_of(self.block_size()) {
             self
-        } else if row_len % QK as u64 == 0 {
+        } else if row_len.is_multiple_of(QK as u64) {
             GgmlType::Q8_0
         } else {
             GgmlType::F16

@@ -55,7 +55,7 @@ impl<W: Write> SafetensorsWriter<W> {
             sizes.push((name.clone(), len));
         }
         let mut text = serde_json::to_vec(&Value::Object(header)).expect("header serialises");
-        while text.len() % 8 != 0 {
+        while !text.len().is_multiple_of(8) {
             text.push(b' ');
         }
         out.write_all(&(text.len() as u64).to_le_bytes())?;
