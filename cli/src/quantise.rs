@@ -137,11 +137,10 @@ fn clear_output(out: &Path, force: bool) -> Result<(), Failure> {
             ),
         ));
     }
-    let removed = if out.is_dir() {
-        std::fs::remove_dir_all(out)
-    } else {
-        std::fs::remove_file(out)
-    };
+    if !out.is_dir() {
+        return Ok(()); // a file is replaced by the final rename, only once the new one is complete
+    }
+    let removed = std::fs::remove_dir_all(out);
     removed.map_err(|e| Failure::unreadable(anyhow!("removing {}: {e}", out.display())))
 }
 
