@@ -48,6 +48,7 @@ mod output;
 mod progress;
 mod pull;
 mod push;
+mod quantise;
 mod upload;
 mod validate;
 mod yank;
@@ -123,6 +124,10 @@ enum Command {
         #[command(subcommand)]
         command: jobs::JobsCommand,
     },
+    /// Quantise a model: GGUF (q8_0, q4_0, q4_k, q6_k) or bitsandbytes NF4; offline with
+    /// --local MODEL_DIR -o OUT.
+    #[command(visible_alias = "quantize")]
+    Quantise(quantise::QuantiseArgs),
     /// Inspect a PEFT adapter or a model directory offline: summary and every problem found.
     Inspect {
         /// An adapter directory (adapter_config.json + adapter_model.safetensors) or a model
@@ -393,6 +398,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Inspect { dir, base_dir } => inspect::run(dir, base_dir.as_deref(), cli.json),
         Command::Diff(args) => diff::run(&ctx, args),
+        Command::Quantise(args) => quantise::run(args, cli.json),
         command => run_networked(&ctx, command).map(|()| ExitCode::SUCCESS),
     };
     match result {
@@ -414,6 +420,7 @@ fn run_networked(ctx: &Ctx, command: &Command) -> Result<(), Failure> {
         match command {
             Command::Inspect { .. } => unreachable!("inspect runs offline"),
             Command::Diff(_) => unreachable!("diff returns its own exit code"),
+            Command::Quantise(_) => unreachable!("quantise runs offline"),
             Command::Push {
                 dir,
                 name,

@@ -14,5 +14,6 @@ pub mod model;
 pub mod name;
 pub mod peft;
 pub mod private_file;
+pub mod quant;
 pub mod reference;
 pub mod safetensors;
