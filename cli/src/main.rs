@@ -44,6 +44,7 @@ mod jobs;
 mod labels;
 mod lock;
 mod login;
+mod merge;
 mod output;
 mod progress;
 mod pull;
@@ -118,6 +119,9 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// Merge an adapter into its base as PEFT's merge_and_unload would (streaming, sharded).
+    /// Only `--local` (offline) for now.
+    Merge(merge::MergeArgs),
     /// Jobs on the registry: ls, show, logs, cancel, watch.
     Jobs {
         #[command(subcommand)]
@@ -393,6 +397,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Inspect { dir, base_dir } => inspect::run(dir, base_dir.as_deref(), cli.json),
         Command::Diff(args) => diff::run(&ctx, args),
+        Command::Merge(args) => merge::run(args, cli.json),
         command => run_networked(&ctx, command).map(|()| ExitCode::SUCCESS),
     };
     match result {
@@ -414,6 +419,7 @@ fn run_networked(ctx: &Ctx, command: &Command) -> Result<(), Failure> {
         match command {
             Command::Inspect { .. } => unreachable!("inspect runs offline"),
             Command::Diff(_) => unreachable!("diff returns its own exit code"),
+            Command::Merge(_) => unreachable!("merge --local runs offline"),
             Command::Push {
                 dir,
                 name,
