@@ -19,7 +19,7 @@
 //!   read the current target and decide again;
 //! * 10 — an alias gate refused the move (409 `gate_failed`): every failing condition is
 //!   listed;
-//! * 11 — `validate --wait`: the adapter is incompatible with the base (the verdict and its
+//! * 11 — `validate --wait`, `merge --local`: the adapter is incompatible with the base (the verdict and its
 //!   reasons are printed);
 //! * 12 — a waited-for job (`validate --wait`, `jobs watch`) ended `failed` or `cancelled`.
 //!

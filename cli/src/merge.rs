@@ -10,7 +10,7 @@ use adapter_core::safetensors::Dtype;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use crate::exit::{Failure, INCOMPATIBLE, PROBLEMS, USAGE, UNREADABLE};
+use crate::exit::{Failure, INCOMPATIBLE, PROBLEMS, UNREADABLE, USAGE};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum DtypeArg {
@@ -57,9 +57,10 @@ fn failure(e: MergeError) -> Failure {
         MergeError::Usage(_) => USAGE,
         MergeError::Incompatible(_) => INCOMPATIBLE,
         MergeError::Refused(_) | MergeError::Input(_) => PROBLEMS,
-        MergeError::Path { .. } | MergeError::Io(_) | MergeError::Model(_) | MergeError::Peft(_) => {
-            UNREADABLE
-        }
+        MergeError::Path { .. }
+        | MergeError::Io(_)
+        | MergeError::Model(_)
+        | MergeError::Peft(_) => UNREADABLE,
     };
     let mut f = Failure::new(code, anyhow::anyhow!("{e}"));
     f.api_code = Some(e.code().to_owned());
@@ -96,7 +97,10 @@ pub fn run(args: &MergeArgs, json_out: bool) -> Result<ExitCode, Failure> {
         eprintln!();
     }
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).unwrap_or_default()
+        );
     } else {
         println!("merged into {}", summary.output.display());
         println!(

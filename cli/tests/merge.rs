@@ -54,7 +54,11 @@ fn tensor(dir: &Path, name: &str) -> (Vec<u64>, Vec<f32>, safetensors::Dtype) {
                     .collect(),
                 other => panic!("{other:?}"),
             };
-            return (v.shape().iter().map(|&d| d as u64).collect(), values, v.dtype());
+            return (
+                v.shape().iter().map(|&d| d as u64).collect(),
+                values,
+                v.dtype(),
+            );
         }
     }
     panic!("{name} not in {}", dir.display())
@@ -65,13 +69,21 @@ fn expected(module: &str, scale: f64) -> Vec<f32> {
     let base = examples().join("tiny-llama");
     let adapter = examples().join("tiny-llama-lora");
     let (_, w, _) = tensor(&base, &format!("{module}.weight"));
-    let (sa, a, _) = tensor(&adapter, &format!("base_model.model.{module}.lora_A.weight"));
-    let (sb, b, _) = tensor(&adapter, &format!("base_model.model.{module}.lora_B.weight"));
+    let (sa, a, _) = tensor(
+        &adapter,
+        &format!("base_model.model.{module}.lora_A.weight"),
+    );
+    let (sb, b, _) = tensor(
+        &adapter,
+        &format!("base_model.model.{module}.lora_B.weight"),
+    );
     let (r, inf, outf) = (sa[0] as usize, sa[1] as usize, sb[0] as usize);
     (0..outf * inf)
         .map(|j| {
             let (o, i) = (j / inf, j % inf);
-            let d: f64 = (0..r).map(|k| f64::from(b[o * r + k]) * f64::from(a[k * inf + i])).sum();
+            let d: f64 = (0..r)
+                .map(|k| f64::from(b[o * r + k]) * f64::from(a[k * inf + i]))
+                .sum();
             #[allow(clippy::cast_possible_truncation)]
             let v = (f64::from(w[j]) + scale * d) as f32;
             bf16_to_f32(f32_to_bf16(v))
@@ -110,13 +122,24 @@ fn merges_the_example_adapter_as_the_formula_says() {
         assert_eq!(dtype, safetensors::Dtype::BF16);
         let want = expected(module, scale);
         let off = got.iter().zip(&want).filter(|(g, w)| g != w).count();
-        assert!(off * 100 <= want.len(), "{module}: {off} of {} differ", want.len());
+        assert!(
+            off * 100 <= want.len(),
+            "{module}: {off} of {} differ",
+            want.len()
+        );
         for (g, w) in got.iter().zip(&want) {
-            assert!((g - w).abs() <= w.abs() / 64.0 + 1e-6, "{module}: {g} vs {w}");
+            assert!(
+                (g - w).abs() <= w.abs() / 64.0 + 1e-6,
+                "{module}: {g} vs {w}"
+            );
         }
     }
     let inspect = adapterctl(&["--json", "inspect", out.to_str().unwrap()]);
-    assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stdout));
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stdout)
+    );
     assert!(out.join("config.json").is_file());
 }
 
@@ -145,7 +168,11 @@ fn sharded_f32_output_has_an_index() {
     let (_, _, dtype) = tensor(&out, "model.norm.weight");
     assert_eq!(dtype, safetensors::Dtype::F32);
     let inspect = adapterctl(&["--json", "inspect", out.to_str().unwrap()]);
-    assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stdout));
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stdout)
+    );
 }
 
 #[test]
@@ -162,7 +189,11 @@ fn refusals_have_exit_codes_and_leave_nothing() {
     let adapter = dir.path().join("pissa");
     std::fs::create_dir_all(&adapter).unwrap();
     let src = examples().join("tiny-llama-lora");
-    std::fs::copy(src.join("adapter_model.safetensors"), adapter.join("adapter_model.safetensors")).unwrap();
+    std::fs::copy(
+        src.join("adapter_model.safetensors"),
+        adapter.join("adapter_model.safetensors"),
+    )
+    .unwrap();
     let mut config: Value =
         serde_json::from_slice(&std::fs::read(src.join("adapter_config.json")).unwrap()).unwrap();
     config["init_lora_weights"] = "pissa".into();
@@ -195,18 +226,39 @@ fn refusals_have_exit_codes_and_leave_nothing() {
     let small = dir.path().join("small-base");
     std::fs::create_dir_all(&small).unwrap();
     std::fs::copy(base.join("config.json"), small.join("config.json")).unwrap();
-    std::fs::copy(base.join("model-00001-of-00002.safetensors"), small.join("model.safetensors")).unwrap();
+    std::fs::copy(
+        base.join("model-00001-of-00002.safetensors"),
+        small.join("model.safetensors"),
+    )
+    .unwrap();
     let v = {
         let mut v = args(&adapter);
         v[5] = small.to_str().unwrap().into();
         v
     };
     let o = adapterctl(&v.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(o.status.code(), Some(11), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        o.status.code(),
+        Some(11),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let e = json_of(&o);
     assert_eq!(e["error"]["code"], "incompatible");
-    assert!(!e["error"]["details"]["reasons"].as_array().unwrap().is_empty());
+    assert!(
+        !e["error"]["details"]["reasons"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     assert!(!out.exists());
-    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(left.iter().all(|n| !n.to_string_lossy().contains("partial")), "{left:?}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.iter()
+            .all(|n| !n.to_string_lossy().contains("partial")),
+        "{left:?}"
+    );
 }

@@ -13,7 +13,9 @@ use std::path::Path;
 
 use adapter_core::merge::{MergeError, MergeOptions, MergeSummary, merge_dir};
 use adapter_core::safetensors::Dtype;
-use merge_support::{Rng, T, assert_merged, delta, dora, read_model, transpose, write_adapter, write_model};
+use merge_support::{
+    Rng, T, assert_merged, delta, dora, read_model, transpose, write_adapter, write_model,
+};
 use serde_json::{Value, json};
 
 const P: &str = "base_model.model.";
@@ -24,7 +26,12 @@ fn fill_base(base: &compat_support::Base, dtype: Dtype, seed: u64) -> (Value, BT
     let tensors = base
         .tensors
         .values()
-        .map(|info| (info.name.clone(), T::random(dtype, &info.shape, 0.5, &mut rng)))
+        .map(|info| {
+            (
+                info.name.clone(),
+                T::random(dtype, &info.shape, 0.5, &mut rng),
+            )
+        })
         .collect();
     (base.config.clone().unwrap(), tensors)
 }
@@ -77,7 +84,13 @@ impl Lora {
     }
 }
 
-fn merge(adapter: &Lora, base: &(Value, BTreeMap<String, T>), shards: usize, options: &MergeOptions, dir: &Path) -> Result<MergeSummary, MergeError> {
+fn merge(
+    adapter: &Lora,
+    base: &(Value, BTreeMap<String, T>),
+    shards: usize,
+    options: &MergeOptions,
+    dir: &Path,
+) -> Result<MergeSummary, MergeError> {
     let (a, b, o) = (dir.join("adapter"), dir.join("base"), dir.join("out"));
     write_adapter(&a, &adapter.config, &adapter.tensors);
     write_model(&b, &base.0, &base.1, shards);
@@ -91,7 +104,10 @@ fn config(r: u64, alpha: f64, targets: &[&str]) -> Value {
 
 /// Every base tensor not in `changed` is bit-identical in the output.
 fn assert_untouched(base: &BTreeMap<String, T>, out: &BTreeMap<String, T>, changed: &[String]) {
-    assert_eq!(base.keys().collect::<Vec<_>>(), out.keys().collect::<Vec<_>>());
+    assert_eq!(
+        base.keys().collect::<Vec<_>>(),
+        out.keys().collect::<Vec<_>>()
+    );
     for (name, t) in base {
         if !changed.contains(name) {
             assert_eq!(t.values, out[name].values, "{name} changed");
@@ -102,16 +118,28 @@ fn assert_untouched(base: &BTreeMap<String, T>, out: &BTreeMap<String, T>, chang
 
 /// Expected W + s·ΔW for a [out, in] weight.
 fn linear_expected(w: &T, a: &T, b: &T, s: f64) -> Vec<f64> {
-    w.values.iter().zip(delta(a, b, s)).map(|(w, d)| w + d).collect()
+    w.values
+        .iter()
+        .zip(delta(a, b, s))
+        .map(|(w, d)| w + d)
+        .collect()
 }
 
 #[test]
 fn plain_lora_on_q_k_v_o_with_gqa_shapes_in_bf16() {
     let dir = tempfile::tempdir().unwrap();
     let base = fill_base(&gqa_llama(2), Dtype::BF16, 1);
-    let mut lora = Lora::new(config(8, 16.0, &["q_proj", "k_proj", "v_proj", "o_proj"]), Dtype::F32);
+    let mut lora = Lora::new(
+        config(8, 16.0, &["q_proj", "k_proj", "v_proj", "o_proj"]),
+        Dtype::F32,
+    );
     for i in 0..2 {
-        for (m, out) in [("q_proj", 64), ("k_proj", 16), ("v_proj", 16), ("o_proj", 64)] {
+        for (m, out) in [
+            ("q_proj", 64),
+            ("k_proj", 16),
+            ("v_proj", 16),
+            ("o_proj", 64),
+        ] {
             lora = lora.linear(&format!("model.layers.{i}.self_attn.{m}"), 8, 64, out);
         }
     }
@@ -147,7 +175,10 @@ fn rslora_on_an_f16_base() {
         .linear("model.layers.0.self_attn.q_proj", 16, 64, 64)
         .linear("model.layers.0.self_attn.v_proj", 16, 64, 64);
     let summary = merge(&lora, &base, 1, &MergeOptions::default(), dir.path()).unwrap();
-    assert!(summary.scales.iter().all(|s| s.scale == 2.0), "8 / sqrt(16)");
+    assert!(
+        summary.scales.iter().all(|s| s.scale == 2.0),
+        "8 / sqrt(16)"
+    );
     let out = read_model(&dir.path().join("out"));
     for m in ["q_proj", "v_proj"] {
         let module = format!("model.layers.0.self_attn.{m}");
@@ -162,7 +193,15 @@ fn rslora_on_an_f16_base() {
 fn rank_and_alpha_patterns_on_all_seven_llama_linears_in_f32() {
     let dir = tempfile::tempdir().unwrap();
     let base = fill_base(&compat_support::llama(2), Dtype::F32, 3);
-    let seven = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+    let seven = [
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    ];
     let mut cfg = config(8, 16.0, &seven);
     cfg["rank_pattern"] = json!({"q_proj": 4, "model.layers.1.mlp.down_proj": 2});
     cfg["alpha_pattern"] = json!({"v_proj": 3.0, "model.layers.0.mlp.up_proj": 5.0});
@@ -171,7 +210,12 @@ fn rank_and_alpha_patterns_on_all_seven_llama_linears_in_f32() {
     let mut lora = Lora::new(cfg, Dtype::F32);
     for i in 0..2 {
         for m in seven {
-            let group = if m.ends_with("_proj") && ["gate_proj", "up_proj", "down_proj"].contains(&m) { "mlp" } else { "self_attn" };
+            let group =
+                if m.ends_with("_proj") && ["gate_proj", "up_proj", "down_proj"].contains(&m) {
+                    "mlp"
+                } else {
+                    "self_attn"
+                };
             let module = format!("model.layers.{i}.{group}.{m}");
             let r = match (i, m) {
                 (_, "q_proj") => 4,
@@ -198,7 +242,11 @@ fn rank_and_alpha_patterns_on_all_seven_llama_linears_in_f32() {
     for (module, r, alpha) in expected {
         let s = alpha / r as f64;
         let used = summary.scales.iter().find(|x| x.module == module).unwrap();
-        assert_eq!((used.rank, used.alpha, used.scale), (r, alpha, s), "{module}");
+        assert_eq!(
+            (used.rank, used.alpha, used.scale),
+            (r, alpha, s),
+            "{module}"
+        );
         let name = format!("{module}.weight");
         let want = linear_expected(&base.1[&name], lora.a(&module), lora.b(&module), s);
         assert_merged(&name, &out[&name], &want);
@@ -214,12 +262,21 @@ fn dora_renormalises_each_output_row() {
     let mut lora = Lora::new(cfg, Dtype::F32)
         .linear("model.layers.0.self_attn.q_proj", 8, 64, 64)
         .linear("model.layers.0.mlp.down_proj", 8, 128, 64);
-    lora.put(&format!("{P}model.layers.0.self_attn.q_proj.lora_magnitude_vector"), &[64]);
-    lora.put(&format!("{P}model.layers.0.mlp.down_proj.lora_magnitude_vector"), &[64]);
+    lora.put(
+        &format!("{P}model.layers.0.self_attn.q_proj.lora_magnitude_vector"),
+        &[64],
+    );
+    lora.put(
+        &format!("{P}model.layers.0.mlp.down_proj.lora_magnitude_vector"),
+        &[64],
+    );
     let summary = merge(&lora, &base, 1, &MergeOptions::default(), dir.path()).unwrap();
     assert!(summary.scales.iter().all(|s| s.dora));
     let out = read_model(&dir.path().join("out"));
-    for module in ["model.layers.0.self_attn.q_proj", "model.layers.0.mlp.down_proj"] {
+    for module in [
+        "model.layers.0.self_attn.q_proj",
+        "model.layers.0.mlp.down_proj",
+    ] {
         let name = format!("{module}.weight");
         let v = linear_expected(&base.1[&name], lora.a(module), lora.b(module), 1.0);
         let m = &lora.tensors[&format!("{P}{module}.lora_magnitude_vector")].values;
@@ -229,7 +286,10 @@ fn dora_renormalises_each_output_row() {
         let inner = want.len() / m.len();
         for (row, m) in out[&name].values.chunks(inner).zip(m) {
             let n = row.iter().map(|x| x * x).sum::<f64>().sqrt();
-            assert!((n - m.abs()).abs() <= 0.01 * m.abs() + 1e-6, "{name}: {n} vs {m}");
+            assert!(
+                (n - m.abs()).abs() <= 0.01 * m.abs() + 1e-6,
+                "{name}: {n} vs {m}"
+            );
         }
     }
 }
@@ -242,7 +302,10 @@ fn gpt2_conv1d_takes_the_delta_transposed_and_lora_bias_adds_scaled() {
     cfg["fan_in_fan_out"] = json!(true);
     cfg["lora_bias"] = json!(true);
     let mut lora = Lora::new(cfg, Dtype::F32).linear("transformer.h.0.attn.c_attn", 4, 64, 192);
-    lora.put(&format!("{P}transformer.h.0.attn.c_attn.lora_B.bias"), &[192]);
+    lora.put(
+        &format!("{P}transformer.h.0.attn.c_attn.lora_B.bias"),
+        &[192],
+    );
     merge(&lora, &base, 1, &MergeOptions::default(), dir.path()).unwrap();
     let out = read_model(&dir.path().join("out"));
     let module = "transformer.h.0.attn.c_attn";
@@ -253,9 +316,21 @@ fn gpt2_conv1d_takes_the_delta_transposed_and_lora_bias_adds_scaled() {
     assert_merged("c_attn.weight", &out["h.0.attn.c_attn.weight"], &want);
     let b = &base.1["h.0.attn.c_attn.bias"];
     let lb = &lora.tensors[&format!("{P}{module}.lora_B.bias")];
-    let want: Vec<f64> = b.values.iter().zip(&lb.values).map(|(b, l)| b + 2.0 * l).collect();
+    let want: Vec<f64> = b
+        .values
+        .iter()
+        .zip(&lb.values)
+        .map(|(b, l)| b + 2.0 * l)
+        .collect();
     assert_merged("c_attn.bias", &out["h.0.attn.c_attn.bias"], &want);
-    assert_untouched(&base.1, &out, &["h.0.attn.c_attn.weight".into(), "h.0.attn.c_attn.bias".into()]);
+    assert_untouched(
+        &base.1,
+        &out,
+        &[
+            "h.0.attn.c_attn.weight".into(),
+            "h.0.attn.c_attn.bias".into(),
+        ],
+    );
 }
 
 #[test]
@@ -263,7 +338,10 @@ fn embedding_lora_is_transposed_into_num_embeddings_by_dim() {
     let dir = tempfile::tempdir().unwrap();
     let base = fill_base(&compat_support::llama(1), Dtype::BF16, 6);
     let mut lora = Lora::new(config(4, 4.0, &["embed_tokens"]), Dtype::F32);
-    lora.put(&format!("{P}model.embed_tokens.lora_embedding_A"), &[4, 100]);
+    lora.put(
+        &format!("{P}model.embed_tokens.lora_embedding_A"),
+        &[4, 100],
+    );
     lora.put(&format!("{P}model.embed_tokens.lora_embedding_B"), &[64, 4]);
     merge(&lora, &base, 1, &MergeOptions::default(), dir.path()).unwrap();
     let out = read_model(&dir.path().join("out"));
@@ -286,11 +364,18 @@ fn modules_to_save_replace_the_base_tensor() {
     let summary = merge(&lora, &base, 1, &MergeOptions::default(), dir.path()).unwrap();
     assert_eq!((summary.merged, summary.replaced), (1, 1));
     let out = read_model(&dir.path().join("out"));
-    assert_eq!(out["lm_head.weight"].values, lora.tensors[&format!("{P}lm_head.weight")].values);
+    assert_eq!(
+        out["lm_head.weight"].values,
+        lora.tensors[&format!("{P}lm_head.weight")].values
+    );
     let module = "model.layers.0.self_attn.q_proj";
     let name = format!("{module}.weight");
     // bf16 adapter weights, math in f32.
-    assert_merged(&name, &out[&name], &linear_expected(&base.1[&name], lora.a(module), lora.b(module), 2.0));
+    assert_merged(
+        &name,
+        &out[&name],
+        &linear_expected(&base.1[&name], lora.a(module), lora.b(module), 2.0),
+    );
 }
 
 #[test]
@@ -300,20 +385,34 @@ fn sharded_base_in_sharded_output_out_with_an_index() {
     let lora = Lora::new(config(4, 8.0, &["o_proj"]), Dtype::F32)
         .linear("model.layers.0.self_attn.o_proj", 4, 64, 64)
         .linear("model.layers.1.self_attn.o_proj", 4, 64, 64);
-    let options = MergeOptions { dtype: None, shard_size: 20_000 };
+    let options = MergeOptions {
+        dtype: None,
+        shard_size: 20_000,
+    };
     let summary = merge(&lora, &base, 3, &options, dir.path()).unwrap();
     let o = dir.path().join("out");
-    let index: Value = serde_json::from_slice(&std::fs::read(o.join("model.safetensors.index.json")).unwrap()).unwrap();
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(o.join("model.safetensors.index.json")).unwrap())
+            .unwrap();
     let map = index["weight_map"].as_object().unwrap();
     assert_eq!(map.len(), base.1.len());
-    let shards: std::collections::BTreeSet<&str> = map.values().map(|v| v.as_str().unwrap()).collect();
+    let shards: std::collections::BTreeSet<&str> =
+        map.values().map(|v| v.as_str().unwrap()).collect();
     assert!(shards.len() > 2, "{shards:?}");
     let total: u64 = base.1.values().map(|t| t.values.len() as u64 * 2).sum();
     assert_eq!(index["metadata"]["total_size"], json!(total));
     for f in &summary.files {
-        assert_eq!(std::fs::metadata(o.join(&f.path)).unwrap().len(), f.size, "{}", f.path);
+        assert_eq!(
+            std::fs::metadata(o.join(&f.path)).unwrap().len(),
+            f.size,
+            "{}",
+            f.path
+        );
         if f.path.ends_with(".safetensors") {
-            assert!(f.size <= 20_000 + 4096 || map.values().filter(|v| *v == f.path.as_str()).count() == 1);
+            assert!(
+                f.size <= 20_000 + 4096
+                    || map.values().filter(|v| *v == f.path.as_str()).count() == 1
+            );
         }
     }
     // Every tensor is in the shard the index names.
@@ -327,7 +426,11 @@ fn sharded_base_in_sharded_output_out_with_an_index() {
     for i in 0..2 {
         let module = format!("model.layers.{i}.self_attn.o_proj");
         let name = format!("{module}.weight");
-        assert_merged(&name, &out[&name], &linear_expected(&base.1[&name], lora.a(&module), lora.b(&module), 2.0));
+        assert_merged(
+            &name,
+            &out[&name],
+            &linear_expected(&base.1[&name], lora.a(&module), lora.b(&module), 2.0),
+        );
         changed.push(name);
     }
     assert_untouched(&base.1, &out, &changed);
@@ -337,8 +440,16 @@ fn sharded_base_in_sharded_output_out_with_an_index() {
 fn output_dtype_converts_every_float_tensor_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let base = fill_base(&compat_support::llama(1), Dtype::BF16, 9);
-    let lora = Lora::new(config(4, 8.0, &["q_proj"]), Dtype::F32).linear("model.layers.0.self_attn.q_proj", 4, 64, 64);
-    let options = MergeOptions { dtype: Some(Dtype::F32), shard_size: 1 << 30 };
+    let lora = Lora::new(config(4, 8.0, &["q_proj"]), Dtype::F32).linear(
+        "model.layers.0.self_attn.q_proj",
+        4,
+        64,
+        64,
+    );
+    let options = MergeOptions {
+        dtype: Some(Dtype::F32),
+        shard_size: 1 << 30,
+    };
     merge(&lora, &base, 1, &options, dir.path()).unwrap();
     let out = read_model(&dir.path().join("out"));
     for (name, t) in &base.1 {
@@ -349,13 +460,20 @@ fn output_dtype_converts_every_float_tensor_exactly() {
     }
     let module = "model.layers.0.self_attn.q_proj";
     let name = format!("{module}.weight");
-    assert_merged(&name, &out[&name], &linear_expected(&base.1[&name], lora.a(module), lora.b(module), 2.0));
+    assert_merged(
+        &name,
+        &out[&name],
+        &linear_expected(&base.1[&name], lora.a(module), lora.b(module), 2.0),
+    );
 }
 
 fn refused(adapter: &Lora, base: &(Value, BTreeMap<String, T>)) -> MergeError {
     let dir = tempfile::tempdir().unwrap();
     let err = merge(adapter, base, 1, &MergeOptions::default(), dir.path()).unwrap_err();
-    assert!(!dir.path().join("out").exists(), "nothing is left at the output");
+    assert!(
+        !dir.path().join("out").exists(),
+        "nothing is left at the output"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -373,20 +491,40 @@ fn refuses_non_lora_types_rewritten_bases_and_incompatible_pairs() {
     let mut cfg = config(4, 8.0, &["q_proj"]);
     cfg["peft_type"] = json!("LOHA");
     let err = refused(&Lora::new(cfg, Dtype::F32).linear(q, 4, 64, 64), &base);
-    assert!(matches!(err, MergeError::Refused(_)) && err.to_string().contains("LOHA"), "{err}");
+    assert!(
+        matches!(err, MergeError::Refused(_)) && err.to_string().contains("LOHA"),
+        "{err}"
+    );
 
     let mut cfg = config(4, 8.0, &["q_proj"]);
     cfg["init_lora_weights"] = json!("pissa");
     let err = refused(&Lora::new(cfg, Dtype::F32).linear(q, 4, 64, 64), &base);
-    assert!(matches!(err, MergeError::Refused(_)) && err.to_string().contains("rewrote the base"), "{err}");
+    assert!(
+        matches!(err, MergeError::Refused(_)) && err.to_string().contains("rewrote the base"),
+        "{err}"
+    );
 
     // Trained for hidden 128 while the base has 64.
-    let err = refused(&Lora::new(config(4, 8.0, &["q_proj"]), Dtype::F32).linear(q, 4, 128, 128), &base);
-    assert!(matches!(&err, MergeError::Incompatible(r) if !r.is_empty()), "{err}");
+    let err = refused(
+        &Lora::new(config(4, 8.0, &["q_proj"]), Dtype::F32).linear(q, 4, 128, 128),
+        &base,
+    );
+    assert!(
+        matches!(&err, MergeError::Incompatible(r) if !r.is_empty()),
+        "{err}"
+    );
     assert_eq!(err.code(), "incompatible");
 
     // A layer the base lacks.
-    let err = refused(&Lora::new(config(4, 8.0, &["q_proj"]), Dtype::F32).linear("model.layers.5.self_attn.q_proj", 4, 64, 64), &base);
+    let err = refused(
+        &Lora::new(config(4, 8.0, &["q_proj"]), Dtype::F32).linear(
+            "model.layers.5.self_attn.q_proj",
+            4,
+            64,
+            64,
+        ),
+        &base,
+    );
     assert!(err.to_string().contains("layer 5"), "{err}");
 }
 
@@ -394,16 +532,36 @@ fn refuses_non_lora_types_rewritten_bases_and_incompatible_pairs() {
 fn refuses_an_existing_output_and_bad_options() {
     let dir = tempfile::tempdir().unwrap();
     let base = fill_base(&compat_support::llama(1), Dtype::BF16, 11);
-    let lora = Lora::new(config(4, 8.0, &["q_proj"]), Dtype::F32).linear("model.layers.0.self_attn.q_proj", 4, 64, 64);
+    let lora = Lora::new(config(4, 8.0, &["q_proj"]), Dtype::F32).linear(
+        "model.layers.0.self_attn.q_proj",
+        4,
+        64,
+        64,
+    );
     std::fs::create_dir_all(dir.path().join("out")).unwrap();
     std::fs::write(dir.path().join("out/keep"), b"x").unwrap();
     let err = merge(&lora, &base, 1, &MergeOptions::default(), dir.path()).unwrap_err();
     assert!(matches!(err, MergeError::Usage(_)), "{err}");
-    assert!(dir.path().join("out/keep").is_file(), "the existing directory is untouched");
+    assert!(
+        dir.path().join("out/keep").is_file(),
+        "the existing directory is untouched"
+    );
     std::fs::remove_dir_all(dir.path().join("out")).unwrap();
-    let bad = MergeOptions { dtype: Some(Dtype::I8), shard_size: 1 };
-    assert!(matches!(merge(&lora, &base, 1, &bad, dir.path()), Err(MergeError::Usage(_))));
-    let bad = MergeOptions { dtype: None, shard_size: 0 };
-    assert!(matches!(merge(&lora, &base, 1, &bad, dir.path()), Err(MergeError::Usage(_))));
+    let bad = MergeOptions {
+        dtype: Some(Dtype::I8),
+        shard_size: 1,
+    };
+    assert!(matches!(
+        merge(&lora, &base, 1, &bad, dir.path()),
+        Err(MergeError::Usage(_))
+    ));
+    let bad = MergeOptions {
+        dtype: None,
+        shard_size: 0,
+    };
+    assert!(matches!(
+        merge(&lora, &base, 1, &bad, dir.path()),
+        Err(MergeError::Usage(_))
+    ));
     assert!(!dir.path().join("out").exists());
 }

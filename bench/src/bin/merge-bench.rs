@@ -35,19 +35,28 @@ struct Shape {
 /// (name, shape) of the base, in name order.
 fn tensors(s: &Shape) -> Vec<(String, Vec<u64>)> {
     let mut t = BTreeMap::new();
-    t.insert("model.embed_tokens.weight".to_owned(), vec![s.vocab, s.hidden]);
+    t.insert(
+        "model.embed_tokens.weight".to_owned(),
+        vec![s.vocab, s.hidden],
+    );
     t.insert("lm_head.weight".to_owned(), vec![s.vocab, s.hidden]);
     t.insert("model.norm.weight".to_owned(), vec![s.hidden]);
     for i in 0..s.layers {
         let p = format!("model.layers.{i}");
         for m in ["q_proj", "k_proj", "v_proj", "o_proj"] {
-            t.insert(format!("{p}.self_attn.{m}.weight"), vec![s.hidden, s.hidden]);
+            t.insert(
+                format!("{p}.self_attn.{m}.weight"),
+                vec![s.hidden, s.hidden],
+            );
         }
         t.insert(format!("{p}.mlp.gate_proj.weight"), vec![s.inter, s.hidden]);
         t.insert(format!("{p}.mlp.up_proj.weight"), vec![s.inter, s.hidden]);
         t.insert(format!("{p}.mlp.down_proj.weight"), vec![s.hidden, s.inter]);
         t.insert(format!("{p}.input_layernorm.weight"), vec![s.hidden]);
-        t.insert(format!("{p}.post_attention_layernorm.weight"), vec![s.hidden]);
+        t.insert(
+            format!("{p}.post_attention_layernorm.weight"),
+            vec![s.hidden],
+        );
     }
     t.into_iter().collect()
 }
@@ -149,7 +158,11 @@ fn run(dir: &Path, shape: &Shape, dtype: &str) -> Result<Figures> {
     let list = tensors(shape);
     let bytes = write_file(&base.join("model.safetensors"), &list, dtype, 1)?;
     let width = if dtype == "F32" { 4 } else { 2 };
-    let largest = list.iter().map(|(_, s)| s.iter().product::<u64>() * width).max().unwrap_or(0);
+    let largest = list
+        .iter()
+        .map(|(_, s)| s.iter().product::<u64>() * width)
+        .max()
+        .unwrap_or(0);
     std::fs::write(
         base.join("config.json"),
         json!({"architectures": ["LlamaForCausalLM"], "model_type": "llama",
@@ -190,7 +203,11 @@ fn run(dir: &Path, shape: &Shape, dtype: &str) -> Result<Figures> {
     let merge = start.elapsed();
     let rss_kib = proc_field("/proc/self/status", "VmHWM:").unwrap_or(0);
     if summary.merged != usize::try_from(4 * shape.layers)? {
-        bail!("merged {} tensors, expected {}", summary.merged, 4 * shape.layers);
+        bail!(
+            "merged {} tensors, expected {}",
+            summary.merged,
+            4 * shape.layers
+        );
     }
     std::fs::remove_dir_all(&out)?;
     std::fs::remove_dir_all(&base)?;
@@ -216,16 +233,34 @@ fn main() -> std::process::ExitCode {
         }
     };
     let shape = match size {
-        "full" => Shape { hidden: 4096, inter: 11008, layers: 2, vocab: 32000 },
-        "small" => Shape { hidden: 1024, inter: 2752, layers: 2, vocab: 32000 },
-        "tiny" => Shape { hidden: 256, inter: 688, layers: 2, vocab: 1000 },
+        "full" => Shape {
+            hidden: 4096,
+            inter: 11008,
+            layers: 2,
+            vocab: 32000,
+        },
+        "small" => Shape {
+            hidden: 1024,
+            inter: 2752,
+            layers: 2,
+            vocab: 32000,
+        },
+        "tiny" => Shape {
+            hidden: 256,
+            inter: 688,
+            layers: 2,
+            vocab: 1000,
+        },
         other => {
             eprintln!("unknown size {other:?}: full, small or tiny");
             return std::process::ExitCode::from(2);
         }
     };
     println!("machine: {}", machine());
-    let params: u64 = tensors(&shape).iter().map(|(_, s)| s.iter().product::<u64>()).sum();
+    let params: u64 = tensors(&shape)
+        .iter()
+        .map(|(_, s)| s.iter().product::<u64>())
+        .sum();
     println!("model: {size}, {params} parameters, LoRA r=16 on q,k,v,o");
     let dir = match tempfile::tempdir() {
         Ok(d) => d,
@@ -259,5 +294,9 @@ fn main() -> std::process::ExitCode {
         );
         ok &= ratio <= 1.5 && rss < limit;
     }
-    if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) }
+    if ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    }
 }

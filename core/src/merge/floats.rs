@@ -176,10 +176,18 @@ mod tests {
             assert_eq!(f32_to_f16(f32::from_bits(mid.to_bits() - 1)), h);
             assert_eq!(f32_to_f16(f32::from_bits(mid.to_bits() + 1)), h + 1);
         }
-        assert_eq!(f32_to_f16(65520.0), 0x7C00, "half-way above 65504 overflows");
+        assert_eq!(
+            f32_to_f16(65520.0),
+            0x7C00,
+            "half-way above 65504 overflows"
+        );
         assert_eq!(f32_to_f16(65519.99), 0x7BFF);
         assert_eq!(f32_to_f16(-1e9), 0xFC00);
-        assert_eq!(f32_to_f16(f32::from_bits(0x3300_0000)), 0, "2^-25 ties to 0");
+        assert_eq!(
+            f32_to_f16(f32::from_bits(0x3300_0000)),
+            0,
+            "2^-25 ties to 0"
+        );
         assert_eq!(f32_to_f16(f32::from_bits(0x3300_0001)), 1);
     }
 

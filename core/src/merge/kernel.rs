@@ -96,11 +96,7 @@ pub fn add_delta(
 /// output feature's weights (rows of `[out, in]`, columns of a `transposed` `[in, out]`).
 /// The norms are summed in f64 and rounded to f32 (torch reduces with more care than a
 /// naive f32 sum); the factor m / n and the product are f32.
-pub fn apply_dora(
-    w: &mut [f32],
-    magnitude: &[f32],
-    transposed: bool,
-) -> Result<(), MergeError> {
+pub fn apply_dora(w: &mut [f32], magnitude: &[f32], transposed: bool) -> Result<(), MergeError> {
     let out = magnitude.len();
     if out == 0 || w.len() % out != 0 {
         return Err(MergeError::Input(format!(

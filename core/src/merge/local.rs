@@ -8,16 +8,20 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::MergeError;
 use super::plan::{MergeOptions, ModuleScaleUsed, plan};
 use super::write::{Progress, TensorSource, write_shard};
-use super::MergeError;
 use crate::compat::{AdapterFacts, BaseFacts};
 use crate::model::{Hashing, INDEX_FILE, ModelDir};
 use crate::peft::{CONFIG_FILE, PeftError, WEIGHTS_FILE};
 use crate::safetensors::{Limits, TensorFile, TensorInfo};
 
 /// Files copied from the base when present: what `from_pretrained` needs beside the weights.
-const COPIED: &[&str] = &["config.json", "generation_config.json", "special_tokens_map.json"];
+const COPIED: &[&str] = &[
+    "config.json",
+    "generation_config.json",
+    "special_tokens_map.json",
+];
 
 /// A base model directory read one tensor at a time (shard files opened on first use).
 #[derive(Debug)]
@@ -50,9 +54,8 @@ impl TensorSource for DirSource {
             .clone();
         if !self.open.contains_key(&file) {
             let path = self.root.join(&file);
-            let opened = TensorFile::open(&path, &Limits::REFERENCE).map_err(|source| {
-                crate::model::ModelError::Safetensors { path, source }
-            })?;
+            let opened = TensorFile::open(&path, &Limits::REFERENCE)
+                .map_err(|source| crate::model::ModelError::Safetensors { path, source })?;
             self.open.insert(file.clone(), opened);
         }
         let tf = self.open.get_mut(&file).expect("inserted above");
@@ -175,7 +178,9 @@ pub fn merge_dir(
             let file = File::create(&path).map_err(io_at(&path))?;
             let mut out = BufWriter::with_capacity(8 << 20, file);
             write_shard(shard, &mut source, &mut adapter, &mut out, progress)?;
-            let file = out.into_inner().map_err(|e| MergeError::Io(e.into_error()))?;
+            let file = out
+                .into_inner()
+                .map_err(|e| MergeError::Io(e.into_error()))?;
             file.sync_all().map_err(io_at(&path))?;
             files.push(OutputFile {
                 path: shard.file_name.clone(),
@@ -221,7 +226,11 @@ pub fn merge_dir(
         .count();
     let replaced = all
         .clone()
-        .filter(|t| matches!(t.source, super::Source::Adapter(_)) && t.delta.is_none() && t.bias_add.is_none())
+        .filter(|t| {
+            matches!(t.source, super::Source::Adapter(_))
+                && t.delta.is_none()
+                && t.bias_add.is_none()
+        })
         .count();
     Ok(MergeSummary {
         output: out_dir.to_owned(),

@@ -152,7 +152,11 @@ impl MergePlan {
         let map: BTreeMap<&str, &str> = self
             .shards
             .iter()
-            .flat_map(|s| s.tensors.iter().map(|t| (t.name.as_str(), s.file_name.as_str())))
+            .flat_map(|s| {
+                s.tensors
+                    .iter()
+                    .map(|t| (t.name.as_str(), s.file_name.as_str()))
+            })
             .collect();
         let value = serde_json::json!({"metadata": {"total_size": total}, "weight_map": map});
         let mut bytes = serde_json::to_vec_pretty(&value).ok()?;
@@ -221,7 +225,8 @@ pub fn plan(
         .iter()
         .map(|f| f.message.clone())
         .collect();
-    let analysis = analyze(&config, &adapter.tensors).map_err(|e| MergeError::Refused(e.to_string()))?;
+    let analysis =
+        analyze(&config, &adapter.tensors).map_err(|e| MergeError::Refused(e.to_string()))?;
     let on_base = check_against_base(&config, &analysis, &base.tensors);
 
     // Start from the base: every tensor copied (or converted) unchanged.
@@ -248,7 +253,10 @@ pub fn plan(
 
     for saved in analysis.modules_to_save.iter().chain(&analysis.biases) {
         let target = find(&base.tensors, &saved.base).ok_or_else(|| {
-            MergeError::Refused(format!("{}: the base has no tensor {}", saved.info.name, saved.base))
+            MergeError::Refused(format!(
+                "{}: the base has no tensor {}",
+                saved.info.name, saved.base
+            ))
         })?;
         if !is_supported(saved.info.dtype) && saved.info.dtype != target.dtype {
             return Err(MergeError::Refused(format!(
@@ -258,17 +266,26 @@ pub fn plan(
                 target.dtype.as_str()
             )));
         }
-        let entry = out.get_mut(&target.name).expect("every base tensor is planned");
+        let entry = out
+            .get_mut(&target.name)
+            .expect("every base tensor is planned");
         entry.source = Source::Adapter(saved.info.clone());
     }
 
     let mut scales = Vec::new();
     for m in &analysis.modules {
         let found = on_base.modules.get(&m.name).ok_or_else(|| {
-            MergeError::Refused(format!("{}: the base has no tensor {}", m.name, m.base_tensor()))
+            MergeError::Refused(format!(
+                "{}: the base has no tensor {}",
+                m.name,
+                m.base_tensor()
+            ))
         })?;
         let (Some(a), Some(b)) = (m.tensors.a.clone(), m.tensors.b.clone()) else {
-            return Err(MergeError::Refused(format!("{}: lora_A or lora_B is missing", m.name)));
+            return Err(MergeError::Refused(format!(
+                "{}: lora_A or lora_B is missing",
+                m.name
+            )));
         };
         let dora = m.tensors.magnitude.is_some();
         let transposed = match m.kind {
@@ -287,7 +304,12 @@ pub fn plan(
                 )));
             }
         };
-        let float_inputs = [Some(&a), Some(&b), m.tensors.magnitude.as_ref(), m.tensors.bias.as_ref()];
+        let float_inputs = [
+            Some(&a),
+            Some(&b),
+            m.tensors.magnitude.as_ref(),
+            m.tensors.bias.as_ref(),
+        ];
         for t in float_inputs.into_iter().flatten() {
             if !is_supported(t.dtype) {
                 return Err(MergeError::Refused(format!(

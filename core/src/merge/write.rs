@@ -5,10 +5,10 @@
 
 use std::io::{ErrorKind, Read, Write};
 
+use super::MergeError;
 use super::floats::{decode, encode, width};
 use super::kernel::{Matrix, add_bias, add_delta, apply_dora};
 use super::plan::{ShardPlan, Source, TensorPlan};
-use super::MergeError;
 use crate::safetensors::TensorInfo;
 
 /// Bytes moved per step (a multiple of every element width).
@@ -102,8 +102,14 @@ pub fn write_shard(
                 let b = read_f32(adapter, &d.b)?;
                 #[allow(clippy::cast_possible_truncation)] // PEFT multiplies an f32 tensor by it
                 let scale = d.scale as f32;
-                add_delta(&mut w, matrix(&d.a, &a)?, matrix(&d.b, &b)?, scale, d.transposed)
-                    .map_err(|e| e.about(&t.name))?;
+                add_delta(
+                    &mut w,
+                    matrix(&d.a, &a)?,
+                    matrix(&d.b, &b)?,
+                    scale,
+                    d.transposed,
+                )
+                .map_err(|e| e.about(&t.name))?;
                 if let Some(m) = &d.magnitude {
                     let m = read_f32(adapter, m)?;
                     apply_dora(&mut w, &m, d.transposed).map_err(|e| e.about(&t.name))?;
@@ -132,7 +138,11 @@ pub fn write_shard(
     Ok(())
 }
 
-fn copy(src: &mut dyn TensorSource, info: &TensorInfo, out: &mut dyn Write) -> Result<(), MergeError> {
+fn copy(
+    src: &mut dyn TensorSource,
+    info: &TensorInfo,
+    out: &mut dyn Write,
+) -> Result<(), MergeError> {
     let mut reader = src.tensor(info)?;
     let copied = std::io::copy(&mut reader.by_ref().take(info.byte_len()), out)?;
     if copied != info.byte_len() {
@@ -153,7 +163,9 @@ fn convert(
     let (mut values, mut bytes) = (Vec::new(), Vec::new());
     let mut done = 0u64;
     while done < total {
-        let step = buf.len().min(usize::try_from(total - done).unwrap_or(CHUNK));
+        let step = buf
+            .len()
+            .min(usize::try_from(total - done).unwrap_or(CHUNK));
         fill(&mut reader, &mut buf[..step], info, done)?;
         values.clear();
         bytes.clear();

@@ -1,7 +1,11 @@
 //! Real tensors for merge tests: bases and adapters with random values written with the
 //! reference `safetensors` crate (optionally sharded), a naive f64 implementation of PEFT's
 //! merge formulas, and comparisons against it.
-#![allow(dead_code, clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+#![allow(
+    dead_code,
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,7 +41,9 @@ pub struct T {
 impl T {
     pub fn random(dtype: Dtype, shape: &[u64], amplitude: f64, rng: &mut Rng) -> Self {
         let n: u64 = shape.iter().product();
-        let values = (0..n).map(|_| representable(dtype, rng.next() * amplitude)).collect();
+        let values = (0..n)
+            .map(|_| representable(dtype, rng.next() * amplitude))
+            .collect();
         Self {
             dtype,
             shape: shape.to_vec(),
@@ -81,8 +87,10 @@ fn st_dtype(d: Dtype) -> safetensors::Dtype {
 
 /// Write `tensors` to `path` with the reference writer.
 pub fn write_safetensors(path: &Path, tensors: &BTreeMap<String, T>) {
-    let data: Vec<(String, Vec<u8>, &T)> =
-        tensors.iter().map(|(k, t)| (k.clone(), t.bytes(), t)).collect();
+    let data: Vec<(String, Vec<u8>, &T)> = tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.bytes(), t))
+        .collect();
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
         .iter()
         .map(|(k, b, t)| {
@@ -111,8 +119,10 @@ pub fn write_model(dir: &Path, config: &Value, tensors: &BTreeMap<String, T>, sh
     let mut map = BTreeMap::new();
     for (i, chunk) in names.chunks(per).enumerate() {
         let file = format!("model-{:05}-of-{shards:05}.safetensors", i + 1);
-        let part: BTreeMap<String, T> =
-            chunk.iter().map(|k| ((*k).clone(), tensors[*k].clone())).collect();
+        let part: BTreeMap<String, T> = chunk
+            .iter()
+            .map(|k| ((*k).clone(), tensors[*k].clone()))
+            .collect();
         write_safetensors(&dir.join(&file), &part);
         for k in chunk {
             map.insert((*k).clone(), file.clone());
@@ -175,7 +185,17 @@ pub fn read_model(dir: &Path) -> BTreeMap<String, T> {
                     .collect(),
             };
             let shape = view.shape().iter().map(|&d| d as u64).collect();
-            assert!(out.insert(name, T { dtype, shape, values }).is_none());
+            assert!(
+                out.insert(
+                    name,
+                    T {
+                        dtype,
+                        shape,
+                        values
+                    }
+                )
+                .is_none()
+            );
         }
     }
     out
@@ -243,7 +263,10 @@ pub fn round_once(dtype: Dtype, x: f64) -> f64 {
     let c = encode(dtype, x);
     let mut best = c;
     for n in [c.wrapping_sub(1), c.wrapping_add(1)] {
-        let (dn, db) = ((decode(dtype, n) - x).abs(), (decode(dtype, best) - x).abs());
+        let (dn, db) = (
+            (decode(dtype, n) - x).abs(),
+            (decode(dtype, best) - x).abs(),
+        );
         if dn < db || (dn == db && n & 1 == 0) {
             best = n;
         }
@@ -287,5 +310,8 @@ pub fn assert_merged(name: &str, got: &T, want: &[f64]) {
         );
         near_tie += 1;
     }
-    assert!(near_tie * 100 <= want.len().max(100), "{name}: {near_tie} near-tie differences");
+    assert!(
+        near_tie * 100 <= want.len().max(100),
+        "{name}: {near_tie} near-tie differences"
+    );
 }
