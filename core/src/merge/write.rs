@@ -143,10 +143,16 @@ fn copy(
     info: &TensorInfo,
     out: &mut dyn Write,
 ) -> Result<(), MergeError> {
+    // Our own buffer: `io::copy` through `dyn` reader and writer moves 8 KiB per syscall.
+    let total = info.byte_len();
     let mut reader = src.tensor(info)?;
-    let copied = std::io::copy(&mut reader.by_ref().take(info.byte_len()), out)?;
-    if copied != info.byte_len() {
-        return Err(short(info, copied));
+    let mut buf = vec![0u8; CHUNK.min(usize::try_from(total).unwrap_or(CHUNK))];
+    let mut done = 0u64;
+    while done < total {
+        let step = buf.len().min(usize::try_from(total - done).unwrap_or(CHUNK));
+        fill(&mut reader, &mut buf[..step], info, done)?;
+        out.write_all(&buf[..step])?;
+        done += step as u64;
     }
     Ok(())
 }
