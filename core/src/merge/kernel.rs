@@ -98,7 +98,7 @@ pub fn add_delta(
 /// naive f32 sum); the factor m / n and the product are f32.
 pub fn apply_dora(w: &mut [f32], magnitude: &[f32], transposed: bool) -> Result<(), MergeError> {
     let out = magnitude.len();
-    if out == 0 || w.len() % out != 0 {
+    if out == 0 || !w.len().is_multiple_of(out) {
         return Err(MergeError::Input(format!(
             "lora_magnitude_vector has {out} values for a weight of {} elements",
             w.len()
