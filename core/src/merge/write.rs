@@ -149,7 +149,9 @@ fn copy(
     let mut buf = vec![0u8; CHUNK.min(usize::try_from(total).unwrap_or(CHUNK))];
     let mut done = 0u64;
     while done < total {
-        let step = buf.len().min(usize::try_from(total - done).unwrap_or(CHUNK));
+        let step = buf
+            .len()
+            .min(usize::try_from(total - done).unwrap_or(CHUNK));
         fill(&mut reader, &mut buf[..step], info, done)?;
         out.write_all(&buf[..step])?;
         done += step as u64;
