@@ -19,7 +19,7 @@
 //!   read the current target and decide again;
 //! * 10 — an alias gate refused the move (409 `gate_failed`): every failing condition is
 //!   listed;
-//! * 11 — `validate --wait`: the adapter is incompatible with the base (the verdict and its
+//! * 11 — `validate --wait`, `merge --local`: the adapter is incompatible with the base (the verdict and its
 //!   reasons are printed);
 //! * 12 — a waited-for job (`validate --wait`, `jobs watch`) ended `failed` or `cancelled`.
 //!
@@ -44,6 +44,7 @@ mod jobs;
 mod labels;
 mod lock;
 mod login;
+mod merge;
 mod output;
 mod progress;
 mod pull;
@@ -119,6 +120,9 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// Merge an adapter into its base as PEFT's merge_and_unload would (streaming, sharded).
+    /// Only `--local` (offline) for now.
+    Merge(merge::MergeArgs),
     /// Jobs on the registry: ls, show, logs, cancel, watch.
     Jobs {
         #[command(subcommand)]
@@ -399,6 +403,7 @@ fn main() -> ExitCode {
         Command::Inspect { dir, base_dir } => inspect::run(dir, base_dir.as_deref(), cli.json),
         Command::Diff(args) => diff::run(&ctx, args),
         Command::Quantise(args) => quantise::run(args, cli.json),
+        Command::Merge(args) => merge::run(args, cli.json),
         command => run_networked(&ctx, command).map(|()| ExitCode::SUCCESS),
     };
     match result {
@@ -421,6 +426,7 @@ fn run_networked(ctx: &Ctx, command: &Command) -> Result<(), Failure> {
             Command::Inspect { .. } => unreachable!("inspect runs offline"),
             Command::Diff(_) => unreachable!("diff returns its own exit code"),
             Command::Quantise(_) => unreachable!("quantise runs offline"),
+            Command::Merge(_) => unreachable!("merge --local runs offline"),
             Command::Push {
                 dir,
                 name,

@@ -10,6 +10,7 @@ pub mod diag;
 pub mod digest;
 pub mod json;
 pub mod manifest;
+pub mod merge;
 pub mod model;
 pub mod name;
 pub mod peft;
