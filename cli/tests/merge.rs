@@ -1,35 +1,16 @@
 //! `adapterctl merge --local` as a binary on the bundled examples (tiny Llama with GQA, a
 //! sharded bf16 base, an adapter with a rank_pattern): the output against the formula, the
 //! sharded output, and the refusals with their exit codes.
+
 #![allow(clippy::cast_precision_loss)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
+
+use std::path::Path;
 
 use adapter_core::merge::{bf16_to_f32, f32_to_bf16};
 use serde_json::Value;
-
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
-}
-
-fn adapterctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_adapterctl"))
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("run adapterctl")
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
+use support::{examples, json_of, offline as adapterctl};
 
 /// A tensor of any safetensors file in `dir` as f32 (F32 or BF16).
 fn tensor(dir: &Path, name: &str) -> (Vec<u64>, Vec<f32>, safetensors::Dtype) {

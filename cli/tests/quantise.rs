@@ -1,32 +1,16 @@
 //! `adapterctl quantise --local` end to end on examples/tiny-llama.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use adapter_core::quant::GgmlType;
 use adapter_core::quant::gguf::{MetaValue, read_gguf};
 use serde_json::Value;
+use support::{json_of, offline as adapterctl};
 
 fn tiny() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tiny-llama")
-}
-
-fn adapterctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_adapterctl"))
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("run adapterctl")
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 #[test]

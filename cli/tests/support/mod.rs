@@ -132,6 +132,15 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     None
 }
 
+/// Run adapterctl offline (no registry involved), without a backtrace environment.
+pub fn offline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_adapterctl"))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run adapterctl")
+}
+
 pub fn json_of(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
