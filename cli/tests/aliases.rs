@@ -6,11 +6,7 @@ mod support;
 
 use adapter_testkit::stacks;
 use serde_json::{Value, json};
-use support::{Env, examples};
-
-fn lora() -> String {
-    examples().join("tiny-llama-lora").display().to_string()
-}
+use support::{Env, lora};
 
 fn text(env: &Env, args: &[&str], code: i32) -> (String, String) {
     let out = env.ctl(args);

@@ -8,11 +8,7 @@ use std::path::{Path, PathBuf};
 
 use adapter_testkit::stacks;
 use serde_json::{Value, json};
-use support::{Env, copy_dir, examples};
-
-fn lora() -> String {
-    examples().join("tiny-llama-lora").display().to_string()
-}
+use support::{Env, copy_dir, examples, lora};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -15,6 +15,11 @@ pub fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
 }
 
+/// The bundled example adapter directory, as an argument.
+pub fn lora() -> String {
+    examples().join("tiny-llama-lora").display().to_string()
+}
+
 /// One server on one stack, and an isolated home for adapterctl.
 pub struct Env {
     pub stack: Stack,
