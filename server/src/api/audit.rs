@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 
-use super::extract::ApiQuery;
+use super::extract::{ApiQuery, page_limit};
 use crate::app::AppState;
 use crate::db::audit::AuditFilter;
 use crate::error::{ApiError, ApiResult};
@@ -45,13 +45,7 @@ pub async fn list(
     State(app): State<AppState>,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<AuditList>> {
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::new(
-            "invalid_query",
-            format!("limit must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let limit = page_limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let before = q
         .cursor
         .filter(|c| !c.is_empty())

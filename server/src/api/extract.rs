@@ -97,3 +97,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_value(value)
         .map_err(|e| ApiError::new("invalid_json", format!("request body: {e}")))
 }
+
+/// A list's page size: `given` or `default`, refused with 400 `invalid_query` outside 1..=`max`.
+pub fn page_limit(given: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let limit = given.unwrap_or(default);
+    if limit == 0 || limit > max {
+        return Err(ApiError::new(
+            "invalid_query",
+            format!("limit must be between 1 and {max}"),
+        ));
+    }
+    Ok(limit)
+}

@@ -16,7 +16,7 @@ use axum::{Extension, Json};
 use futures::Stream;
 use serde::Deserialize;
 
-use super::extract::{ApiPath, ApiQuery, JsonBody};
+use super::extract::{ApiPath, ApiQuery, JsonBody, page_limit};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::db::jobs::{JobFilter, Submitted};
@@ -26,6 +26,8 @@ use crate::jobs::submit::is_job_id;
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 100;
+/// Most log lines one `GET …/logs` returns (also the default).
+pub const MAX_LOG_LINES: u32 = 1000;
 /// How often the events stream looks at the job.
 const EVENTS_POLL: Duration = Duration::from_millis(200);
 
@@ -101,13 +103,7 @@ pub async fn list(
     State(app): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<JobList>> {
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::new(
-            "invalid_query",
-            format!("limit must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let limit = page_limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
     let state = nonempty(q.state)
         .map(|s| s.parse::<JobState>())
@@ -252,13 +248,7 @@ pub async fn logs(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<LogsQuery>,
 ) -> ApiResult<Json<JobLogs>> {
-    let limit = q.limit.unwrap_or(1000);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::new(
-            "invalid_query",
-            "limit must be between 1 and 1000",
-        ));
-    }
+    let limit = page_limit(q.limit, MAX_LOG_LINES, MAX_LOG_LINES)?;
     job(&app, &id).await?;
     let lines = app
         .db

@@ -7,6 +7,7 @@
 use adapter_core::digest::Digest;
 use serde_json::{Value, json};
 
+use super::extract::page_limit;
 use crate::db::search::{After, BaseFilter, CmpOp, EvalCond, SearchFilter, Sort, SortKey};
 use crate::error::{ApiError, ApiResult};
 use crate::publish::parse_name;
@@ -89,13 +90,8 @@ pub fn parse(raw: Option<&str>) -> ApiResult<SearchRequest> {
             "sort" => req.sort = parse_sort(&v)?,
             "cursor" => req.cursor = Some(v),
             "limit" => {
-                req.limit = v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|l| (1..=MAX_LIMIT).contains(l))
-                    .ok_or_else(|| {
-                        invalid_query(format!("limit must be between 1 and {MAX_LIMIT}"))
-                    })?;
+                // Not a number counts as out of range: one message for both.
+                req.limit = page_limit(Some(v.parse::<u32>().unwrap_or(0)), 0, MAX_LIMIT)?;
             }
             other => {
                 return Err(invalid_query(format!(

@@ -270,7 +270,7 @@ async fn write_audit(
 /// The audit action of a request, or `None` for reads (and for upload chunks: a session's
 /// start and finish are recorded, not each `PATCH`).
 pub fn audited_action(method: &Method, template: &str) -> Option<Cow<'static, str>> {
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+    if policy::is_read(method) {
         return None;
     }
     let segments: Vec<&str> = template.trim_start_matches('/').split('/').collect();

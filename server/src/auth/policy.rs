@@ -43,7 +43,8 @@ pub enum Denied {
     Forbidden,
 }
 
-fn is_read(method: &Method) -> bool {
+/// A method that changes nothing (what `read` allows; not audited).
+pub fn is_read(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
