@@ -52,9 +52,11 @@ async fn block(ctx: Ctx) -> JobResult {
     let record = param(&ctx, "record")?;
     let release = param(&ctx, "release")?;
     let pid = std::process::id();
-    append(&record, &format!("start {} {pid}", ctx.id))?;
+    // Log and progress are committed before the record line, so a test that sees the line
+    // (and then kills this process) can count on both being stored.
     ctx.log(format!("started in process {pid}")).await;
     ctx.progress(0.5, "waiting for the release file").await?;
+    append(&record, &format!("start {} {pid}", ctx.id))?;
     while !std::path::Path::new(&release).exists() {
         ctx.checkpoint()?;
         tokio::time::sleep(Duration::from_millis(20)).await;
