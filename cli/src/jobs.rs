@@ -20,7 +20,7 @@ pub enum JobsCommand {
         /// queued, running, succeeded, failed or cancelled.
         #[arg(long)]
         state: Option<String>,
-        /// Only jobs of this kind (`validate`).
+        /// Only jobs of this kind (`validate`, `merge`, `quantise`).
         #[arg(long)]
         kind: Option<String>,
         /// At most this many (1..=100).
@@ -191,6 +191,40 @@ pub fn ended_well(j: &JobInfo) -> Result<(), Failure> {
     let mut f = Failure::new(exit::JOB_FAILED, anyhow!("job {} {}: {why}", j.id, j.state));
     f.details = serde_json::json!({ "job": j });
     Err(f)
+}
+
+/// Submit a job that makes a new version (merge, quantise). Without `wait`: print its id
+/// (the job as JSON with `--json`). With `wait`: follow it; on success print `done`'s lines
+/// (the result as JSON with `--json`); exit 12 when it failed or was cancelled.
+pub async fn submit_and_follow(
+    ctx: &Ctx,
+    req: &adapter_core::api::JobSubmit,
+    wait: bool,
+    what: &str,
+    done: impl FnOnce(&JobInfo) -> Vec<String>,
+) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let job = client.submit_job(req).await?;
+    if !wait {
+        if ctx.json {
+            return print_json(&job);
+        }
+        eprintln!(
+            "{what} job {}: {}; follow it with `adapterctl jobs watch {}`",
+            job.id, job.state, job.id
+        );
+        println!("{}", job.id);
+        return Ok(());
+    }
+    let job = self::wait(&client, &job.id).await?;
+    ended_well(&job)?;
+    if ctx.json {
+        return print_json(&job.result.clone().unwrap_or_default());
+    }
+    for line in done(&job) {
+        println!("{line}");
+    }
+    Ok(())
 }
 
 /// Poll the job until it ends, drawing a bar on stderr when it is a terminal.

@@ -120,8 +120,8 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
-    /// Merge an adapter into its base as PEFT's merge_and_unload would (streaming, sharded).
-    /// Only `--local` (offline) for now.
+    /// Merge an adapter into its base as PEFT's merge_and_unload would (streaming, sharded):
+    /// a job on the registry (`--as NS/NAME@VERSION`) or offline (`--local`).
     Merge(merge::MergeArgs),
     /// Jobs on the registry: ls, show, logs, cancel, watch.
     Jobs {
@@ -403,7 +403,7 @@ fn main() -> ExitCode {
         Command::Inspect { dir, base_dir } => inspect::run(dir, base_dir.as_deref(), cli.json),
         Command::Diff(args) => diff::run(&ctx, args),
         Command::Quantise(args) => quantise::run(args, cli.json),
-        Command::Merge(args) => merge::run(args, cli.json),
+        Command::Merge(args) => merge::run(&ctx, args),
         command => run_networked(&ctx, command).map(|()| ExitCode::SUCCESS),
     };
     match result {
@@ -426,7 +426,7 @@ fn run_networked(ctx: &Ctx, command: &Command) -> Result<(), Failure> {
             Command::Inspect { .. } => unreachable!("inspect runs offline"),
             Command::Diff(_) => unreachable!("diff returns its own exit code"),
             Command::Quantise(_) => unreachable!("quantise runs offline"),
-            Command::Merge(_) => unreachable!("merge --local runs offline"),
+            Command::Merge(_) => unreachable!("merge runs its own runtime"),
             Command::Push {
                 dir,
                 name,

@@ -1,15 +1,19 @@
-//! `adapterctl merge --local ADAPTER_DIR --base-dir DIR -o OUT_DIR`: the merge kernel run
-//! offline (the server-side merge job comes later; without `--local` the command says so).
+//! `adapterctl merge ADAPTER_REF [--base MODEL_REF] --as NS/NAME@VERSION [--wait]`: queue a
+//! `merge` job on the registry (the result is a new model version with lineage);
+//! `adapterctl merge --local ADAPTER_DIR --base-dir DIR -o OUT_DIR`: the same kernel offline.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use adapter_core::api::jobs::KIND_MERGE;
+use adapter_core::api::{JobSubmit, MergeParams};
 use adapter_core::merge::{DEFAULT_SHARD_SIZE, MergeError, MergeOptions, Progress, merge_dir};
 use adapter_core::safetensors::Dtype;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
+use crate::Ctx;
 use crate::exit::{Failure, INCOMPATIBLE, PROBLEMS, UNREADABLE, USAGE};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -31,9 +35,21 @@ impl From<DtypeArg> for Dtype {
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// An adapter on the registry: the merge job is not available yet (use --local).
-    #[arg(value_name = "ADAPTER_REF")]
+    /// The adapter on the registry: `ns/name[@selector]` (a `merge` job; needs --as).
+    #[arg(value_name = "ADAPTER_REF", conflicts_with = "local")]
     pub adapter: Option<String>,
+    /// The base model on the registry (default: the registered base the adapter names).
+    #[arg(long, value_name = "MODEL_REF", requires = "adapter")]
+    pub base: Option<String>,
+    /// The model version to create: `ns/name@version`.
+    #[arg(long = "as", value_name = "NS/NAME@VERSION", requires = "adapter")]
+    pub output: Option<String>,
+    /// Where the worker computes: auto, cpu or cuda:N.
+    #[arg(long, value_name = "DEVICE", requires = "adapter")]
+    pub device: Option<String>,
+    /// Wait for the merge to finish (a progress bar on a terminal) and print the new version.
+    #[arg(long, requires = "adapter")]
+    pub wait: bool,
     /// Merge offline: ADAPTER_DIR (adapter_config.json + adapter_model.safetensors) into the
     /// base model in --base-dir, writing a new model directory -o OUT_DIR.
     #[arg(long, value_name = "ADAPTER_DIR")]
@@ -70,12 +86,11 @@ fn failure(e: MergeError) -> Failure {
     f
 }
 
-pub fn run(args: &MergeArgs, json_out: bool) -> Result<ExitCode, Failure> {
+pub fn run(ctx: &Ctx, args: &MergeArgs) -> Result<ExitCode, Failure> {
+    let json_out = ctx.json;
     let Some(adapter) = &args.local else {
-        return Err(Failure::usage(anyhow::anyhow!(
-            "the server-side merge job is not available yet: use `adapterctl merge --local \
-             ADAPTER_DIR --base-dir DIR -o OUT_DIR`"
-        )));
+        crate::runtime()?.block_on(remote(ctx, args))?;
+        return Ok(ExitCode::SUCCESS);
     };
     let (Some(base), Some(out)) = (&args.base_dir, &args.out) else {
         return Err(Failure::usage(anyhow::anyhow!(
@@ -115,4 +130,55 @@ pub fn run(args: &MergeArgs, json_out: bool) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Submit the merge job; with `--wait`, follow it and print the new version.
+async fn remote(ctx: &Ctx, args: &MergeArgs) -> Result<(), Failure> {
+    let (Some(adapter), Some(output)) = (&args.adapter, &args.output) else {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "merge ADAPTER_REF needs --as NS/NAME@VERSION (or merge offline with --local)"
+        )));
+    };
+    crate::pull::parse_reference(adapter)?;
+    let mut inputs = std::collections::BTreeMap::from([("adapter".to_owned(), adapter.clone())]);
+    if let Some(base) = &args.base {
+        crate::pull::parse_reference(base)?;
+        inputs.insert("base".to_owned(), base.clone());
+    }
+    let params = MergeParams {
+        output: output.clone(),
+        dtype: args.dtype.map(|d| Dtype::from(d).as_str().to_lowercase()),
+        shard_size: (args.shard_size != DEFAULT_SHARD_SIZE).then_some(args.shard_size),
+        device: args.device.clone(),
+    };
+    let req = JobSubmit {
+        kind: KIND_MERGE.to_owned(),
+        inputs,
+        params: Some(serde_json::to_value(&params).map_err(anyhow::Error::from)?),
+        idempotency_key: None,
+    };
+    crate::jobs::submit_and_follow(ctx, &req, args.wait, "merge", |job| {
+        let result = job.result.clone().unwrap_or_default();
+        let out = result["output"].as_str().unwrap_or_default().to_owned();
+        let mut lines = vec![format!(
+            "merged {} into {} as {out} ({})",
+            input_of(job, "adapter"),
+            input_of(job, "base"),
+            result["manifest_digest"].as_str().unwrap_or_default()
+        )];
+        if let Some(t) = result.get("tensors").filter(|t| !t.is_null()) {
+            lines.push(format!(
+                "  tensors: {} merged, {} replaced, {} copied",
+                t["merged"], t["replaced"], t["copied"]
+            ));
+        }
+        lines
+    })
+    .await
+}
+
+fn input_of(job: &adapter_core::api::JobInfo, name: &str) -> String {
+    job.inputs
+        .get(name)
+        .map_or_else(String::new, |i| i.reference.clone())
 }

@@ -125,6 +125,10 @@ pub struct JobArgs {
     /// named in their parameters). Never on a real deployment.
     #[arg(long, env = "ADAPTER_REGISTRY_ENABLE_TEST_JOBS")]
     pub enable_test_jobs: bool,
+    /// Test only (needs --enable-test-jobs): pause this long after each tensor a merge or
+    /// quantise job writes, so a test can kill the worker in the middle of one.
+    #[arg(long, value_name = "MS", requires = "enable_test_jobs", hide = true)]
+    pub test_tensor_delay_ms: Option<u64>,
 }
 
 impl JobArgs {
@@ -135,6 +139,10 @@ impl JobArgs {
             retry_base: Duration::from_millis(self.job_retry_ms),
             max_attempts: self.job_max_attempts.max(1),
             test_jobs: self.enable_test_jobs,
+            test_tensor_delay: self
+                .test_tensor_delay_ms
+                .filter(|_| self.enable_test_jobs)
+                .map(Duration::from_millis),
         }
     }
 }

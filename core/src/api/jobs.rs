@@ -10,6 +10,79 @@ use crate::digest::Digest;
 
 /// The kind of the compatibility validation job.
 pub const KIND_VALIDATE: &str = "validate";
+/// The kind of the job that merges an adapter into its base (a new model version).
+pub const KIND_MERGE: &str = "merge";
+/// The kind of the job that quantises a model version (a new model version).
+pub const KIND_QUANTISE: &str = "quantise";
+
+/// `params` of a `merge` job (inputs: `adapter`, and `base` unless the adapter names a
+/// registered base).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MergeParams {
+    /// The model version to create: `ns/name@version`, an exact semver version.
+    pub output: String,
+    /// `bf16`, `f16` or `f32`; absent keeps each base tensor's dtype.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<String>,
+    /// Largest output shard in bytes (default 5 GB; at least 64 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_size: Option<u64>,
+    /// `auto` (default) or `cpu`; `cuda:N` needs a worker built with CUDA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
+/// `params` of a `quantise` job (input: `model`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct QuantiseParams {
+    /// The model version to create: `ns/name@version`, an exact semver version.
+    pub output: String,
+    /// `gguf` or `nf4`.
+    pub format: String,
+    /// For `gguf`: `q8_0` (default), `q4_0`, `q4_k`, `q6_k`, `f16`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quant_type: Option<String>,
+    /// `auto` (default) or `cpu`; `cuda:N` needs a worker built with CUDA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
+/// `metadata.derived_from` of a model version a job made (merge, quantise). Only jobs
+/// write it: a publish through the API that carries it is refused. The registry derives the
+/// version's lineage (`input` rows with this recipe) from it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Derivation {
+    /// The job that made the version.
+    pub job: String,
+    /// Its kind (`merge`, `quantise`).
+    pub kind: String,
+    /// What it was made from.
+    pub inputs: Vec<DerivedInput>,
+    /// The parameters and facts of the computation (scales, dtype, types, tool version).
+    pub recipe: Value,
+}
+
+/// One input of a [`Derivation`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DerivedInput {
+    /// The job's input name (`adapter`, `base`, `model`).
+    pub name: String,
+    pub kind: crate::manifest::Kind,
+    /// `ns/name@version`.
+    pub reference: String,
+    pub manifest_digest: Digest,
+    /// A model input's content digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_digest: Option<Digest>,
+}
 
 /// Where a job is in its life: `queued → running → succeeded | failed | cancelled`
 /// (a running job whose attempt failed goes back to `queued` until its attempts run out).
@@ -73,10 +146,12 @@ impl std::str::FromStr for JobState {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JobSubmit {
-    /// `validate` (the kinds a server runs are listed in docs/API.md).
+    /// `validate`, `merge` or `quantise` (docs/API.md, "Jobs").
     pub kind: String,
     /// Input name → reference `ns/name[@selector]`; resolved to a version and manifest
-    /// digest when the job is submitted. `validate`: `adapter` and `base`.
+    /// digest when the job is submitted. `validate`: `adapter` and `base`; `merge`:
+    /// `adapter` and optionally `base` (default: the registered base the adapter names);
+    /// `quantise`: `model`.
     #[serde(default)]
     pub inputs: BTreeMap<String, String>,
     /// Kind-specific parameters (a JSON object; `{}` when absent).

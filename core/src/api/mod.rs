@@ -22,8 +22,8 @@ pub mod catalog;
 pub use catalog::{LatestEval, LineageNode, LineageView, MatchedVersion, VersionFacts};
 pub mod jobs;
 pub use jobs::{
-    JobInfo, JobInput, JobList, JobLogLine, JobLogs, JobState, JobSubmit, ValidationInfo,
-    ValidationList,
+    Derivation, DerivedInput, JobInfo, JobInput, JobList, JobLogLine, JobLogs, JobState, JobSubmit,
+    MergeParams, QuantiseParams, ValidationInfo, ValidationList,
 };
 
 /// The one error body: `{"error": {"code", "message", "details"}}`.
@@ -202,6 +202,8 @@ pub mod metadata {
     pub const WEIGHTS: &str = "weights";
     /// Object string → string of labels (`adapterctl push --label key=value`).
     pub const LABELS: &str = "labels";
+    /// How a job made this version (`Derivation`); written by jobs only.
+    pub const DERIVED_FROM: &str = "derived_from";
 }
 
 /// An adapter's base model identity, as declared in `metadata.base`.

@@ -23,6 +23,12 @@ const COPIED: &[&str] = &[
     "special_tokens_map.json",
 ];
 
+/// Whether a merged model takes this top-level file of its base as it is (configs and
+/// tokenizer files).
+pub fn is_copied_file(name: &str) -> bool {
+    COPIED.contains(&name) || (name.starts_with("tokenizer") && !name.contains('/'))
+}
+
 /// A base model directory read one tensor at a time (shard files opened on first use).
 #[derive(Debug)]
 pub struct DirSource {
@@ -198,8 +204,7 @@ pub fn merge_dir(
         for entry in std::fs::read_dir(base_dir).map_err(io_at(base_dir))? {
             let entry = entry.map_err(io_at(base_dir))?;
             let file_name = entry.file_name().to_string_lossy().into_owned();
-            let wanted = COPIED.contains(&file_name.as_str()) || file_name.starts_with("tokenizer");
-            if wanted && entry.file_type().map_err(io_at(base_dir))?.is_file() {
+            if is_copied_file(&file_name) && entry.file_type().map_err(io_at(base_dir))?.is_file() {
                 let to = tmp.join(&file_name);
                 let size = std::fs::copy(entry.path(), &to).map_err(io_at(&to))?;
                 files.push(OutputFile {
@@ -219,26 +224,14 @@ pub fn merge_dir(
             return Err(e);
         }
     };
-    let all = planned.shards.iter().flat_map(|s| &s.tensors);
-    let merged = all
-        .clone()
-        .filter(|t| t.delta.is_some() || t.bias_add.is_some())
-        .count();
-    let replaced = all
-        .clone()
-        .filter(|t| {
-            matches!(t.source, super::Source::Adapter(_))
-                && t.delta.is_none()
-                && t.bias_add.is_none()
-        })
-        .count();
+    let (merged, replaced, copied) = planned.counts();
     Ok(MergeSummary {
         output: out_dir.to_owned(),
         files,
         tensors: planned.tensor_count(),
         merged,
         replaced,
-        copied: planned.tensor_count() - merged - replaced,
+        copied,
         scales: planned.scales,
         warnings: planned.warnings,
     })

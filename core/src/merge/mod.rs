@@ -17,7 +17,7 @@ mod write;
 
 pub use floats::{bf16_to_f32, decode, encode, f16_to_f32, f32_to_bf16, f32_to_f16};
 pub use kernel::{Matrix, add_bias, add_delta, apply_dora};
-pub use local::{DirSource, MergeSummary, OutputFile, merge_dir};
+pub use local::{DirSource, MergeSummary, OutputFile, is_copied_file, merge_dir};
 pub use plan::{
     BiasAdd, DEFAULT_SHARD_SIZE, Delta, MergeOptions, MergePlan, ModuleScaleUsed, ShardPlan,
     Source, TensorPlan, plan,

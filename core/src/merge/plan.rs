@@ -138,6 +138,22 @@ pub struct MergePlan {
 }
 
 impl MergePlan {
+    /// Output tensors that (merged: received a low-rank update, DoRA or a lora_bias;
+    /// replaced: were taken from the adapter's saved copies; copied: are the base's).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let all = self.shards.iter().flat_map(|s| &s.tensors);
+        let merged = all
+            .clone()
+            .filter(|t| t.delta.is_some() || t.bias_add.is_some())
+            .count();
+        let replaced = all
+            .filter(|t| {
+                matches!(t.source, Source::Adapter(_)) && t.delta.is_none() && t.bias_add.is_none()
+            })
+            .count();
+        (merged, replaced, self.tensor_count() - merged - replaced)
+    }
+
     /// `model.safetensors.index.json` when there is more than one shard.
     pub fn index_json(&self) -> Option<Vec<u8>> {
         if self.shards.len() < 2 {

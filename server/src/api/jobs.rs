@@ -22,7 +22,7 @@ use crate::auth::Caller;
 use crate::db::jobs::{JobFilter, Submitted};
 use crate::db::validations::Side;
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::submit::is_job_id;
+use crate::jobs::submit::{Submitter, is_job_id};
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 100;
@@ -62,7 +62,7 @@ pub async fn submit(
     JsonBody(req): JsonBody<JobSubmit>,
 ) -> ApiResult<Response> {
     let (how, job) =
-        crate::jobs::submit(&app, &app.config.jobs, &req, Some(&caller.actor())).await?;
+        crate::jobs::submit(&app, &app.config.jobs, &req, Submitter::Caller(&caller)).await?;
     let status = match how {
         Submitted::Created | Submitted::Requeued => StatusCode::ACCEPTED,
         Submitted::Existing => StatusCode::OK,

@@ -50,6 +50,15 @@ impl Caller {
             .map_or_else(|| ANONYMOUS.to_owned(), actor_of)
     }
 
+    /// Does the caller's token cover namespace `ns` (its scope is checked by the route)?
+    pub fn covers(&self, ns: &str) -> bool {
+        self.token.as_ref().is_some_and(|t| {
+            t.namespaces
+                .as_ref()
+                .is_none_or(|n| n.iter().any(|m| m == ns))
+        })
+    }
+
     /// The namespaces this caller may see; `None`: all.
     pub fn visible_namespaces(&self) -> Option<Vec<String>> {
         self.token.as_ref().and_then(|t| t.namespaces.clone())

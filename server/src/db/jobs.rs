@@ -160,6 +160,14 @@ impl Db {
         Ok((how, job_of(&row)?))
     }
 
+    /// The id of the job holding an idempotency key.
+    pub async fn job_id_by_key(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT id FROM jobs WHERE idempotency_key = $1")
+            .bind(key.to_owned())
+            .fetch_optional(&self.pool)
+            .await
+    }
+
     pub async fn job(&self, id: &str) -> Result<Option<JobInfo>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))

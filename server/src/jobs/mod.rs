@@ -10,9 +10,13 @@
 //!   failed attempts with exponential backoff, and ends the job `failed` with its last error
 //!   when the attempts run out. A job whose worker died is claimed again once its lease ran
 //!   out. Cancel stops a running job at its next checkpoint ([`Ctx::checkpoint`]).
-//! * Kinds: `validate` ([`validate`]); with `--enable-test-jobs` also the test kinds of
+//! * Kinds: `validate` ([`validate`]), `merge` ([`merge`]; shared output plumbing in
+//!   [`derived`] and [`blobio`]); with `--enable-test-jobs` also the test kinds of
 //!   [`testing`] (never reachable without that flag).
 
+pub mod blobio;
+pub mod derived;
+pub mod merge;
 pub mod submit;
 pub mod testing;
 pub mod validate;
@@ -46,6 +50,8 @@ pub struct JobsConfig {
     pub max_attempts: u32,
     /// Accept and run the test-only kinds (`test.*`, [`testing`]).
     pub test_jobs: bool,
+    /// Test only: a pause after each tensor a merge or quantise job writes.
+    pub test_tensor_delay: Option<Duration>,
 }
 
 impl Default for JobsConfig {
@@ -56,6 +62,7 @@ impl Default for JobsConfig {
             retry_base: Duration::from_secs(2),
             max_attempts: 3,
             test_jobs: false,
+            test_tensor_delay: None,
         }
     }
 }
@@ -69,6 +76,16 @@ pub enum JobError {
     /// This attempt failed (retried while attempts remain).
     #[error(transparent)]
     Failed(#[from] anyhow::Error),
+    /// The job cannot succeed however often it is tried (a refused merge, a taken output
+    /// version): it fails now, without further attempts.
+    #[error("{0:#}")]
+    Fatal(anyhow::Error),
+}
+
+impl JobError {
+    pub fn fatal(message: impl std::fmt::Display) -> Self {
+        Self::Fatal(anyhow::anyhow!("{message}"))
+    }
 }
 
 /// What a handler returns: the job's result (stored as JSON).
@@ -92,7 +109,9 @@ impl std::fmt::Debug for Kinds {
 impl Kinds {
     /// The built-in kinds (and the test kinds when `config.test_jobs`).
     pub fn standard(config: &JobsConfig) -> Self {
-        let mut k = Self::default().with(validate::KIND, |ctx| Box::pin(validate::run(ctx)));
+        let mut k = Self::default()
+            .with(validate::KIND, |ctx| Box::pin(validate::run(ctx)))
+            .with(merge::KIND, |ctx| Box::pin(merge::run(ctx)));
         if config.test_jobs {
             k = testing::register(k);
         }
@@ -120,7 +139,8 @@ impl Kinds {
 
 /// Whether the API accepts jobs of `kind` (workers may run elsewhere).
 pub fn is_submittable(config: &JobsConfig, kind: &str) -> bool {
-    kind == validate::KIND || (config.test_jobs && testing::KINDS.contains(&kind))
+    [validate::KIND, merge::KIND].contains(&kind)
+        || (config.test_jobs && testing::KINDS.contains(&kind))
 }
 
 /// What a running job sees: the app, its row, and its lease.
@@ -152,6 +172,11 @@ impl Ctx {
             claim,
             cancelled,
         })
+    }
+
+    /// The flag a cancel (or a lost lease) sets: blocking kernel code polls it.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancelled.clone()
     }
 
     /// `Err(Cancelled)` once a cancel was asked (seen by lease renewal or progress).

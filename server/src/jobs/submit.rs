@@ -9,8 +9,10 @@ use adapter_core::manifest::Kind;
 use adapter_core::reference::{Reference, resolve};
 use serde_json::{Value, json};
 
-use super::{JobsConfig, is_submittable, testing, validate};
+use super::derived::{self, Existing, Output};
+use super::{JobsConfig, is_submittable, merge, testing, validate};
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::db::jobs::{NewJob, Submitted};
 use crate::error::{ApiError, ApiResult};
 use crate::publish::info::version_records;
@@ -27,12 +29,50 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new("invalid_job", message)
 }
 
-/// The inputs a kind takes: name → the kind of repository it references.
-fn input_kinds(kind: &str) -> &'static [(&'static str, Kind)] {
+/// The inputs a kind takes: name, the kind of repository it references, and whether the
+/// caller must name it (a merge's `base` defaults to the base its adapter names).
+fn input_kinds(kind: &str) -> &'static [(&'static str, Kind, bool)] {
     if kind == validate::KIND {
-        &[("adapter", Kind::Adapter), ("base", Kind::Model)]
+        &[
+            ("adapter", Kind::Adapter, true),
+            ("base", Kind::Model, true),
+        ]
+    } else if kind == merge::KIND {
+        &[
+            ("adapter", Kind::Adapter, true),
+            ("base", Kind::Model, false),
+        ]
     } else {
         &[]
+    }
+}
+
+/// Who submits a job.
+#[derive(Debug, Clone, Copy)]
+pub enum Submitter<'a> {
+    /// The registry itself (a publish queueing a validation); the name is recorded.
+    Registry(&'a str),
+    /// An API caller: its token must cover the namespace of every input and of the output.
+    Caller(&'a Caller),
+}
+
+impl Submitter<'_> {
+    fn name(&self) -> String {
+        match self {
+            Self::Registry(n) => (*n).to_owned(),
+            Self::Caller(c) => c.actor(),
+        }
+    }
+
+    fn may_use(&self, namespace: &str, what: &str) -> ApiResult<()> {
+        match self {
+            Self::Caller(c) if !c.covers(namespace) => Err(ApiError::with_details(
+                "forbidden",
+                format!("the token does not cover namespace `{namespace}` ({what})"),
+                json!({ "namespace": namespace }),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -41,7 +81,7 @@ pub async fn submit(
     app: &AppState,
     config: &JobsConfig,
     req: &JobSubmit,
-    submitter: Option<&str>,
+    submitter: Submitter<'_>,
 ) -> ApiResult<(Submitted, JobInfo)> {
     if !is_submittable(config, &req.kind) {
         return Err(ApiError::with_details(
@@ -66,9 +106,16 @@ pub async fn submit(
     if testing::KINDS.contains(&req.kind.as_str()) {
         testing::check_params(&params).map_err(invalid)?;
     }
+    let output = if req.kind == merge::KIND {
+        let checked = merge::check_params(&params)?;
+        submitter.may_use(checked.output.namespace.as_str(), "the output")?;
+        Some(checked.output)
+    } else {
+        None
+    };
     let wanted = input_kinds(&req.kind);
     for name in req.inputs.keys() {
-        if !wanted.iter().any(|(n, _)| n == name) {
+        if !wanted.iter().any(|(n, _, _)| n == name) {
             return Err(invalid(format!(
                 "a {} job has no input `{}`",
                 req.kind,
@@ -77,15 +124,22 @@ pub async fn submit(
         }
     }
     let mut inputs = BTreeMap::new();
-    for (name, kind) in wanted {
-        let reference = req
-            .inputs
-            .get(*name)
-            .ok_or_else(|| invalid(format!("a {} job needs the input `{name}`", req.kind)))?;
-        inputs.insert(
-            (*name).to_owned(),
-            resolve_input(app, *kind, reference).await?,
-        );
+    for (name, kind, required) in wanted {
+        let reference = match req.inputs.get(*name) {
+            Some(r) => r.clone(),
+            None if *required => {
+                return Err(invalid(format!(
+                    "a {} job needs the input `{name}`",
+                    req.kind
+                )));
+            }
+            None => default_input(app, &inputs, name).await?,
+        };
+        if let Ok(r) = reference.parse::<Reference>() {
+            submitter.may_use(r.namespace.as_str(), &format!("input `{name}`"))?;
+        }
+        let resolved = resolve_input(app, *kind, &reference).await?;
+        inputs.insert((*name).to_owned(), resolved);
     }
     let key = match &req.idempotency_key {
         Some(k) => {
@@ -98,6 +152,9 @@ pub async fn submit(
         }
         None => default_key(&req.kind, &inputs, &params),
     };
+    if let Some(out) = &output {
+        output_free(app, out, &key).await?;
+    }
     let new = NewJob {
         id: new_id(),
         kind: req.kind.clone(),
@@ -105,13 +162,71 @@ pub async fn submit(
         params: params.to_string(),
         idempotency_key: key,
         max_attempts: config.max_attempts.max(1),
-        submitter: submitter.map(str::to_owned),
+        submitter: Some(submitter.name()),
     };
     let (how, job) = app.db.submit_job(&new).await?;
     if how != Submitted::Existing {
         super::worker::wake(app).await;
     }
     Ok((how, job))
+}
+
+/// An input the caller left out: a merge's `base` is the registered base its adapter names.
+async fn default_input(
+    app: &AppState,
+    resolved: &BTreeMap<String, JobInput>,
+    name: &str,
+) -> ApiResult<String> {
+    let adapter = &resolved["adapter"];
+    let r: Reference = adapter.reference.parse().map_err(ApiError::internal)?;
+    let version = r.selector.map(|s| s.to_string()).unwrap_or_default();
+    let row = app
+        .db
+        .version(
+            Kind::Adapter,
+            r.namespace.as_str(),
+            r.name.as_str(),
+            &version,
+        )
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                "no_match",
+                format!("{} no longer exists", adapter.reference),
+            )
+        })?;
+    let summary: Value = serde_json::from_str(&row.summary).map_err(ApiError::internal)?;
+    summary
+        .get("base")
+        .and_then(|b| b.get("reference"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            invalid(format!(
+                "{} names no registered base model: give the input `{name}`",
+                adapter.reference
+            ))
+        })
+}
+
+/// A job that makes `out` can be queued unless that version exists and is not the work of
+/// the job holding the same idempotency key (then the submit returns that job).
+async fn output_free(app: &AppState, out: &Output, key: &str) -> ApiResult<()> {
+    let holder = app.db.job_id_by_key(key).await?.unwrap_or_default();
+    match derived::existing(app, out, &holder)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Existing::Free | Existing::Ours(_) => Ok(()),
+        Existing::Taken(digest) => Err(ApiError::with_details(
+            "version_exists",
+            format!(
+                "model {} exists already; choose a new version for the output",
+                out.reference()
+            ),
+            json!({ "manifest_digest": digest }),
+        )),
+    }
 }
 
 /// `job_` + a time-ordered UUID (v7) in hex: ids sort by creation.

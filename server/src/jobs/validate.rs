@@ -24,13 +24,13 @@ use crate::publish::read::{safetensors_header, small_file};
 pub const KIND: &str = KIND_VALIDATE;
 
 /// A version named by a resolved input, with its id.
-struct Loaded {
-    id: i64,
-    row: VersionRow,
-    manifest: Manifest,
+pub(super) struct Loaded {
+    pub id: i64,
+    pub row: VersionRow,
+    pub manifest: Manifest,
 }
 
-async fn load(app: &AppState, kind: Kind, reference: &str) -> anyhow::Result<Loaded> {
+pub(super) async fn load(app: &AppState, kind: Kind, reference: &str) -> anyhow::Result<Loaded> {
     let r: Reference = reference.parse()?;
     let version = r
         .selector
@@ -56,7 +56,7 @@ fn api(e: crate::error::ApiError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 
-async fn adapter_facts(app: &AppState, a: &Loaded) -> anyhow::Result<AdapterFacts> {
+pub(super) async fn adapter_facts(app: &AppState, a: &Loaded) -> anyhow::Result<AdapterFacts> {
     let file = |p: &str| {
         a.manifest
             .file(p)
@@ -90,7 +90,7 @@ async fn adapter_facts(app: &AppState, a: &Loaded) -> anyhow::Result<AdapterFact
     })
 }
 
-async fn base_facts(ctx: &Ctx, b: &Loaded) -> anyhow::Result<BaseFacts> {
+pub(super) async fn base_facts(ctx: &Ctx, b: &Loaded) -> anyhow::Result<BaseFacts> {
     let app = &ctx.app;
     let weights = weights(&b.manifest).map_err(api)?;
     let blobs: Vec<_> = weights.iter().map(|w| w.header_blob).collect();
@@ -184,7 +184,14 @@ pub async fn after_publish(
         params: None,
         idempotency_key: None,
     };
-    match super::submit(app, config, &req, Some("registry (on publish)")).await {
+    match super::submit(
+        app,
+        config,
+        &req,
+        super::submit::Submitter::Registry("registry (on publish)"),
+    )
+    .await
+    {
         Ok((_, job)) => Some(job),
         Err(e) => {
             tracing::warn!(adapter, base, error = %e, "cannot queue the validation");

@@ -161,13 +161,15 @@ async fn run_claimed(
     tracing::info!(job = %claim.id, kind = %claim.kind, attempt = claim.attempt, "job started");
     let cancelled = Arc::new(AtomicBool::new(false));
     let lost = Arc::new(AtomicBool::new(false));
-    let renew = tokio::spawn(renew_lease(
+    // Aborted however this future ends (also when the worker itself is aborted: a renewal
+    // that outlived it would hold the lease forever).
+    let renew = AbortOnDrop(tokio::spawn(renew_lease(
         app.clone(),
         claim.clone(),
         config.lease,
         cancelled.clone(),
         lost.clone(),
-    ));
+    )));
     let outcome = match Ctx::new(app.clone(), claim.clone(), cancelled) {
         Ok(ctx) => std::panic::AssertUnwindSafe(handler(ctx))
             .catch_unwind()
@@ -184,7 +186,7 @@ async fn run_claimed(
             }),
         Err(e) => Err(JobError::Failed(e.context("the job row does not decode"))),
     };
-    renew.abort();
+    drop(renew);
     let written = match outcome {
         Ok(result) => {
             let json = result.to_string();
@@ -193,6 +195,12 @@ async fn run_claimed(
         }
         Err(JobError::Cancelled) => {
             db.finish_job(&claim, JobState::Cancelled, None, None)
+                .await?
+        }
+        Err(JobError::Fatal(e)) => {
+            let error = format!("{e:#}");
+            tracing::warn!(job = %claim.id, attempt = claim.attempt, %error, "job failed (not retried)");
+            db.finish_job(&claim, JobState::Failed, None, Some(&error))
                 .await?
         }
         Err(JobError::Failed(e)) => {
@@ -212,6 +220,15 @@ async fn run_claimed(
         tracing::warn!(job = %claim.id, "the job's lease was lost: its outcome was discarded");
     }
     Ok(())
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// `base · 2^(attempt-1)`, at most an hour.

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use adapter_core::api::catalog::{LABELS, parse_labels};
-use adapter_core::api::{BaseModelRef, VersionFacts};
+use adapter_core::api::metadata::DERIVED_FROM;
+use adapter_core::api::{BaseModelRef, Derivation, VersionFacts};
 use adapter_core::manifest::{Kind, Manifest};
 use adapter_core::reference::Reference;
 use serde_json::{Value, json};
@@ -36,17 +37,53 @@ fn digest(summary: &Value, key: &str) -> Option<adapter_core::digest::Digest> {
         .and_then(|s| s.parse().ok())
 }
 
-/// Facts of a version from its stored summary and (checked) labels. `ranks` overrides the summary's
-/// rank range (backfill of summaries that predate it).
+/// `metadata.derived_from` (written by jobs only; see [`super::publish_derived`]).
+pub fn derivation(manifest: &Manifest) -> ApiResult<Option<Derivation>> {
+    manifest
+        .metadata()
+        .get(DERIVED_FROM)
+        .map(|v| {
+            serde_json::from_value::<Derivation>(v.clone()).map_err(|e| {
+                ApiError::new("invalid_manifest", format!("metadata.{DERIVED_FROM}: {e}"))
+            })
+        })
+        .transpose()
+}
+
+/// The lineage rows of a version a job made: one `input` row per input, with the recipe.
+fn derived_lineage(d: &Derivation) -> Vec<LineageRow> {
+    d.inputs
+        .iter()
+        .map(|i| LineageRow {
+            relation: "input".into(),
+            kind: Some(i.kind.as_str().into()),
+            reference: Some(i.reference.clone()),
+            manifest_digest: Some(i.manifest_digest.to_string()),
+            content_digest: i.content_digest.map(|c| c.to_string()),
+            shape_fingerprint: None,
+            recipe: Some(
+                json!({ "job": d.job, "kind": d.kind, "input": i.name, "params": d.recipe })
+                    .to_string(),
+            ),
+        })
+        .collect()
+}
+
+/// Facts of a version from its manifest, stored summary and (checked) labels. `ranks` overrides the
+/// summary's rank range (backfill of summaries that predate it).
 pub async fn derive(
     app: &AppState,
-    kind: Kind,
+    manifest: &Manifest,
     summary: &Value,
     labels: BTreeMap<String, String>,
     ranks: Option<(u64, u64)>,
 ) -> ApiResult<Facts> {
+    let kind = manifest.kind();
     let mut facts = VersionFacts::default();
-    let mut lineage = Vec::new();
+    let mut lineage = derivation(manifest)?
+        .as_ref()
+        .map(derived_lineage)
+        .unwrap_or_default();
     match kind {
         Kind::Adapter => {
             facts.peft_type = text(summary, "peft_type");
@@ -174,7 +211,7 @@ async fn backfill_one(app: &AppState, v: &crate::db::facts::Unfacted) -> anyhow:
     };
     // Labels that predate validation and break the rules are left out, not fatal.
     let labels = labels(&manifest).unwrap_or_default();
-    let facts = derive(app, kind, &summary, labels, ranks)
+    let facts = derive(app, &manifest, &summary, labels, ranks)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(app.db.backfill_facts(v.id, &facts).await?)

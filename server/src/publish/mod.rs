@@ -11,6 +11,7 @@ pub(crate) mod read;
 use std::collections::HashMap;
 
 use adapter_core::api::VersionInfo;
+use adapter_core::api::metadata::DERIVED_FROM;
 use adapter_core::digest::Digest;
 use adapter_core::manifest::{Kind, Manifest, ManifestError};
 use adapter_core::name::Name;
@@ -55,6 +56,8 @@ pub struct Published {
     pub info: VersionInfo,
 }
 
+/// Publish a manifest sent through the API. `metadata.derived_from` is refused: only the
+/// registry's jobs write it ([`publish_derived`]), so lineage with a recipe is never a claim.
 pub async fn publish(
     app: &AppState,
     kind: Kind,
@@ -67,6 +70,40 @@ pub async fn publish(
         ManifestError::Json(m) => ApiError::new("invalid_json", format!("manifest: {m}")),
         other => ApiError::new("invalid_manifest", other.to_string()),
     })?;
+    if manifest.metadata().contains_key(DERIVED_FROM) {
+        return Err(ApiError::with_details(
+            "invalid_manifest",
+            format!("metadata.{DERIVED_FROM} is written by the registry's jobs only"),
+            json!({ "field": format!("metadata.{DERIVED_FROM}") }),
+        ));
+    }
+    publish_manifest(app, kind, namespace, name, version, manifest).await
+}
+
+/// Publish what a job made: its manifest carries `metadata.derived_from`.
+pub async fn publish_derived(
+    app: &AppState,
+    namespace: &Name,
+    name: &Name,
+    version: &semver::Version,
+    manifest: Manifest,
+) -> ApiResult<Published> {
+    if facts::derivation(&manifest)?.is_none() {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "a derived version without metadata.{DERIVED_FROM}"
+        )));
+    }
+    publish_manifest(app, manifest.kind(), namespace, name, version, manifest).await
+}
+
+async fn publish_manifest(
+    app: &AppState,
+    kind: Kind,
+    namespace: &Name,
+    name: &Name,
+    version: &semver::Version,
+    manifest: Manifest,
+) -> ApiResult<Published> {
     if manifest.kind() != kind {
         return Err(ApiError::with_details(
             "kind_mismatch",
@@ -90,7 +127,7 @@ pub async fn publish(
         Kind::Adapter => adapter::summary(app, &manifest).await?,
         Kind::Model => model::summary(app, &manifest, &sizes).await?,
     };
-    let facts = facts::derive(app, kind, &summary, labels, None).await?;
+    let facts = facts::derive(app, &manifest, &summary, labels, None).await?;
     let new = NewVersion {
         kind,
         namespace: ns,

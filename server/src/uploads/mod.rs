@@ -209,23 +209,10 @@ pub async fn finish(app: &AppState, id: &str, digest: &Digest) -> ApiResult<Blob
     Ok(info)
 }
 
-/// Make the parts the blob at its final key. One part (an upload that was not interrupted)
-/// is moved there (a rename on a filesystem, a server-side copy on S3); several are streamed
-/// in order into the final key, hashing again on the way.
+/// Make the session's parts the blob at its final key ([`place_blob`]), after checking
+/// that they cover the session without gaps.
 async fn assemble(app: &AppState, session: &Session, digest: &Digest) -> ApiResult<()> {
     let parts = app.db.parts(&session.id).await?;
-    if let [only] = parts.as_slice()
-        && only.offset == 0
-        && only.size == session.offset
-    {
-        let from = object_store::path::Path::from(only.key.as_str());
-        match app.blobs.rename(&from, &blob_key(digest)).await {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                tracing::info!(upload = %session.id, error = %e, "moving the part failed; copying instead")
-            }
-        }
-    }
     let mut expected_offset = 0;
     for p in &parts {
         if p.offset != expected_offset {
@@ -243,12 +230,36 @@ async fn assemble(app: &AppState, session: &Session, digest: &Digest) -> ApiResu
             session.offset
         )));
     }
+    let parts: Vec<(object_store::path::Path, u64)> = parts
+        .iter()
+        .map(|p| (object_store::path::Path::from(p.key.as_str()), p.size))
+        .collect();
+    place_blob(app, &parts, digest).await
+}
+
+/// Make staged objects (in order) the blob `digest` at its final key; the caller records
+/// the `blobs` row afterwards. One object is moved there (a rename on a filesystem, a
+/// server-side copy on S3); several, or a move the store refuses (S3 copies over 5 GB), are
+/// streamed in order into the final key, hashing again on the way. The staged objects are
+/// left for the caller to delete.
+pub(crate) async fn place_blob(
+    app: &AppState,
+    parts: &[(object_store::path::Path, u64)],
+    digest: &Digest,
+) -> ApiResult<()> {
+    if let [(only, _)] = parts {
+        match app.blobs.rename(only, &blob_key(digest)).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::info!(staged = %only, error = %e, "moving the staged object failed; copying instead")
+            }
+        }
+    }
     let mut sink = app.blobs.sink(blob_key(digest));
     let mut hasher = Hasher::new();
     let copied: ApiResult<()> = async {
-        for p in &parts {
-            let key = object_store::path::Path::from(p.key.as_str());
-            let mut stream = app.blobs.stream_range(&key, 0..p.size).await?;
+        for (key, size) in parts {
+            let mut stream = app.blobs.stream_range(key, 0..*size).await?;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
                 hasher.update(&chunk);
@@ -266,8 +277,7 @@ async fn assemble(app: &AppState, session: &Session, digest: &Digest) -> ApiResu
     if again != *digest {
         sink.abort().await;
         return Err(ApiError::internal(anyhow::anyhow!(
-            "upload {}: stored parts hash to {again}, session state said {digest}",
-            session.id
+            "staged objects hash to {again}, not the expected {digest}"
         )));
     }
     sink.finish().await?;

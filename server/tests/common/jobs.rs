@@ -17,6 +17,7 @@ pub fn fast() -> JobsConfig {
         retry_base: Duration::from_millis(10),
         max_attempts: 3,
         test_jobs: false,
+        test_tensor_delay: None,
     }
 }
 

@@ -1,0 +1,181 @@
+//! What the jobs that make a model version (merge, quantise) share: the output version they
+//! are asked for, the check that it is free, the device choice, and publishing the result
+//! with `metadata.derived_from` (from which the registry writes its lineage).
+
+use adapter_core::api::metadata::DERIVED_FROM;
+use adapter_core::api::{Derivation, DerivedInput, JobInput, VersionInfo};
+use adapter_core::manifest::{FileEntry, Kind, Manifest};
+use adapter_core::name::Name;
+use adapter_core::reference::{Reference, Selector};
+use serde_json::{Map, Value, json};
+
+use super::{Ctx, JobError};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::publish::facts::derivation;
+use crate::publish::{parse_version, publish_derived};
+
+/// The version a job is asked to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub namespace: Name,
+    pub name: Name,
+    pub version: semver::Version,
+}
+
+impl Output {
+    /// `ns/name@version` with an exact semver version.
+    pub fn parse(s: &str) -> ApiResult<Self> {
+        let invalid = |m: String| {
+            ApiError::with_details(
+                "invalid_job",
+                format!("params.output `{}`: {m}", s.escape_debug()),
+                json!({ "field": "params.output" }),
+            )
+        };
+        let r: Reference = s.parse().map_err(|e| invalid(format!("{e}")))?;
+        let version = match &r.selector {
+            Some(Selector::Version(v)) => v.clone(),
+            _ => return Err(invalid("name an exact version: ns/name@1.0.0".into())),
+        };
+        parse_version(&version.to_string()).map_err(|e| invalid(e.to_string()))?;
+        Ok(Self {
+            namespace: r.namespace,
+            name: r.name,
+            version,
+        })
+    }
+
+    pub fn reference(&self) -> String {
+        format!("{}/{}@{}", self.namespace, self.name, self.version)
+    }
+}
+
+/// `auto` and `cpu` run on the CPU. This build has no CUDA path, so `cuda[:N]` is refused
+/// with a reason rather than silently run elsewhere.
+pub fn check_device(device: Option<&str>) -> ApiResult<&'static str> {
+    match device.unwrap_or("auto") {
+        "auto" | "cpu" => Ok("cpu"),
+        d if d == "cuda"
+            || d.strip_prefix("cuda:")
+                .is_some_and(|n| n.parse::<u32>().is_ok()) =>
+        {
+            Err(ApiError::with_details(
+                "invalid_job",
+                format!(
+                    "device `{d}`: this registry's workers are built without CUDA (the `cuda` \
+                     feature); use `auto` or `cpu`"
+                ),
+                json!({ "field": "params.device" }),
+            ))
+        }
+        d => Err(ApiError::with_details(
+            "invalid_job",
+            format!(
+                "device `{}`: expected auto, cpu or cuda:N",
+                d.escape_debug()
+            ),
+            json!({ "field": "params.device" }),
+        )),
+    }
+}
+
+/// Is the output version still to be made?
+#[derive(Debug)]
+pub enum Existing {
+    Free,
+    /// Published by this job (an earlier attempt got that far).
+    Ours(VersionInfo),
+    /// Published by someone or something else.
+    Taken(String),
+}
+
+/// Look at the output version: free, ours (made by `job`), or taken.
+pub async fn existing(app: &AppState, out: &Output, job: &str) -> anyhow::Result<Existing> {
+    let (ns, nm, ver) = (
+        out.namespace.as_str(),
+        out.name.as_str(),
+        out.version.to_string(),
+    );
+    let Some(row) = app.db.version(Kind::Model, ns, nm, &ver).await? else {
+        return Ok(Existing::Free);
+    };
+    let manifest = Manifest::from_json(row.manifest.as_bytes())?;
+    let made_by = derivation(&manifest)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .map(|d| d.job);
+    if made_by.as_deref() == Some(job) {
+        let info = crate::publish::info::version_info(Kind::Model, ns, nm, &row)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        return Ok(Existing::Ours(info));
+    }
+    Ok(Existing::Taken(row.head.manifest_digest))
+}
+
+/// Fail the job now when its output version exists and is not its own work; the version
+/// if it is (an earlier attempt published it).
+pub async fn claim_output(ctx: &Ctx, out: &Output) -> Result<Option<VersionInfo>, JobError> {
+    match existing(&ctx.app, out, &ctx.id).await? {
+        Existing::Free => Ok(None),
+        Existing::Ours(info) => Ok(Some(info)),
+        Existing::Taken(digest) => Err(JobError::fatal(format!(
+            "model {} exists already ({digest}); choose a new version",
+            out.reference()
+        ))),
+    }
+}
+
+/// The input as lineage records it.
+pub fn derived_input(
+    name: &str,
+    kind: Kind,
+    input: &JobInput,
+    content_digest: Option<adapter_core::digest::Digest>,
+) -> DerivedInput {
+    DerivedInput {
+        name: name.to_owned(),
+        kind,
+        reference: input.reference.clone(),
+        manifest_digest: input.manifest_digest,
+        content_digest,
+    }
+}
+
+/// The tool that made a version (recorded in its recipe).
+pub fn tool() -> String {
+    format!("adapter-registry {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Publish the job's model version (files already stored as blobs). A version with the
+/// same content is success (a retried attempt); other content there fails the job.
+pub async fn publish(
+    ctx: &Ctx,
+    out: &Output,
+    files: Vec<FileEntry>,
+    inputs: Vec<DerivedInput>,
+    recipe: Value,
+) -> Result<VersionInfo, JobError> {
+    let derivation = Derivation {
+        job: ctx.id.clone(),
+        kind: ctx.kind.clone(),
+        inputs,
+        recipe,
+    };
+    let mut metadata = Map::new();
+    metadata.insert(
+        DERIVED_FROM.to_owned(),
+        serde_json::to_value(&derivation).map_err(anyhow::Error::from)?,
+    );
+    let manifest = Manifest::new(Kind::Model, files, metadata).map_err(anyhow::Error::from)?;
+    match publish_derived(&ctx.app, &out.namespace, &out.name, &out.version, manifest).await {
+        Ok(p) => Ok(p.info),
+        Err(e) if e.code() == "version_exists" => Err(JobError::fatal(format!(
+            "model {} was published by someone else meanwhile: {e}",
+            out.reference()
+        ))),
+        Err(e) if e.status().is_client_error() => {
+            Err(JobError::fatal(format!("the result does not publish: {e}")))
+        }
+        Err(e) => Err(JobError::Failed(anyhow::anyhow!("publishing: {e}"))),
+    }
+}

@@ -1,0 +1,286 @@
+//! The `merge` job: an adapter version merged into its base model version, exactly as PEFT's
+//! `merge_and_unload()` (the kernel is `adapter_core::merge`, docs/MERGE.md), streamed from
+//! the blob store tensor by tensor and into it shard by shard, then published as a new model
+//! version whose lineage names both inputs and the scales used.
+//!
+//! Attempts are safe to repeat: the output is byte-deterministic, staged objects are only
+//! made blobs once complete, and the version is published last (a publish of identical
+//! content is idempotent). A worker killed mid-merge leaves no version; the next attempt
+//! starts over.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use adapter_core::api::{MergeParams, VersionInfo};
+use adapter_core::compat::{AdapterFacts, BaseFacts};
+use adapter_core::manifest::{FileEntry, FilePath, Kind};
+use adapter_core::merge::{
+    DEFAULT_SHARD_SIZE, MergeError, MergeOptions, MergePlan, is_copied_file, plan, write_shard,
+};
+use adapter_core::model::INDEX_FILE;
+use adapter_core::peft::WEIGHTS_FILE;
+use adapter_core::safetensors::Dtype;
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+use super::blobio::{
+    BlobTensors, BlobWriter, Staged, StoredFile, clear_staging, commit, put_small,
+};
+use super::derived::{self, Output, check_device};
+use super::validate::{Loaded, adapter_facts, base_facts, load};
+use super::{Ctx, JobError, JobResult};
+use crate::error::{ApiError, ApiResult};
+use crate::publish::model::{is_headers_only, weights};
+
+pub const KIND: &str = adapter_core::api::jobs::KIND_MERGE;
+
+/// Smallest shard size a job accepts.
+pub const MIN_SHARD_SIZE: u64 = 64 << 10;
+
+/// The checked parameters.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub output: Output,
+    pub options: MergeOptions,
+    pub device: &'static str,
+}
+
+fn invalid(field: &str, message: String) -> ApiError {
+    ApiError::with_details(
+        "invalid_job",
+        message,
+        json!({ "field": format!("params.{field}") }),
+    )
+}
+
+/// Check a merge job's `params` (at submit, and again when it runs).
+pub fn check_params(params: &Value) -> ApiResult<Checked> {
+    let p: MergeParams = serde_json::from_value(params.clone())
+        .map_err(|e| invalid("", format!("merge params: {e}")))?;
+    let output = Output::parse(&p.output)?;
+    let dtype = match p.dtype.as_deref() {
+        None => None,
+        Some(d @ ("bf16" | "f16" | "f32")) => Some(
+            d.to_uppercase()
+                .parse::<Dtype>()
+                .map_err(|e| invalid("dtype", e.to_string()))?,
+        ),
+        Some(d) => {
+            return Err(invalid(
+                "dtype",
+                format!("dtype `{}`: expected bf16, f16 or f32", d.escape_debug()),
+            ));
+        }
+    };
+    let shard_size = p.shard_size.unwrap_or(DEFAULT_SHARD_SIZE);
+    if shard_size < MIN_SHARD_SIZE {
+        return Err(invalid(
+            "shard_size",
+            format!("shard_size is at least {MIN_SHARD_SIZE} bytes"),
+        ));
+    }
+    Ok(Checked {
+        output,
+        options: MergeOptions { dtype, shard_size },
+        device: check_device(p.device.as_deref())?,
+    })
+}
+
+/// A refusal of the kernel fails the job for good; an I/O error may pass on retry.
+fn merge_error(e: MergeError) -> JobError {
+    match e {
+        MergeError::Io(_) | MergeError::Path { .. } => JobError::Failed(e.into()),
+        other => JobError::Fatal(anyhow::anyhow!("{other}")),
+    }
+}
+
+fn stored(loaded: &Loaded, path: &str) -> anyhow::Result<StoredFile> {
+    let f = loaded
+        .manifest
+        .file(path)
+        .with_context(|| format!("the version has no {path}"))?;
+    Ok(StoredFile {
+        path: path.to_owned(),
+        digest: f.digest,
+        size: f.size,
+    })
+}
+
+/// The job.
+pub async fn run(ctx: Ctx) -> JobResult {
+    let checked = check_params(&ctx.params).map_err(|e| JobError::fatal(e))?;
+    let adapter_in = ctx.input("adapter")?.clone();
+    let base_in = ctx.input("base")?.clone();
+    if let Some(done) = derived::claim_output(&ctx, &checked.output).await? {
+        ctx.log("an earlier attempt published the result").await;
+        return Ok(result_of(&done, None));
+    }
+    ctx.log(format!(
+        "merging {} into {} as {} on {}",
+        adapter_in.reference,
+        base_in.reference,
+        checked.output.reference(),
+        checked.device
+    ))
+    .await;
+    let adapter = load(&ctx.app, Kind::Adapter, &adapter_in.reference).await?;
+    let base = load(&ctx.app, Kind::Model, &base_in.reference).await?;
+    if is_headers_only(&base.manifest).map_err(|e| JobError::fatal(e))? {
+        return Err(JobError::fatal(format!(
+            "{} is registered headers-only: push it with its weight files to merge into it",
+            base_in.reference
+        )));
+    }
+    let facts: AdapterFacts = adapter_facts(&ctx.app, &adapter).await?;
+    let base_facts: BaseFacts = base_facts(&ctx, &base).await?;
+    let content_digest = base_facts.content_digest;
+    let planned = plan(&facts, &base_facts, &checked.options).map_err(merge_error)?;
+    ctx.log(format!(
+        "plan: {} tensors in {} shard(s), {} module(s) merged",
+        planned.tensor_count(),
+        planned.shards.len(),
+        planned.scales.len()
+    ))
+    .await;
+
+    clear_staging(&ctx.app, &ctx.id).await?;
+    let files = write_shards(&ctx, &adapter, &base, &planned).await;
+    let files = match files {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = clear_staging(&ctx.app, &ctx.id).await;
+            return Err(e);
+        }
+    };
+    let mut entries = Vec::new();
+    for (name, staged) in files {
+        commit(&ctx.app, &staged).await?;
+        entries.push(entry(&name, staged.size, staged.digest)?);
+    }
+    if let Some(index) = planned.index_json() {
+        let (digest, size) = put_small(&ctx.app, index).await?;
+        entries.push(entry(INDEX_FILE, size, digest)?);
+    }
+    for f in base.manifest.files() {
+        if is_copied_file(f.path.as_str()) {
+            entries.push(f.clone());
+        }
+    }
+    let (merged, replaced, copied) = planned.counts();
+    let recipe = json!({
+        "dtype": checked.options.dtype.map(|d| d.to_string()),
+        "shard_size": checked.options.shard_size,
+        "device": checked.device,
+        "scales": planned.scales,
+        "warnings": planned.warnings,
+        "tool": derived::tool(),
+    });
+    let inputs = vec![
+        derived::derived_input("adapter", Kind::Adapter, &adapter_in, None),
+        derived::derived_input("base", Kind::Model, &base_in, content_digest),
+    ];
+    ctx.checkpoint()?;
+    let info = derived::publish(&ctx, &checked.output, entries, inputs, recipe).await?;
+    ctx.log(format!(
+        "published {} ({})",
+        checked.output.reference(),
+        info.manifest_digest
+    ))
+    .await;
+    let counts = json!({ "merged": merged, "replaced": replaced, "copied": copied });
+    Ok(result_of(&info, Some(counts)))
+}
+
+fn entry(path: &str, size: u64, digest: adapter_core::digest::Digest) -> anyhow::Result<FileEntry> {
+    Ok(FileEntry {
+        path: FilePath::new(path.to_owned())?,
+        size,
+        digest,
+    })
+}
+
+fn result_of(info: &VersionInfo, counts: Option<Value>) -> Value {
+    json!({
+        "output": format!("{}/{}@{}", info.namespace, info.name, info.version),
+        "manifest_digest": info.manifest_digest,
+        "files": info.manifest.files(),
+        "content_digest": info.summary.get("content_digest"),
+        "tensors": counts,
+    })
+}
+
+/// Stream every shard into a staged object, on a blocking thread, reporting progress.
+async fn write_shards(
+    ctx: &Ctx,
+    adapter: &Loaded,
+    base: &Loaded,
+    planned: &MergePlan,
+) -> Result<Vec<(String, Staged)>, JobError> {
+    let base_files: Vec<StoredFile> = weights(&base.manifest)
+        .map_err(|e| JobError::fatal(e))?
+        .into_iter()
+        .map(|w| StoredFile {
+            path: w.path,
+            digest: w.sha256,
+            size: w.size,
+        })
+        .collect();
+    let (mut base_src, _) = BlobTensors::open(&ctx.app, &base_files, "invalid_model").await?;
+    let (mut adapter_src, _) = BlobTensors::open(
+        &ctx.app,
+        &[stored(adapter, WEIGHTS_FILE)?],
+        "invalid_adapter",
+    )
+    .await?;
+    let total = planned.tensor_count().max(1);
+    let done = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<BlobWriter> = planned
+        .shards
+        .iter()
+        .map(|_| BlobWriter::new(&ctx.app, &ctx.id, ctx.cancel_flag()))
+        .collect();
+    let shards = planned.shards.clone();
+    let counter = done.clone();
+    let delay = ctx.app.config.jobs.test_tensor_delay;
+    let mut work =
+        tokio::task::spawn_blocking(move || -> Result<Vec<(String, Staged)>, JobError> {
+            let mut out = Vec::new();
+            for (shard, mut writer) in shards.iter().zip(writers) {
+                let mut tick = |_p: adapter_core::merge::Progress<'_>| {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    if let Some(d) = delay {
+                        std::thread::sleep(d);
+                    }
+                };
+                write_shard(
+                    shard,
+                    &mut base_src,
+                    &mut adapter_src,
+                    &mut writer,
+                    &mut tick,
+                )
+                .map_err(merge_error)?;
+                out.push((shard.file_name.clone(), writer.finish()?));
+            }
+            Ok(out)
+        });
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            joined = &mut work => {
+                let result = joined.map_err(|e| JobError::Failed(anyhow::anyhow!("the merge thread: {e}")))?;
+                // A cancel makes the writers fail: say so rather than the I/O error.
+                ctx.checkpoint()?;
+                return result;
+            }
+            _ = every.tick() => {
+                let n = done.load(Ordering::Relaxed);
+                #[allow(clippy::cast_precision_loss)]
+                let fraction = 0.05 + 0.9 * n as f64 / total as f64;
+                // A cancel is seen here and stops the writers; the thread ends with an error.
+                let _ = ctx.progress(fraction, &format!("{n} of {total} tensors")).await;
+            }
+        }
+    }
+}
