@@ -21,7 +21,7 @@
 //!   listed;
 //! * 11 — `validate --wait`, `merge --local`: the adapter is incompatible with the base (the verdict and its
 //!   reasons are printed);
-//! * 12 — a waited-for job (`validate --wait`, `jobs watch`) ended `failed` or `cancelled`.
+//! * 12 — a waited-for job (`validate --wait`, `merge --wait`, `jobs watch`) ended `failed` or `cancelled`.
 //!
 //! `diff --fail-on-forgetting` exits with 1 when it flags catastrophic forgetting (the diff
 //! is printed as usual).

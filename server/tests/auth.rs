@@ -8,7 +8,7 @@ mod common;
 
 use adapter_registry::api::openapi;
 use adapter_testkit::Backend;
-use common::{Reply, TestServer, client_with_token, stacks, tiny_adapter};
+use common::{Reply, TestServer, client_with_token, stacks, tiny_adapter, token};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -84,20 +84,6 @@ fn operations() -> Vec<(Method, String)> {
     }
     assert!(out.len() >= 20, "the spec lists only {out:?}");
     out
-}
-
-async fn token(s: &TestServer, name: &str, scope: &str, namespaces: Option<&[&str]>) -> String {
-    let r = Reply::of(
-        s.http
-            .post(s.u("/v1/tokens"))
-            .json(&json!({"name": name, "scope": scope, "namespaces": namespaces}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    r.json()["token"].as_str().unwrap().to_owned()
 }
 
 async fn clients(s: &TestServer) -> Vec<(Who, reqwest::Client)> {

@@ -3,18 +3,17 @@
 //! test-only kind `test.block`, which exists only with `--enable-test-jobs`.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use adapter_testkit::{Backend, ServerProcess, bin, http, stacks};
+use adapter_testkit::{Backend, ServerProcess, http, stacks, start_worker};
 use serde_json::{Value, json};
 
-/// Start `adapter-registry worker` on `backend` (one worker, a short lease).
+/// `adapter-registry worker` on `backend` (one worker, a short lease).
 fn worker(backend: &Backend) -> Child {
-    let mut c = Command::new(bin("adapter-registry"));
-    c.arg("worker")
-        .args(backend.server_args())
-        .args([
+    start_worker(
+        backend,
+        &[
             "--workers",
             "1",
             "--enable-test-jobs",
@@ -22,18 +21,8 @@ fn worker(backend: &Backend) -> Child {
             "1500",
             "--job-poll-ms",
             "50",
-        ])
-        .envs(backend.server_env())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy().into_owned();
-        if name.starts_with("ADAPTER_REGISTRY_") && !name.starts_with("ADAPTER_REGISTRY_TEST_") {
-            c.env_remove(name);
-        }
-    }
-    c.spawn().expect("starting adapter-registry worker")
+        ],
+    )
 }
 
 fn lines(path: &Path) -> Vec<String> {

@@ -34,6 +34,32 @@ pub struct ServerProcess {
     exit: Option<ExitStatus>,
 }
 
+/// Drop the caller's `ADAPTER_REGISTRY_*` settings (a developer's shell must not change
+/// what a test starts), keeping the test-service variables.
+fn clean_env(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("ADAPTER_REGISTRY_") && !name.starts_with("ADAPTER_REGISTRY_TEST_") {
+            command.env_remove(name.as_ref());
+        }
+    }
+}
+
+/// Start `adapter-registry worker` on `backend` with `args` (output discarded): a job
+/// worker process a test can kill.
+pub fn start_worker(backend: &Backend, args: &[&str]) -> Child {
+    let mut command = Command::new(bin("adapter-registry"));
+    command.arg("worker").args(backend.server_args()).args(args);
+    clean_env(&mut command);
+    command
+        .envs(backend.server_env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting adapter-registry worker")
+}
+
 impl ServerProcess {
     /// Starts a server on `backend` and waits until `GET /readyz` answers 200.
     ///
@@ -74,13 +100,7 @@ impl ServerProcess {
             .args(["--listen", "127.0.0.1:0"])
             .args(backend.server_args())
             .args(extra_args);
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if name.starts_with("ADAPTER_REGISTRY_") && !name.starts_with("ADAPTER_REGISTRY_TEST_")
-            {
-                command.env_remove(name.as_ref());
-            }
-        }
+        clean_env(&mut command);
         command
             .envs(backend.server_env())
             .envs(extra_env.iter().copied())

@@ -85,7 +85,7 @@ pub fn check_device(device: Option<&str>) -> ApiResult<&'static str> {
 pub enum Existing {
     Free,
     /// Published by this job (an earlier attempt got that far).
-    Ours(VersionInfo),
+    Ours(Box<VersionInfo>),
     /// Published by someone or something else.
     Taken(String),
 }
@@ -107,7 +107,7 @@ pub async fn existing(app: &AppState, out: &Output, job: &str) -> anyhow::Result
     if made_by.as_deref() == Some(job) {
         let info = crate::publish::info::version_info(Kind::Model, ns, nm, &row)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        return Ok(Existing::Ours(info));
+        return Ok(Existing::Ours(Box::new(info)));
     }
     Ok(Existing::Taken(row.head.manifest_digest))
 }
@@ -117,7 +117,7 @@ pub async fn existing(app: &AppState, out: &Output, job: &str) -> anyhow::Result
 pub async fn claim_output(ctx: &Ctx, out: &Output) -> Result<Option<VersionInfo>, JobError> {
     match existing(&ctx.app, out, &ctx.id).await? {
         Existing::Free => Ok(None),
-        Existing::Ours(info) => Ok(Some(info)),
+        Existing::Ours(info) => Ok(Some(*info)),
         Existing::Taken(digest) => Err(JobError::fatal(format!(
             "model {} exists already ({digest}); choose a new version",
             out.reference()

@@ -109,7 +109,7 @@ fn stored(loaded: &Loaded, path: &str) -> anyhow::Result<StoredFile> {
 
 /// The job.
 pub async fn run(ctx: Ctx) -> JobResult {
-    let checked = check_params(&ctx.params).map_err(|e| JobError::fatal(e))?;
+    let checked = check_params(&ctx.params).map_err(JobError::fatal)?;
     let adapter_in = ctx.input("adapter")?.clone();
     let base_in = ctx.input("base")?.clone();
     if let Some(done) = derived::claim_output(&ctx, &checked.output).await? {
@@ -126,7 +126,7 @@ pub async fn run(ctx: Ctx) -> JobResult {
     .await;
     let adapter = load(&ctx.app, Kind::Adapter, &adapter_in.reference).await?;
     let base = load(&ctx.app, Kind::Model, &base_in.reference).await?;
-    if is_headers_only(&base.manifest).map_err(|e| JobError::fatal(e))? {
+    if is_headers_only(&base.manifest).map_err(JobError::fatal)? {
         return Err(JobError::fatal(format!(
             "{} is registered headers-only: push it with its weight files to merge into it",
             base_in.reference
@@ -218,7 +218,7 @@ async fn write_shards(
     planned: &MergePlan,
 ) -> Result<Vec<(String, Staged)>, JobError> {
     let base_files: Vec<StoredFile> = weights(&base.manifest)
-        .map_err(|e| JobError::fatal(e))?
+        .map_err(JobError::fatal)?
         .into_iter()
         .map(|w| StoredFile {
             path: w.path,

@@ -240,6 +240,21 @@ pub fn manifest(kind: &str, files: Vec<Value>, metadata: Value) -> Value {
     })
 }
 
+/// Create a token through the API (as the admin); its secret.
+pub async fn token(s: &TestServer, name: &str, scope: &str, namespaces: Option<&[&str]>) -> String {
+    let r = Reply::of(
+        s.http
+            .post(s.u("/v1/tokens"))
+            .json(&json!({"name": name, "scope": scope, "namespaces": namespaces}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["token"].as_str().unwrap().to_owned()
+}
+
 /// The tiny-llama-lora adapter, uploaded; its manifest.
 pub async fn tiny_adapter(s: &TestServer, metadata: Value) -> Value {
     let files = upload_dir(
