@@ -12,13 +12,11 @@ use serde::Serialize;
 use super::input::{decode_into, float_width};
 use super::nf4::NF4_BLOCK;
 use super::stream::{ModelInput, write_gguf, write_nf4};
+use super::tokenizer::MAX_TOKENIZER_JSON;
 use super::{GgmlType, QuantError};
 use crate::merge::{DirSource, TensorSource};
 use crate::model::ModelDir;
 use crate::safetensors::Dtype;
-
-/// The largest tokenizer.json read (Llama 3's is 9 MB; Gemma's 34 MB).
-pub const MAX_TOKENIZER_JSON: u64 = 64 << 20;
 
 /// One output tensor in the report.
 #[derive(Debug, Clone, Serialize)]
@@ -122,7 +120,8 @@ pub fn model_input<'a>(
     source: &'a mut dyn TensorSource,
 ) -> Result<ModelInput<'a>, QuantError> {
     let mut input = weights_input(model, source);
-    input.tokenizer_json = read_side_file(&model.root, "tokenizer.json", MAX_TOKENIZER_JSON)?;
+    input.tokenizer_json =
+        read_side_file(&model.root, "tokenizer.json", MAX_TOKENIZER_JSON as u64)?;
     input.tokenizer_config = read_side_file(&model.root, "tokenizer_config.json", 4 << 20)?
         .map(|b| {
             serde_json::from_slice(&b)

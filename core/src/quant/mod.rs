@@ -18,6 +18,7 @@ pub mod llama;
 pub mod nf4;
 pub mod st_write;
 pub mod stream;
+pub mod tokenizer;
 
 use std::fmt;
 use std::str::FromStr;

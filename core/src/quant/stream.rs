@@ -16,6 +16,7 @@ use super::input::{Counted, check_len, float_width, read_f32, read_raw};
 use super::llama::{self, LlamaParams};
 use super::nf4::{NF4_BLOCK, NF4_CODE, dequantize_nf4, quantize_nf4};
 use super::st_write::SafetensorsWriter;
+use super::tokenizer::tokenizer_metadata;
 use super::{GgmlType, QuantError, decode, encode, relative_rmse};
 use crate::merge::TensorSource;
 use crate::safetensors::{Dtype, TensorInfo};
@@ -167,6 +168,13 @@ pub fn write_gguf(
         ("general.alignment".into(), MetaValue::U32(32)),
     ];
     meta.extend(hp.metadata());
+    if let Some(tj) = &input.tokenizer_json {
+        meta.extend(tokenizer_metadata(
+            tj,
+            input.tokenizer_config.as_ref(),
+            input.config()?,
+        )?);
+    }
     meta.extend(
         opts.lineage
             .iter()
