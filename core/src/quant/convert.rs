@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::input::{decode_into, float_width};
 use super::nf4::NF4_BLOCK;
+use super::nf4_double::{MAX_FLOAT_REPR, NESTED_BLOCK, py_float};
 use super::stream::{ModelInput, write_gguf, write_nf4};
 use super::tokenizer::MAX_TOKENIZER_JSON;
 use super::{GgmlType, QuantError};
@@ -58,6 +59,9 @@ pub struct Options {
     /// Extra metadata written to the output (GGUF string keys; safetensors `__metadata__`),
     /// e.g. lineage digests.
     pub lineage: Vec<(String, String)>,
+    /// NF4 only: double quantisation of the absmax values (bitsandbytes
+    /// `bnb_4bit_use_double_quant`, `compress_statistics=True`).
+    pub double_quant: bool,
 }
 
 impl Default for Options {
@@ -65,6 +69,7 @@ impl Default for Options {
         Self {
             threads: std::thread::available_parallelism().map_or(1, usize::from),
             lineage: Vec::new(),
+            double_quant: false,
         }
     }
 }
@@ -215,6 +220,26 @@ pub fn nf4_quant_state(dtype: Dtype, shape: &[u64]) -> String {
         torch_dtype(dtype),
         dims.join(", ")
     )
+}
+
+/// The quant state JSON of a double-quantised tensor: [`nf4_quant_state`]'s keys, then
+/// `nested_blocksize` 256, `nested_dtype` `float32`, `nested_offset` (a Python float), in the
+/// order of `QuantState.as_dict(packed=True)`.
+pub fn nf4_quant_state_nested(dtype: Dtype, shape: &[u64], offset: f32) -> String {
+    let mut s = nf4_quant_state(dtype, shape);
+    s.pop();
+    format!(
+        "{s}, \"nested_blocksize\": {NESTED_BLOCK}, \"nested_dtype\": \"float32\", \"nested_offset\": {}}}",
+        py_float(f64::from(offset))
+    )
+}
+
+/// The bytes declared for a double-quantised tensor's quant state: the JSON with the longest
+/// offset. The offset is known only once the tensor is read, after the header is written, so
+/// [`nf4_quant_state_nested`] is padded with trailing spaces to this length (`json.loads`,
+/// which bitsandbytes' `unpack_tensor_to_dict` uses, ignores them).
+pub fn nf4_quant_state_nested_len(dtype: Dtype, shape: &[u64]) -> usize {
+    nf4_quant_state_nested(dtype, shape, 0.0).len() - "0.0".len() + MAX_FLOAT_REPR
 }
 
 /// Files copied unchanged next to an NF4 checkpoint when present.

@@ -16,6 +16,7 @@ mod input;
 mod kquants;
 pub mod llama;
 pub mod nf4;
+pub mod nf4_double;
 pub mod st_write;
 pub mod stream;
 pub mod tokenizer;

@@ -10,11 +10,15 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use super::convert::{Options, QuantReport, TensorReport, nf4_quant_state, nf4_quantises};
+use super::convert::{
+    Options, QuantReport, TensorReport, nf4_quant_state, nf4_quant_state_nested,
+    nf4_quant_state_nested_len, nf4_quantises,
+};
 use super::gguf::{GgufWriter, MetaValue};
 use super::input::{Counted, check_len, float_width, read_f32, read_raw};
 use super::llama::{self, LlamaParams};
 use super::nf4::{NF4_BLOCK, NF4_CODE, dequantize_nf4, quantize_nf4};
+use super::nf4_double::{NESTED_BLOCK, compress_absmax, dequantize_nf4_nested, dynamic_map};
 use super::st_write::SafetensorsWriter;
 use super::tokenizer::tokenizer_metadata;
 use super::{GgmlType, QuantError, decode, encode, relative_rmse};
@@ -231,7 +235,7 @@ pub fn write_gguf(
 
 /// `config.json`'s `quantization_config` for an NF4 checkpoint, as transformers'
 /// `BitsAndBytesConfig.to_dict()` writes it.
-fn quantization_config(compute: &str) -> Value {
+fn quantization_config(compute: &str, double_quant: bool) -> Value {
     json!({
         "quant_method": "bitsandbytes",
         "_load_in_4bit": true,
@@ -239,7 +243,7 @@ fn quantization_config(compute: &str) -> Value {
         "load_in_4bit": true,
         "load_in_8bit": false,
         "bnb_4bit_quant_type": "nf4",
-        "bnb_4bit_use_double_quant": false,
+        "bnb_4bit_use_double_quant": double_quant,
         "bnb_4bit_compute_dtype": compute,
         "bnb_4bit_quant_storage": "uint8",
         "llm_int8_threshold": 6.0,
@@ -276,18 +280,27 @@ pub fn write_nf4(
         if nf4_quantises(name, &shape) {
             float_only(info)?;
             let n: u64 = shape.iter().product();
-            let state = nf4_quant_state(info.dtype, &shape);
+            let blocks = n.div_ceil(NF4_BLOCK as u64);
             decl.push((name.clone(), Dtype::U8, vec![n.div_ceil(2), 1]));
-            decl.push((
-                format!("{name}.absmax"),
-                Dtype::F32,
-                vec![n.div_ceil(NF4_BLOCK as u64)],
-            ));
-            decl.push((format!("{name}.quant_map"), Dtype::F32, vec![16]));
+            let state_len = if opts.double_quant {
+                decl.push((format!("{name}.absmax"), Dtype::U8, vec![blocks]));
+                decl.push((format!("{name}.quant_map"), Dtype::F32, vec![16]));
+                decl.push((
+                    format!("{name}.nested_absmax"),
+                    Dtype::F32,
+                    vec![blocks.div_ceil(NESTED_BLOCK as u64)],
+                ));
+                decl.push((format!("{name}.nested_quant_map"), Dtype::F32, vec![256]));
+                nf4_quant_state_nested_len(info.dtype, &shape)
+            } else {
+                decl.push((format!("{name}.absmax"), Dtype::F32, vec![blocks]));
+                decl.push((format!("{name}.quant_map"), Dtype::F32, vec![16]));
+                nf4_quant_state(info.dtype, &shape).len()
+            };
             decl.push((
                 format!("{name}.quant_state.bitsandbytes__nf4"),
                 Dtype::U8,
-                vec![state.len() as u64],
+                vec![state_len as u64],
             ));
         } else {
             decl.push((name.clone(), info.dtype, shape));
@@ -303,18 +316,36 @@ pub fn write_nf4(
         bytes: 0,
     };
     let mut w = SafetensorsWriter::start(sink, &decl, &meta)?;
+    let dyn_map = dynamic_map();
     let mut tensors = Vec::with_capacity(input.tensors.len());
     for (name, info) in &input.tensors {
         let (stored_as, err) = if nf4_quantises(name, &info.shape) {
             let x = read_f32(input.source, info)?;
             let (codes, absmax) = quantize_nf4(&x);
-            let err = relative_rmse(&x, &dequantize_nf4(&codes, &absmax, x.len()));
-            drop(x);
-            w.write_tensor(&codes)?;
-            w.write_tensor(&f32_bytes(&absmax))?;
-            w.write_tensor(&f32_bytes(&NF4_CODE))?;
-            w.write_tensor(nf4_quant_state(info.dtype, &info.shape).as_bytes())?;
-            ("nf4".to_owned(), err)
+            if opts.double_quant {
+                let nested = compress_absmax(&absmax, &dyn_map);
+                let back = dequantize_nf4_nested(&codes, &nested, &dyn_map, x.len());
+                let err = relative_rmse(&x, &back);
+                drop((x, back));
+                let mut state =
+                    nf4_quant_state_nested(info.dtype, &info.shape, nested.offset).into_bytes();
+                state.resize(nf4_quant_state_nested_len(info.dtype, &info.shape), b' ');
+                w.write_tensor(&codes)?;
+                w.write_tensor(&nested.codes)?;
+                w.write_tensor(&f32_bytes(&NF4_CODE))?;
+                w.write_tensor(&f32_bytes(&nested.absmax))?;
+                w.write_tensor(&f32_bytes(&dyn_map))?;
+                w.write_tensor(&state)?;
+                ("nf4".to_owned(), err)
+            } else {
+                let err = relative_rmse(&x, &dequantize_nf4(&codes, &absmax, x.len()));
+                drop(x);
+                w.write_tensor(&codes)?;
+                w.write_tensor(&f32_bytes(&absmax))?;
+                w.write_tensor(&f32_bytes(&NF4_CODE))?;
+                w.write_tensor(nf4_quant_state(info.dtype, &info.shape).as_bytes())?;
+                ("nf4".to_owned(), err)
+            }
         } else {
             w.write_tensor(&read_raw(input.source, info)?)?;
             (info.dtype.to_string(), 0.0)
@@ -331,7 +362,7 @@ pub fn write_nf4(
     }
     let mut sink = w.finish()?;
     sink.flush()?;
-    config["quantization_config"] = quantization_config(&compute);
+    config["quantization_config"] = quantization_config(&compute, opts.double_quant);
     let report = QuantReport {
         format: "nf4".into(),
         quant_type: "nf4".into(),
