@@ -5,7 +5,10 @@ really used), quantises it with the real adapterctl in every GGUF format, then, 
 * reads each file (header, metadata, tensor infos);
 * requires Q8_0 and Q4_0 tensors to be byte-identical to gguf-py's own quantiser;
 * dequantises every tensor (Q4_K and Q6_K through gguf-py's decoders) and bounds the error
-  against the source.
+  against the source;
+* reads the tokenizer metadata back (tokenizer.ggml.*): the model has a small byte-level
+  (Llama 3 style, `gpt2`) tokenizer.json; a last run swaps in a SentencePiece-style one
+  (`llama`, byte fallback) and checks its tokens, scores and types.
 
 Usage: python scripts/check_gguf.py PATH/TO/adapterctl   (scripts/test runs it).
 """
@@ -63,6 +66,93 @@ def write_model(root):
     return {k: v.astype(np.float32) for k, v in t.items()}
 
 
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+                r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def write_byte_level_tokenizer(root):
+    """Llama 3 shaped: 250 base tokens, 3 added, ids 253..255 unused. Returns what to expect."""
+    vocab = {f"t{i}": i for i in range(250)}
+    added = [("<|begin_of_text|>", 250, True), ("<|end_of_text|>", 251, True), ("<tool>", 252, False)]
+    tj = {
+        "model": {"type": "BPE", "ignore_merges": True, "byte_fallback": False, "vocab": vocab,
+                  "merges": [["t", "1"], ["t 1", "0"]]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": LLAMA3_SPLIT}, "behavior": "Isolated"},
+            {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}]},
+        "decoder": {"type": "ByteLevel"},
+        "added_tokens": [{"id": i, "content": c, "special": sp} for c, i, sp in added],
+    }
+    with open(os.path.join(root, "tokenizer.json"), "w") as f:
+        json.dump(tj, f)
+    with open(os.path.join(root, "tokenizer_config.json"), "w") as f:
+        json.dump({"bos_token": "<|begin_of_text|>", "eos_token": {"content": "<|end_of_text|>"},
+                   "add_bos_token": True, "add_eos_token": False}, f)
+    tokens = list(vocab) + [c for c, _, _ in added] + [f"[PAD{i}]" for i in range(253, V)]
+    return {
+        "tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "llama-bpe",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.token_type": [1] * 250 + [3, 3, 4] + [5] * (V - 253),
+        "tokenizer.ggml.merges": ["t 1", "t\u0120" + "1 0"],
+        "tokenizer.ggml.bos_token_id": 250, "tokenizer.ggml.eos_token_id": 251,
+        "tokenizer.ggml.add_bos_token": True, "tokenizer.ggml.add_eos_token": False,
+    }
+
+
+def write_spm_tokenizer(root):
+    """Llama 2 shaped: <unk> <s> </s>, 16 byte tokens, words; byte fallback."""
+    words = [f"\u2581w{i}" for i in range(V - 19)]
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(16)] + words
+    tj = {
+        "model": {"type": "BPE", "byte_fallback": True, "vocab": {t: i for i, t in enumerate(tokens)},
+                  "merges": []},
+        "decoder": {"type": "Sequence", "decoders": []},
+        "added_tokens": [{"id": i, "content": t, "special": True} for i, t in enumerate(tokens[:3])],
+    }
+    with open(os.path.join(root, "tokenizer.json"), "w") as f:
+        json.dump(tj, f)
+    with open(os.path.join(root, "tokenizer_config.json"), "w") as f:
+        json.dump({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+                   "add_bos_token": True, "add_eos_token": False}, f)
+    return {
+        "tokenizer.ggml.model": "llama", "tokenizer.ggml.pre": "default",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.scores": [-1000.0] * V,
+        "tokenizer.ggml.token_type": [3, 3, 3] + [6] * 16 + [1] * (V - 19),
+        "tokenizer.ggml.bos_token_id": 1, "tokenizer.ggml.eos_token_id": 2,
+        "tokenizer.ggml.unknown_token_id": 0,
+        "tokenizer.ggml.add_bos_token": True, "tokenizer.ggml.add_eos_token": False,
+    }
+
+
+def field_value(field):
+    """A GGUF metadata value as Python (strings decoded, arrays as lists)."""
+    if field.types[0] == gguf.GGUFValueType.ARRAY:
+        if field.types[1] == gguf.GGUFValueType.STRING:
+            return [bytes(field.parts[i]).decode() for i in field.data]
+        return [field.parts[i].tolist()[0] for i in field.data]
+    if field.types[0] == gguf.GGUFValueType.STRING:
+        return bytes(field.parts[field.data[0]]).decode()
+    return field.parts[field.data[0]].tolist()[0]
+
+
+ITEM_TYPES = {"tokenizer.ggml.tokens": "STRING", "tokenizer.ggml.merges": "STRING",
+              "tokenizer.ggml.scores": "FLOAT32", "tokenizer.ggml.token_type": "INT32"}
+
+
+def check_tokenizer(r, expect, label, failures):
+    for key, want in expect.items():
+        field = r.fields.get(key)
+        if field is None:
+            failures.append(f"{label}: no {key}")
+            continue
+        if key in ITEM_TYPES and field.types[1].name != ITEM_TYPES[key]:
+            failures.append(f"{label}: {key} items are {field.types[1].name}")
+        got = field_value(field)
+        if got != want:
+            failures.append(f"{label}: {key} = {str(got)[:200]}, expected {str(want)[:200]}")
+
+
 def main():
     adapterctl = sys.argv[1]
     failures = []
@@ -70,6 +160,7 @@ def main():
         model = os.path.join(tmp, "model")
         os.mkdir(model)
         src = write_model(model)
+        tok_expect = write_byte_level_tokenizer(model)
         embd, up = src["model.embed_tokens.weight"], src["model.layers.0.mlp.up_proj.weight"]
         for fmt, bound in BOUNDS.items():
             out = os.path.join(tmp, f"m-{fmt}.gguf")
@@ -99,9 +190,18 @@ def main():
                     ours = np.asarray(t.data).reshape(theirs.shape)
                     if not np.array_equal(theirs.view(np.uint8), ours.view(np.uint8)):
                         failures.append(f"{fmt} {t.name}: bytes differ from gguf-py's quantiser")
+            check_tokenizer(r, tok_expect, fmt, failures)
             if EXPECT[fmt] not in types:
                 failures.append(f"{fmt}: no {EXPECT[fmt]} tensor in {sorted(types)}")
             print(f"gguf-py check {fmt}: {len(r.tensors)} tensors, types {sorted(types)}")
+        spm_expect = write_spm_tokenizer(model)
+        out = os.path.join(tmp, "m-spm.gguf")
+        subprocess.run(
+            [adapterctl, "quantise", "--local", model, "--format", "q8_0", "-o", out, "--json"],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+        check_tokenizer(gguf.GGUFReader(out), spm_expect, "spm tokenizer", failures)
+        print("gguf-py check tokenizer metadata: gpt2 (byte-level) and llama (byte fallback)")
     if failures:
         print("\n".join(failures), file=sys.stderr)
         sys.exit(1)

@@ -39,6 +39,7 @@ fn opts() -> Options {
             "adapter_registry.source.shape_fingerprint".into(),
             "sha256:00".into(),
         )],
+        double_quant: false,
     }
 }
 

@@ -18,7 +18,8 @@ pub const MAGIC: [u8; 4] = *b"GGUF";
 pub const VERSION: u32 = 3;
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 
-/// A typed metadata value (the subset of GGUF value types we write, plus arrays on read).
+/// A typed metadata value: every GGUF value type; arrays (flat, non-empty, of one item type)
+/// are written and read, e.g. the tokenizer's string, f32 and i32 arrays.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetaValue {
     U8(u8),
@@ -66,6 +67,67 @@ impl MetaValue {
         match self {
             MetaValue::Str(s) => Some(s),
             _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            MetaValue::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&[MetaValue]> {
+        match self {
+            MetaValue::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// A string array's items.
+    pub fn as_strings(&self) -> Option<Vec<&str>> {
+        self.as_array()?.iter().map(MetaValue::as_str).collect()
+    }
+
+    /// An i32 array's items.
+    pub fn as_i32s(&self) -> Option<Vec<i32>> {
+        self.as_array()?
+            .iter()
+            .map(|v| match v {
+                MetaValue::I32(x) => Some(*x),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// An f32 array's items.
+    pub fn as_f32s(&self) -> Option<Vec<f32>> {
+        self.as_array()?
+            .iter()
+            .map(|v| match v {
+                MetaValue::F32(x) => Some(*x),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Arrays must be non-empty, flat and of one item type (GGUF stores the type once).
+    fn check(&self, key: &str) -> Result<(), QuantError> {
+        let MetaValue::Array(items) = self else {
+            return Ok(());
+        };
+        let first = items.first().map(MetaValue::type_id);
+        match first {
+            None => Err(QuantError::Invalid(format!(
+                "metadata `{key}`: empty array"
+            ))),
+            Some(9) => Err(QuantError::Invalid(format!(
+                "metadata `{key}`: nested array"
+            ))),
+            Some(t) if items.iter().any(|i| i.type_id() != t) => Err(QuantError::Invalid(format!(
+                "metadata `{key}`: array items of different types"
+            ))),
+            Some(_) => Ok(()),
         }
     }
 }
@@ -182,6 +244,9 @@ impl<W: Write> GgufWriter<W> {
                 QuantError::Invalid("general.alignment must be a u32 power of two".into())
             })?;
         let alignment = u64::from(alignment);
+        for (k, v) in metadata {
+            v.check(k)?;
+        }
         let mut infos = Vec::with_capacity(tensors.len());
         let mut offset = 0u64;
         for (name, dims, ty) in tensors {

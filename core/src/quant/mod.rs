@@ -3,22 +3,31 @@
 //!
 //! Pure Rust, no dependency: the encoders are ports of ggml's reference quantisers (cited
 //! per module) so that the bytes match llama.cpp's; everything streams one tensor at a time
-//! so that the same code serves `adapterctl quantise --local` and a server job.
+//! so that the same code serves `adapterctl quantise --local` and a server job: the
+//! streaming entry points [`write_gguf`] / [`write_nf4`] read a [`ModelInput`] through any
+//! `TensorSource` and write to any `Write`; `convert::to_gguf` / `to_nf4` wrap them for a
+//! local directory.
 
 mod blocks;
 pub mod convert;
 pub mod gguf;
 pub mod half;
+mod input;
 mod kquants;
 pub mod llama;
 pub mod nf4;
+pub mod nf4_double;
 pub mod st_write;
+pub mod stream;
+pub mod tokenizer;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use blocks::{Q4_0_BYTES, Q8_0_BYTES, QK};
+pub use convert::{Options, QuantReport, TensorReport};
 pub use kquants::{Q4_K_BYTES, Q6_K_BYTES, QK_K};
+pub use stream::{ModelInput, write_gguf, write_nf4};
 
 /// Why a quantisation could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +38,13 @@ pub enum QuantError {
     Invalid(String),
     #[error("{0}")]
     Unsupported(String),
+    /// The tensor source failed or yielded the wrong bytes for this tensor.
+    #[error("tensor `{tensor}`: {source}")]
+    Source {
+        tensor: String,
+        #[source]
+        source: Box<crate::merge::MergeError>,
+    },
 }
 
 /// The ggml tensor types we write (ids from ggml.h `enum ggml_type`).

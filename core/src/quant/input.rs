@@ -1,0 +1,182 @@
+//! Reading a model's tensors through a [`TensorSource`], one tensor at a time, with every
+//! short, long or failing read reported against the tensor's name.
+
+use std::io::{ErrorKind, Read};
+
+use super::{QuantError, half};
+use crate::merge::{MergeError, TensorSource};
+use crate::safetensors::{Dtype, TensorInfo};
+
+/// Bytes read per step (a multiple of every float width).
+const CHUNK: usize = 4 << 20;
+
+/// The error for a failure of the source while reading `tensor`.
+pub(crate) fn source_error(tensor: &str, source: MergeError) -> QuantError {
+    QuantError::Source {
+        tensor: tensor.to_owned(),
+        source: Box::new(source),
+    }
+}
+
+fn short(info: &TensorInfo, got: u64) -> QuantError {
+    source_error(
+        &info.name,
+        MergeError::Input(format!(
+            "the source yielded {got} of {} bytes",
+            info.byte_len()
+        )),
+    )
+}
+
+/// Bytes per value of the float dtypes we quantise.
+pub(crate) fn float_width(dtype: Dtype) -> Option<usize> {
+    match dtype {
+        Dtype::F32 => Some(4),
+        Dtype::F16 | Dtype::BF16 => Some(2),
+        _ => None,
+    }
+}
+
+/// Check that the header's byte length is the shape times the dtype's width (the reader
+/// must yield exactly that many bytes).
+pub(crate) fn check_len(info: &TensorInfo) -> Result<(), QuantError> {
+    let bits = info
+        .shape
+        .iter()
+        .try_fold(info.dtype.bits(), |a, &d| a.checked_mul(d));
+    if bits.is_none_or(|b| b.div_ceil(8) != info.byte_len()) {
+        return Err(QuantError::Invalid(format!(
+            "tensor `{}`: {} bytes for shape {:?} of {}",
+            info.name,
+            info.byte_len(),
+            info.shape,
+            info.dtype
+        )));
+    }
+    Ok(())
+}
+
+/// Read exactly `buf.len()` bytes (`done` bytes of the tensor came before).
+fn fill(r: &mut dyn Read, buf: &mut [u8], info: &TensorInfo, done: u64) -> Result<(), QuantError> {
+    let mut at = 0;
+    while at < buf.len() {
+        match r.read(&mut buf[at..]) {
+            Ok(0) => return Err(short(info, done + at as u64)),
+            Ok(n) => at += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(source_error(&info.name, MergeError::Io(e))),
+        }
+    }
+    Ok(())
+}
+
+/// After the declared bytes the reader must be at its end.
+fn at_end(r: &mut dyn Read, info: &TensorInfo) -> Result<(), QuantError> {
+    let mut one = [0u8; 1];
+    loop {
+        return match r.read(&mut one) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(source_error(
+                &info.name,
+                MergeError::Input(format!(
+                    "the source yielded more than the {} bytes declared",
+                    info.byte_len()
+                )),
+            )),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => Err(source_error(&info.name, MergeError::Io(e))),
+        };
+    }
+}
+
+fn total(info: &TensorInfo) -> Result<usize, QuantError> {
+    usize::try_from(info.byte_len()).map_err(|_| {
+        QuantError::Unsupported(format!(
+            "tensor `{}`: too large for this machine",
+            info.name
+        ))
+    })
+}
+
+/// Read a tensor's bytes unchanged.
+pub(crate) fn read_raw(
+    src: &mut dyn TensorSource,
+    info: &TensorInfo,
+) -> Result<Vec<u8>, QuantError> {
+    check_len(info)?;
+    let total = total(info)?;
+    let mut out = vec![0u8; total];
+    let mut r = src.tensor(info).map_err(|e| source_error(&info.name, e))?;
+    let mut done = 0;
+    while done < total {
+        let step = CHUNK.min(total - done);
+        fill(&mut r, &mut out[done..done + step], info, done as u64)?;
+        done += step;
+    }
+    at_end(&mut r, info)?;
+    Ok(out)
+}
+
+/// Read an F32 / F16 / BF16 tensor as f32, decoding chunk by chunk (the raw bytes are never
+/// held whole).
+pub(crate) fn read_f32(
+    src: &mut dyn TensorSource,
+    info: &TensorInfo,
+) -> Result<Vec<f32>, QuantError> {
+    let width = float_width(info.dtype).ok_or_else(|| {
+        QuantError::Unsupported(format!(
+            "tensor `{}`: dtype {} cannot be quantised",
+            info.name, info.dtype
+        ))
+    })?;
+    check_len(info)?;
+    let total = total(info)?;
+    let mut out = Vec::with_capacity(total / width);
+    let mut r = src.tensor(info).map_err(|e| source_error(&info.name, e))?;
+    let mut buf = vec![0u8; CHUNK.min(total)];
+    let mut done = 0;
+    while done < total {
+        let step = buf.len().min(total - done);
+        fill(&mut r, &mut buf[..step], info, done as u64)?;
+        decode_into(info.dtype, &buf[..step], &mut out);
+        done += step;
+    }
+    at_end(&mut r, info)?;
+    Ok(out)
+}
+
+/// Append F32 / F16 / BF16 little-endian values (other dtypes append nothing).
+pub(crate) fn decode_into(dtype: Dtype, raw: &[u8], out: &mut Vec<f32>) {
+    match dtype {
+        Dtype::F32 => out.extend(
+            raw.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        ),
+        Dtype::F16 => out.extend(
+            raw.chunks_exact(2)
+                .map(|c| half::f16_to_f32(u16::from_le_bytes([c[0], c[1]]))),
+        ),
+        Dtype::BF16 => out.extend(
+            raw.chunks_exact(2)
+                .map(|c| half::bf16_to_f32(u16::from_le_bytes([c[0], c[1]]))),
+        ),
+        _ => {}
+    }
+}
+
+/// A writer that counts the bytes it passes on.
+pub(crate) struct Counted<W> {
+    pub inner: W,
+    pub bytes: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
