@@ -21,7 +21,7 @@
 //!   listed;
 //! * 11 — `validate --wait`, `merge --local`: the adapter is incompatible with the base (the verdict and its
 //!   reasons are printed);
-//! * 12 — a waited-for job (`validate --wait`, `merge --wait`, `jobs watch`) ended `failed` or `cancelled`.
+//! * 12 — a waited-for job (`validate`, `merge`, `quantise --wait`; `jobs watch`) ended `failed` or `cancelled`.
 //!
 //! `diff --fail-on-forgetting` exits with 1 when it flags catastrophic forgetting (the diff
 //! is printed as usual).
@@ -128,8 +128,8 @@ enum Command {
         #[command(subcommand)]
         command: jobs::JobsCommand,
     },
-    /// Quantise a model: GGUF (q8_0, q4_0, q4_k, q6_k) or bitsandbytes NF4; offline with
-    /// --local MODEL_DIR -o OUT.
+    /// Quantise a model: GGUF (q8_0, q4_0, q4_k, q6_k) or bitsandbytes NF4, as a job on the
+    /// registry (`--as NS/NAME@VERSION`) or offline (`--local MODEL_DIR -o OUT`).
     #[command(visible_alias = "quantize")]
     Quantise(quantise::QuantiseArgs),
     /// Inspect a PEFT adapter or a model directory offline: summary and every problem found.
@@ -402,7 +402,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Inspect { dir, base_dir } => inspect::run(dir, base_dir.as_deref(), cli.json),
         Command::Diff(args) => diff::run(&ctx, args),
-        Command::Quantise(args) => quantise::run(args, cli.json),
+        Command::Quantise(args) => quantise::run(&ctx, args),
         Command::Merge(args) => merge::run(&ctx, args),
         command => run_networked(&ctx, command).map(|()| ExitCode::SUCCESS),
     };
@@ -425,7 +425,7 @@ fn run_networked(ctx: &Ctx, command: &Command) -> Result<(), Failure> {
         match command {
             Command::Inspect { .. } => unreachable!("inspect runs offline"),
             Command::Diff(_) => unreachable!("diff returns its own exit code"),
-            Command::Quantise(_) => unreachable!("quantise runs offline"),
+            Command::Quantise(_) => unreachable!("quantise runs its own runtime"),
             Command::Merge(_) => unreachable!("merge runs its own runtime"),
             Command::Push {
                 dir,

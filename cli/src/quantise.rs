@@ -1,16 +1,20 @@
-//! `adapterctl quantise --local MODEL_DIR --format FMT -o OUT`: offline quantisation of a
-//! model directory to GGUF (q8_0, q4_0, q4_k, q6_k; Llama family) or to a bitsandbytes NF4
-//! checkpoint (nf4). The registry job (`quantise MODEL_REF --as …`) is not available yet.
+//! `adapterctl quantise MODEL_REF --format FMT --as NS/NAME@VERSION [--wait]`: a `quantise`
+//! job on the registry (the result is a new model version with lineage and the error report);
+//! `adapterctl quantise --local MODEL_DIR --format FMT -o OUT`: the same kernels offline.
+//! Formats: GGUF (q8_0, q4_0, q4_k, q6_k; Llama family) or a bitsandbytes NF4 checkpoint.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use adapter_core::api::jobs::KIND_QUANTISE;
+use adapter_core::api::{JobSubmit, QuantiseParams};
 use adapter_core::model::{Hashing, ModelDir};
 use adapter_core::quant::convert::{self, Options, QuantReport};
 use adapter_core::quant::{GgmlType, QuantError};
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 
+use crate::Ctx;
 use crate::exit::{CONFLICT, Failure, PROBLEMS};
 use crate::output::{field, group_digits};
 
@@ -29,10 +33,21 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct QuantiseArgs {
-    /// A model on the registry (`ns/name[@selector]`): the quantise job is not available yet;
-    /// use --local.
-    #[arg(value_name = "MODEL_REF")]
+    /// A model on the registry (`ns/name[@selector]`): a `quantise` job (needs --as).
+    #[arg(value_name = "MODEL_REF", conflicts_with = "local")]
     pub model: Option<String>,
+    /// The model version to create: `ns/name@version`.
+    #[arg(long = "as", value_name = "NS/NAME@VERSION", requires = "model")]
+    pub as_version: Option<String>,
+    /// Where the worker computes: auto, cpu or cuda:N.
+    #[arg(long, value_name = "DEVICE", requires = "model")]
+    pub device: Option<String>,
+    /// Wait for the job to finish (a progress bar on a terminal) and print the new version.
+    #[arg(long, requires = "model")]
+    pub wait: bool,
+    /// nf4: also quantise the absmax values (bitsandbytes `bnb_4bit_use_double_quant`).
+    #[arg(long)]
+    pub double_quant: bool,
     /// Quantise this local model directory (config.json + safetensors weights), offline.
     #[arg(long, value_name = "MODEL_DIR")]
     pub local: Option<PathBuf>,
@@ -51,15 +66,15 @@ pub struct QuantiseArgs {
     pub threads: Option<usize>,
 }
 
-pub fn run(args: &QuantiseArgs, json: bool) -> Result<ExitCode, Failure> {
+pub fn run(ctx: &Ctx, args: &QuantiseArgs) -> Result<ExitCode, Failure> {
+    let json = ctx.json;
     let Some(dir) = &args.local else {
-        return Err(Failure::usage(anyhow!(
-            "quantising a registry model (a quantise job) is not available yet: use --local MODEL_DIR -o OUT"
-        )));
+        crate::runtime()?.block_on(remote(ctx, args))?;
+        return Ok(ExitCode::SUCCESS);
     };
-    if args.model.is_some() {
+    if args.double_quant && args.format != Format::Nf4 {
         return Err(Failure::usage(anyhow!(
-            "give either MODEL_REF or --local MODEL_DIR, not both"
+            "--double-quant applies to --format nf4"
         )));
     }
     let Some(out) = &args.output else {
@@ -77,7 +92,10 @@ pub fn run(args: &QuantiseArgs, json: bool) -> Result<ExitCode, Failure> {
     clear_output(out, args.force)?;
     let model = ModelDir::open(dir, Hashing::Full)
         .map_err(|e| Failure::unreadable(anyhow!("reading model {}: {e}", dir.display())))?;
-    let mut opts = Options::default();
+    let mut opts = Options {
+        double_quant: args.double_quant,
+        ..Options::default()
+    };
     if let Some(t) = args.threads {
         opts.threads = t;
     }
@@ -169,4 +187,51 @@ fn print(r: &QuantReport) {
     for s in &r.skipped {
         println!("  skipped {s}");
     }
+}
+
+/// Submit the quantise job; with `--wait`, follow it and print the new version.
+async fn remote(ctx: &Ctx, args: &QuantiseArgs) -> Result<(), Failure> {
+    let (Some(model), Some(output)) = (&args.model, &args.as_version) else {
+        return Err(Failure::usage(anyhow!(
+            "quantise MODEL_REF needs --as NS/NAME@VERSION (or quantise offline with --local)"
+        )));
+    };
+    crate::pull::parse_reference(model)?;
+    let (format, quant_type) = match args.format {
+        Format::Nf4 => ("nf4", None),
+        f => ("gguf", Some(ggml(f).name().to_owned())),
+    };
+    let params = QuantiseParams {
+        output: output.clone(),
+        format: format.to_owned(),
+        quant_type,
+        double_quant: args.double_quant.then_some(true),
+        device: args.device.clone(),
+    };
+    let req = JobSubmit {
+        kind: KIND_QUANTISE.to_owned(),
+        inputs: [("model".to_owned(), model.clone())].into(),
+        params: Some(serde_json::to_value(&params).map_err(anyhow::Error::from)?),
+        idempotency_key: None,
+    };
+    crate::jobs::submit_and_follow(ctx, &req, args.wait, "quantise", |job| {
+        let r = job.result.clone().unwrap_or_default();
+        let mut lines = vec![format!(
+            "quantised {} as {} ({})",
+            job.inputs.get("model").map_or("", |i| i.reference.as_str()),
+            r["output"].as_str().unwrap_or_default(),
+            r["manifest_digest"].as_str().unwrap_or_default()
+        )];
+        if let Some(rep) = r.get("report").filter(|v| !v.is_null()) {
+            lines.push(format!(
+                "  {} tensors, {} fallback(s), worst relative RMSE {:.4}, {} bytes",
+                rep["tensors"],
+                rep["fallbacks"],
+                rep["max_relative_rmse"].as_f64().unwrap_or(0.0),
+                rep["output_bytes"]
+            ));
+        }
+        lines
+    })
+    .await
 }

@@ -1,7 +1,7 @@
 //! Jobs that make versions (merge), at the API on both stacks: only jobs write
 //! `metadata.derived_from` (so lineage with a recipe is never a claim), a namespace-limited
 //! token can neither read another namespace's inputs through a job nor write its output
-//! there, and hostile merge parameters are refused before anything is queued.
+//! there, and hostile merge and quantise parameters are refused before anything is queued.
 
 mod common;
 
@@ -44,6 +44,16 @@ async fn derived_from_is_written_by_jobs_only() {
         );
         let gone = s.get("/v1/models/acme/fake").await;
         assert_eq!(gone.status, 404, "{stack}: nothing was created");
+        // GGUF-only models are what quantise jobs make; through the API a model needs
+        // safetensors weights (the GGUF reader never sees a caller's bytes).
+        let digest = s.upload(b"GGUF\x03\x00\x00\x00").await;
+        let gguf = common::manifest(
+            "model",
+            vec![json!({"path": "model.gguf", "size": 8, "digest": digest.to_string()})],
+            json!({}),
+        );
+        let r = s.publish("models", "acme/fake", "1.0.0", &gguf).await;
+        r.error(422, "invalid_model");
     }
 }
 
@@ -177,6 +187,18 @@ async fn hostile_merge_params_are_refused_before_queueing() {
                 json!({"kind": "merge", "inputs": {"adapter": "acme/bot@1.0.0"}, "params": params});
             let r = post_job(&s.http, &s, &body).await;
             r.error(400, "invalid_job");
+        }
+        for params in [
+            json!({"output": "acme/q@1.0.0"}),
+            json!({"output": "acme/q@1.0.0", "format": "ggml"}),
+            json!({"output": "acme/q@1.0.0", "format": "gguf", "quant_type": "q2_k"}),
+            json!({"output": "acme/q@1.0.0", "format": "gguf", "double_quant": true}),
+            json!({"output": "acme/q@1.0.0", "format": "nf4", "quant_type": "q8_0"}),
+            json!({"output": "acme/q@1.0.0", "format": "nf4", "device": "cuda:1"}),
+            json!({"output": "acme/q@latest", "format": "nf4"}),
+        ] {
+            let body = json!({"kind": "quantise", "inputs": {"model": "acme/llama@1.0.0"}, "params": params});
+            post_job(&s.http, &s, &body).await.error(400, "invalid_job");
         }
         // An output that exists (and is not this job's work) is refused: 409.
         let body = json!({"kind": "merge", "inputs": {"adapter": "acme/bot@1.0.0"}, "params": {"output": "acme/llama@1.0.0"}});

@@ -46,6 +46,9 @@ pub struct QuantiseParams {
     /// For `gguf`: `q8_0` (default), `q4_0`, `q4_k`, `q6_k`, `f16`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quant_type: Option<String>,
+    /// For `nf4`: also quantise the absmax values (bitsandbytes `bnb_4bit_use_double_quant`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub double_quant: Option<bool>,
     /// `auto` (default) or `cpu`; `cuda:N` needs a worker built with CUDA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,

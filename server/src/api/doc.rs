@@ -51,7 +51,7 @@ const TAGS: [(&str, &str); 8] = [
     ("audit", "The audit log of every mutation (admin)."),
     (
         "jobs",
-        "Jobs (`validate`): submit, state, progress, logs, cancel, events.",
+        "Jobs (`validate`, `merge`, `quantise`): submit, state, progress, logs, cancel, events.",
     ),
 ];
 
@@ -71,6 +71,12 @@ pub fn base() -> OpenApi {
                     "bearer",
                     SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
                 )
+                // Job parameters and `metadata.derived_from`: carried as free JSON by the
+                // routes, documented here.
+                .schema_from::<adapter_core::api::MergeParams>()
+                .schema_from::<adapter_core::api::QuantiseParams>()
+                .schema_from::<adapter_core::api::Derivation>()
+                .schema_from::<adapter_core::api::DerivedInput>()
                 .build(),
         ))
         // A bearer token, or none where the server allows it (health, docs, `--public-read`).

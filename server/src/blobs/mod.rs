@@ -25,6 +25,36 @@ pub use sink::Sink;
 /// Read size for blobs on the local filesystem.
 const LOCAL_READ_CHUNK: usize = 4 * 1024 * 1024;
 
+/// A blob-store stream read from a blocking thread ([`BlobStore::blocking_reader`]).
+pub struct BlockingReader {
+    handle: tokio::runtime::Handle,
+    stream: BoxStream<'static, object_store::Result<Bytes>>,
+    buf: Bytes,
+}
+
+impl std::fmt::Debug for BlockingReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingReader")
+            .field("buffered", &self.buf.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::io::Read for BlockingReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.buf.is_empty() {
+            match self.handle.block_on(self.stream.next()) {
+                None => return Ok(0),
+                Some(Ok(b)) => self.buf = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf.split_to(n));
+        Ok(n)
+    }
+}
+
 /// The blob store handle.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -120,6 +150,22 @@ impl BlobStore {
             ..GetOptions::default()
         };
         Ok(self.inner.get_opts(key, opts).await?.into_stream())
+    }
+
+    /// A `Read` over `range` of an object, for code on a blocking thread (`handle`: the
+    /// runtime to drive the stream on; never call this from an async task).
+    pub fn blocking_reader(
+        &self,
+        handle: &tokio::runtime::Handle,
+        key: &Path,
+        range: Range<u64>,
+    ) -> object_store::Result<BlockingReader> {
+        let stream = handle.block_on(self.stream_range(key, range))?;
+        Ok(BlockingReader {
+            handle: handle.clone(),
+            stream,
+            buf: Bytes::new(),
+        })
     }
 
     /// Read a small range whole (headers, configs).

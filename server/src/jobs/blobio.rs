@@ -20,8 +20,6 @@ use adapter_core::merge::{MergeError, TensorSource};
 use adapter_core::safetensors::TensorInfo;
 use anyhow::Context as _;
 use bytes::Bytes;
-use futures::StreamExt as _;
-use futures::stream::BoxStream;
 use object_store::path::Path;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
@@ -111,37 +109,11 @@ impl TensorSource for BlobTensors {
             )));
         }
         let range = start + have.data_offsets.0..start + have.data_offsets.1;
-        let stream = self
-            .handle
-            .block_on(self.blobs.stream_range(key, range))
+        let reader = self
+            .blobs
+            .blocking_reader(&self.handle, key, range)
             .map_err(io::Error::other)?;
-        Ok(Box::new(StreamReader {
-            handle: self.handle.clone(),
-            stream,
-            buf: Bytes::new(),
-        }))
-    }
-}
-
-/// A blob-store stream read from a blocking thread.
-struct StreamReader {
-    handle: Handle,
-    stream: BoxStream<'static, object_store::Result<Bytes>>,
-    buf: Bytes,
-}
-
-impl Read for StreamReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.buf.is_empty() {
-            match self.handle.block_on(self.stream.next()) {
-                None => return Ok(0),
-                Some(Ok(b)) => self.buf = b,
-                Some(Err(e)) => return Err(io::Error::other(e)),
-            }
-        }
-        let n = out.len().min(self.buf.len());
-        out[..n].copy_from_slice(&self.buf.split_to(n));
-        Ok(n)
+        Ok(Box::new(reader))
     }
 }
 

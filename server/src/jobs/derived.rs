@@ -4,10 +4,14 @@
 
 use adapter_core::api::metadata::DERIVED_FROM;
 use adapter_core::api::{Derivation, DerivedInput, JobInput, VersionInfo};
-use adapter_core::manifest::{FileEntry, Kind, Manifest};
+use adapter_core::digest::Digest;
+use adapter_core::manifest::{FileEntry, FilePath, Kind, Manifest};
 use adapter_core::name::Name;
 use adapter_core::reference::{Reference, Selector};
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use super::{Ctx, JobError};
 use crate::app::AppState;
@@ -130,7 +134,7 @@ pub fn derived_input(
     name: &str,
     kind: Kind,
     input: &JobInput,
-    content_digest: Option<adapter_core::digest::Digest>,
+    content_digest: Option<Digest>,
 ) -> DerivedInput {
     DerivedInput {
         name: name.to_owned(),
@@ -139,6 +143,58 @@ pub fn derived_input(
         manifest_digest: input.manifest_digest,
         content_digest,
     }
+}
+
+/// Run a kernel on a blocking thread while reporting progress once a second: `done` (which
+/// the kernel counts up) of `total` `units`. A cancel seen by the progress report makes the
+/// job's writers fail, which ends the kernel; the job then ends cancelled.
+pub async fn run_blocking<T: Send + 'static>(
+    ctx: &Ctx,
+    done: Arc<AtomicUsize>,
+    total: usize,
+    units: &str,
+    work: impl FnOnce() -> Result<T, JobError> + Send + 'static,
+) -> Result<T, JobError> {
+    let mut work = tokio::task::spawn_blocking(work);
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    let total = total.max(1);
+    loop {
+        tokio::select! {
+            joined = &mut work => {
+                let result = joined
+                    .map_err(|e| JobError::Failed(anyhow::anyhow!("the kernel thread: {e}")))?;
+                ctx.checkpoint()?;
+                return result;
+            }
+            _ = every.tick() => {
+                let n = done.load(Ordering::Relaxed);
+                #[allow(clippy::cast_precision_loss)]
+                let fraction = 0.05 + 0.9 * n as f64 / total as f64;
+                let _ = ctx.progress(fraction, &format!("{n} of {total} {units}")).await;
+            }
+        }
+    }
+}
+
+/// A manifest entry for a file the job stored.
+pub fn file_entry(path: &str, size: u64, digest: Digest) -> anyhow::Result<FileEntry> {
+    Ok(FileEntry {
+        path: FilePath::new(path.to_owned())?,
+        size,
+        digest,
+    })
+}
+
+/// A job's result: the version it published and what it reports under `key`.
+pub fn result_of(info: &VersionInfo, key: &str, report: Option<Value>) -> Value {
+    let mut v = json!({
+        "output": format!("{}/{}@{}", info.namespace, info.name, info.version),
+        "manifest_digest": info.manifest_digest,
+        "files": info.manifest.files(),
+        "content_digest": info.summary.get("content_digest"),
+    });
+    v[key] = report.unwrap_or(Value::Null);
+    v
 }
 
 /// The tool that made a version (recorded in its recipe).

@@ -10,11 +10,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use adapter_core::api::{MergeParams, VersionInfo};
+use adapter_core::api::MergeParams;
 use adapter_core::compat::{AdapterFacts, BaseFacts};
-use adapter_core::manifest::{FileEntry, FilePath, Kind};
+use adapter_core::manifest::Kind;
 use adapter_core::merge::{
     DEFAULT_SHARD_SIZE, MergeError, MergeOptions, MergePlan, is_copied_file, plan, write_shard,
 };
@@ -114,7 +113,7 @@ pub async fn run(ctx: Ctx) -> JobResult {
     let base_in = ctx.input("base")?.clone();
     if let Some(done) = derived::claim_output(&ctx, &checked.output).await? {
         ctx.log("an earlier attempt published the result").await;
-        return Ok(result_of(&done, None));
+        return Ok(derived::result_of(&done, "tensors", None));
     }
     ctx.log(format!(
         "merging {} into {} as {} on {}",
@@ -156,11 +155,11 @@ pub async fn run(ctx: Ctx) -> JobResult {
     let mut entries = Vec::new();
     for (name, staged) in files {
         commit(&ctx.app, &staged).await?;
-        entries.push(entry(&name, staged.size, staged.digest)?);
+        entries.push(derived::file_entry(&name, staged.size, staged.digest)?);
     }
     if let Some(index) = planned.index_json() {
         let (digest, size) = put_small(&ctx.app, index).await?;
-        entries.push(entry(INDEX_FILE, size, digest)?);
+        entries.push(derived::file_entry(INDEX_FILE, size, digest)?);
     }
     for f in base.manifest.files() {
         if is_copied_file(f.path.as_str()) {
@@ -189,25 +188,7 @@ pub async fn run(ctx: Ctx) -> JobResult {
     ))
     .await;
     let counts = json!({ "merged": merged, "replaced": replaced, "copied": copied });
-    Ok(result_of(&info, Some(counts)))
-}
-
-fn entry(path: &str, size: u64, digest: adapter_core::digest::Digest) -> anyhow::Result<FileEntry> {
-    Ok(FileEntry {
-        path: FilePath::new(path.to_owned())?,
-        size,
-        digest,
-    })
-}
-
-fn result_of(info: &VersionInfo, counts: Option<Value>) -> Value {
-    json!({
-        "output": format!("{}/{}@{}", info.namespace, info.name, info.version),
-        "manifest_digest": info.manifest_digest,
-        "files": info.manifest.files(),
-        "content_digest": info.summary.get("content_digest"),
-        "tensors": counts,
-    })
+    Ok(derived::result_of(&info, "tensors", Some(counts)))
 }
 
 /// Stream every shard into a staged object, on a blocking thread, reporting progress.
@@ -233,7 +214,7 @@ async fn write_shards(
         "invalid_adapter",
     )
     .await?;
-    let total = planned.tensor_count().max(1);
+    let total = planned.tensor_count();
     let done = Arc::new(AtomicUsize::new(0));
     let writers: Vec<BlobWriter> = planned
         .shards
@@ -243,44 +224,26 @@ async fn write_shards(
     let shards = planned.shards.clone();
     let counter = done.clone();
     let delay = ctx.app.config.jobs.test_tensor_delay;
-    let mut work =
-        tokio::task::spawn_blocking(move || -> Result<Vec<(String, Staged)>, JobError> {
-            let mut out = Vec::new();
-            for (shard, mut writer) in shards.iter().zip(writers) {
-                let mut tick = |_p: adapter_core::merge::Progress<'_>| {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    if let Some(d) = delay {
-                        std::thread::sleep(d);
-                    }
-                };
-                write_shard(
-                    shard,
-                    &mut base_src,
-                    &mut adapter_src,
-                    &mut writer,
-                    &mut tick,
-                )
-                .map_err(merge_error)?;
-                out.push((shard.file_name.clone(), writer.finish()?));
-            }
-            Ok(out)
-        });
-    let mut every = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            joined = &mut work => {
-                let result = joined.map_err(|e| JobError::Failed(anyhow::anyhow!("the merge thread: {e}")))?;
-                // A cancel makes the writers fail: say so rather than the I/O error.
-                ctx.checkpoint()?;
-                return result;
-            }
-            _ = every.tick() => {
-                let n = done.load(Ordering::Relaxed);
-                #[allow(clippy::cast_precision_loss)]
-                let fraction = 0.05 + 0.9 * n as f64 / total as f64;
-                // A cancel is seen here and stops the writers; the thread ends with an error.
-                let _ = ctx.progress(fraction, &format!("{n} of {total} tensors")).await;
-            }
+    derived::run_blocking(ctx, done, total, "tensors", move || {
+        let mut out = Vec::new();
+        for (shard, mut writer) in shards.iter().zip(writers) {
+            let mut tick = |_p: adapter_core::merge::Progress<'_>| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                if let Some(d) = delay {
+                    std::thread::sleep(d);
+                }
+            };
+            write_shard(
+                shard,
+                &mut base_src,
+                &mut adapter_src,
+                &mut writer,
+                &mut tick,
+            )
+            .map_err(merge_error)?;
+            out.push((shard.file_name.clone(), writer.finish()?));
         }
-    }
+        Ok(out)
+    })
+    .await
 }

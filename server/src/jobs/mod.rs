@@ -10,13 +10,14 @@
 //!   failed attempts with exponential backoff, and ends the job `failed` with its last error
 //!   when the attempts run out. A job whose worker died is claimed again once its lease ran
 //!   out. Cancel stops a running job at its next checkpoint ([`Ctx::checkpoint`]).
-//! * Kinds: `validate` ([`validate`]), `merge` ([`merge`]; shared output plumbing in
-//!   [`derived`] and [`blobio`]); with `--enable-test-jobs` also the test kinds of
+//! * Kinds: `validate` ([`validate`]), `merge` ([`merge`]) and `quantise` ([`quantise`])
+//!   (the last two share the output plumbing in [`derived`] and [`blobio`]); with `--enable-test-jobs` also the test kinds of
 //!   [`testing`] (never reachable without that flag).
 
 pub mod blobio;
 pub mod derived;
 pub mod merge;
+pub mod quantise;
 pub mod submit;
 pub mod testing;
 pub mod validate;
@@ -111,7 +112,8 @@ impl Kinds {
     pub fn standard(config: &JobsConfig) -> Self {
         let mut k = Self::default()
             .with(validate::KIND, |ctx| Box::pin(validate::run(ctx)))
-            .with(merge::KIND, |ctx| Box::pin(merge::run(ctx)));
+            .with(merge::KIND, |ctx| Box::pin(merge::run(ctx)))
+            .with(quantise::KIND, |ctx| Box::pin(quantise::run(ctx)));
         if config.test_jobs {
             k = testing::register(k);
         }
@@ -139,7 +141,7 @@ impl Kinds {
 
 /// Whether the API accepts jobs of `kind` (workers may run elsewhere).
 pub fn is_submittable(config: &JobsConfig, kind: &str) -> bool {
-    [validate::KIND, merge::KIND].contains(&kind)
+    [validate::KIND, merge::KIND, quantise::KIND].contains(&kind)
         || (config.test_jobs && testing::KINDS.contains(&kind))
 }
 

@@ -10,7 +10,7 @@ use adapter_core::reference::{Reference, resolve};
 use serde_json::{Value, json};
 
 use super::derived::{self, Existing, Output};
-use super::{JobsConfig, is_submittable, merge, testing, validate};
+use super::{JobsConfig, is_submittable, merge, quantise, testing, validate};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::db::jobs::{NewJob, Submitted};
@@ -42,6 +42,8 @@ fn input_kinds(kind: &str) -> &'static [(&'static str, Kind, bool)] {
             ("adapter", Kind::Adapter, true),
             ("base", Kind::Model, false),
         ]
+    } else if kind == quantise::KIND {
+        &[("model", Kind::Model, true)]
     } else {
         &[]
     }
@@ -106,13 +108,14 @@ pub async fn submit(
     if testing::KINDS.contains(&req.kind.as_str()) {
         testing::check_params(&params).map_err(invalid)?;
     }
-    let output = if req.kind == merge::KIND {
-        let checked = merge::check_params(&params)?;
-        submitter.may_use(checked.output.namespace.as_str(), "the output")?;
-        Some(checked.output)
-    } else {
-        None
+    let output = match req.kind.as_str() {
+        k if k == merge::KIND => Some(merge::check_params(&params)?.output),
+        k if k == quantise::KIND => Some(quantise::check_params(&params)?.output),
+        _ => None,
     };
+    if let Some(out) = &output {
+        submitter.may_use(out.namespace.as_str(), "the output")?;
+    }
     let wanted = input_kinds(&req.kind);
     for name in req.inputs.keys() {
         if !wanted.iter().any(|(n, _, _)| n == name) {

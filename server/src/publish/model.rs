@@ -6,13 +6,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use adapter_core::api::{HeadersOnlyWeight, metadata};
 use adapter_core::digest::Digest;
 use adapter_core::json::parse_strict;
-use adapter_core::manifest::{FilePath, Manifest};
+use adapter_core::manifest::{FileEntry, FilePath, Manifest};
 use adapter_core::model::{CONFIG_FILE, content_digest, shape_fingerprint};
+use adapter_core::quant::gguf::read_gguf;
 use adapter_core::safetensors::{Limits, TensorInfo};
 use serde_json::{Value, json};
 
 use super::read::{safetensors_header, small_file};
 use crate::app::AppState;
+use crate::blobs::blob_key;
 use crate::error::{ApiError, ApiResult};
 
 const CODE: &str = "invalid_model";
@@ -91,6 +93,16 @@ pub async fn summary(
 ) -> ApiResult<Value> {
     let headers_only = is_headers_only(manifest)?;
     let weights = weights(manifest)?;
+    let gguf: Vec<&FileEntry> = manifest
+        .files()
+        .iter()
+        .filter(|f| f.path.as_str().ends_with(".gguf"))
+        .collect();
+    // GGUF models are what quantise jobs make (their manifests carry derived_from, which the
+    // API refuses): the reader only ever sees the registry's own files.
+    if weights.is_empty() && !gguf.is_empty() && super::facts::derivation(manifest)?.is_some() {
+        return gguf_summary(app, &gguf).await;
+    }
     if weights.is_empty() {
         return Err(ApiError::new(
             CODE,
@@ -150,6 +162,56 @@ pub async fn summary(
         "model_type": field("model_type"),
         "architectures": field("architectures"),
         "num_hidden_layers": field("num_hidden_layers"),
+    }))
+}
+
+/// Longest GGUF header (metadata with tokenizer arrays, tensor infos) a summary reads.
+const MAX_GGUF_HEADER: u64 = 64 << 20;
+
+/// The summary of a GGUF model: counts, types and architecture from each file's header.
+async fn gguf_summary(app: &AppState, files: &[&FileEntry]) -> ApiResult<Value> {
+    let mut types: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut tensors, mut parameters) = (0usize, 0u64);
+    let (mut architecture, mut file_type) = (Value::Null, Value::Null);
+    for f in files {
+        let (blobs, key, size) = (app.blobs.clone(), blob_key(&f.digest), f.size);
+        let handle = tokio::runtime::Handle::current();
+        let path = f.path.to_string();
+        let header = tokio::task::spawn_blocking(move || {
+            let reader = blobs.blocking_reader(&handle, &key, 0..size.min(MAX_GGUF_HEADER))?;
+            read_gguf(reader).map_err(|e| anyhow::anyhow!("{e}"))
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| {
+            ApiError::with_details(CODE, format!("{path}: {e}"), json!({ "file": path }))
+        })?;
+        for t in &header.tensors {
+            tensors += 1;
+            parameters = parameters.saturating_add(t.dims.iter().product());
+            *types.entry(t.ty.name().to_owned()).or_default() += 1;
+        }
+        if let Some(a) = header.get("general.architecture").and_then(|v| v.as_str()) {
+            architecture = json!(a);
+        }
+        if let Some(t) = header.get("general.file_type").and_then(|v| v.as_u32()) {
+            file_type = json!(t);
+        }
+    }
+    let digests: Vec<(&str, u64, Digest)> = files
+        .iter()
+        .map(|f| (f.path.as_str(), f.size, f.digest))
+        .collect();
+    Ok(json!({
+        "format": "gguf",
+        "headers_only": false,
+        "content_digest": content_digest(&digests),
+        "weight_files": files.len(),
+        "tensor_count": tensors,
+        "parameters": parameters,
+        "dtypes": types,
+        "architecture": architecture,
+        "file_type": file_type,
     }))
 }
 
