@@ -138,10 +138,21 @@ fn nf4_directory() {
 
 #[test]
 fn usage_errors_and_unreadable_input() {
-    // Without --local: the job is not available yet.
+    // A registry model without --as: a usage error before any request.
     let run = adapterctl(&["quantise", "acme/llama@1.0.0", "--format", "q8_0"]);
     assert_eq!(run.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&run.stderr).contains("not available yet"));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("needs --as"));
+    let run = adapterctl(&[
+        "quantise",
+        "--local",
+        tiny().to_str().unwrap(),
+        "--format",
+        "q8_0",
+        "--double-quant",
+        "-o",
+        "y.gguf",
+    ]);
+    assert_eq!(run.status.code(), Some(2), "--double-quant is for nf4");
     let run = adapterctl(&[
         "quantise",
         "--local",

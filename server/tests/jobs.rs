@@ -242,3 +242,34 @@ async fn leases_expire_fence_stale_workers_and_cap_attempts() {
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_deletes_staging_objects_of_ended_jobs_only() {
+    use adapter_registry::jobs::blobio::{staging_prefix, sweep_staging};
+    use object_store::ObjectStoreExt as _;
+    use object_store::path::Path;
+    for stack in stacks() {
+        let backend = adapter_testkit::Backend::new(&stack);
+        let s = TestServer::start(&backend).await;
+        let queued = enqueue(&s.state, "count", "live").await;
+        let ended = enqueue(&s.state, "count", "ended").await;
+        s.state.db.cancel_job(&ended.id).await.unwrap();
+        let store = s.state.blobs.object_store().clone();
+        for job in [queued.id.as_str(), ended.id.as_str(), "job_gone"] {
+            let key = Path::from(format!("{}/part", staging_prefix(job)));
+            store.put(&key, b"x".to_vec().into()).await.unwrap();
+        }
+        assert_eq!(sweep_staging(&s.state).await.unwrap(), 2, "{stack}");
+        let left: Vec<String> = {
+            use futures::TryStreamExt as _;
+            store
+                .list(Some(&Path::from("jobs")))
+                .map_ok(|m| m.location.to_string())
+                .try_collect()
+                .await
+                .unwrap()
+        };
+        assert_eq!(left, vec![format!("jobs/{}/part", queued.id)], "{stack}");
+        s.stop().await;
+    }
+}

@@ -47,6 +47,32 @@ pub async fn clear_staging(app: &AppState, job: &str) -> anyhow::Result<()> {
         .with_context(|| format!("clearing the staging objects of {job}"))
 }
 
+/// Delete the staging objects of jobs that ended (or no longer exist): what an attempt left
+/// when its worker died and no later attempt ran (a cancel, the last attempt). Jobs queued
+/// or running keep theirs (the next attempt clears them itself). Returns the jobs swept.
+pub async fn sweep_staging(app: &AppState) -> anyhow::Result<usize> {
+    let listed = app
+        .blobs
+        .object_store()
+        .list_with_delimiter(Some(&Path::from("jobs")))
+        .await?;
+    let mut swept = 0;
+    for prefix in listed.common_prefixes {
+        let Some(id) = prefix.filename() else {
+            continue;
+        };
+        let ended = match app.db.job(id).await? {
+            None => true,
+            Some(job) => job.state.is_terminal(),
+        };
+        if ended {
+            clear_staging(app, id).await?;
+            swept += 1;
+        }
+    }
+    Ok(swept)
+}
+
 /// One stored safetensors file: its path in the version, blob and size.
 #[derive(Debug, Clone)]
 pub struct StoredFile {

@@ -1,4 +1,5 @@
-//! The sweeper: deletes expired upload sessions and their parts.
+//! The sweeper: deletes expired upload sessions and their parts, and the staging objects
+//! of jobs that ended.
 
 use std::time::Duration;
 
@@ -37,6 +38,11 @@ pub fn spawn_gc(app: AppState, interval: Duration) -> tokio::task::JoinHandle<()
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sessions = n, "expired upload sessions deleted"),
                 Err(e) => tracing::warn!(error = %e, "upload sweep failed"),
+            }
+            match crate::jobs::blobio::sweep_staging(&app).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(jobs = n, "staging objects of ended jobs deleted"),
+                Err(e) => tracing::warn!(error = %e, "job staging sweep failed"),
             }
         }
     })
