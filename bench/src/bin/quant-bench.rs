@@ -6,8 +6,14 @@
 //! cargo run --release -p adapter-bench --bin quant-bench -- --runs 5 --threads 2
 //! ```
 //! Prints MB/s of f32 input per format and its ratio to the read baseline, single-threaded
-//! and with `--threads` (default: all cores). Exit 0; 2 on a usage error.
+//! and with `--threads` (default: all cores). Then the same data through the `gguf` Python
+//! package's quantiser (`gguf.quants.quantize`, Q8_0 and Q4_0; the Python of the venv at
+//! `$ADAPTER_REGISTRY_VENV`, default /var/tmp/adapter-registry-venv, else `python3`): its
+//! MB/s, our speed over its speed, and whether the bytes are identical; `skipped: …` when
+//! Python or gguf is missing. Exit 0; 2 on a usage error.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use adapter_core::quant::nf4::quantize_nf4;
@@ -95,5 +101,114 @@ fn main() -> Result<()> {
         }
     }
     line("nf4 (1 thread)", best(runs, || quantize_nf4(&x)));
+    println!();
+    match gguf_py(&bytes, runs) {
+        Err(why) => println!("gguf-py comparison skipped: {why}"),
+        Ok((python, results)) => {
+            println!(
+                "gguf-py ({}), gguf.quants.quantize, best of {runs}:",
+                python.display()
+            );
+            println!(
+                "{:<8} {:>12} {:>14} {:>14} {:>15} {:>6}",
+                "type", "theirs MB/s", "ours 1 thr", "ours/theirs", "ours N thr", "bytes"
+            );
+            for (ty, theirs, their_bytes) in results {
+                let one = best(runs, || encode(ty, &x, COLS, 1));
+                let all = best(runs, || encode(ty, &x, COLS, threads));
+                let same = encode(ty, &x, COLS, 1) == their_bytes;
+                let rate = |d: Duration| mb / d.as_secs_f64();
+                println!(
+                    "{:<8} {:>12.0} {:>14.0} {:>13.1}× {:>9.0} ({:.1}×) {:>6}",
+                    ty.name(),
+                    rate(theirs),
+                    rate(one),
+                    theirs.as_secs_f64() / one.as_secs_f64(),
+                    rate(all),
+                    theirs.as_secs_f64() / all.as_secs_f64(),
+                    if same { "same" } else { "DIFFER" }
+                );
+            }
+        }
+    }
     Ok(())
+}
+
+/// The Python to run: the project venv's, else `python3` on the PATH.
+fn python() -> PathBuf {
+    let venv = std::env::var_os("ADAPTER_REGISTRY_VENV").map_or_else(
+        || PathBuf::from("/var/tmp/adapter-registry-venv"),
+        PathBuf::from,
+    );
+    let p = venv.join("bin/python");
+    if p.is_file() {
+        p
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+/// Times gguf-py in a subprocess on the same bytes. Prints, per type, the best seconds; writes
+/// its quantised bytes next to the input.
+const GGUF_PY: &str = r#"
+import sys, time
+import numpy as np
+from gguf import GGMLQuantizationType as T
+from gguf.quants import quantize
+path, rows, cols, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+x = np.fromfile(path, dtype="<f4").reshape(rows, cols)
+for name in ("Q8_0", "Q4_0"):
+    best = None
+    for _ in range(runs):
+        t = time.perf_counter()
+        q = quantize(x, T[name])
+        d = time.perf_counter() - t
+        best = d if best is None else min(best, d)
+    q.tofile(f"{path}.{name}")
+    print(name, best, flush=True)
+"#;
+
+type PyResult = (PathBuf, Vec<(GgmlType, Duration, Vec<u8>)>);
+
+fn gguf_py(bytes: &[u8], runs: usize) -> Result<PyResult, String> {
+    let python = python();
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let input = dir.path().join("x.f32");
+    std::fs::write(&input, bytes).map_err(|e| format!("writing the input: {e}"))?;
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(GGUF_PY)
+        .arg(&input)
+        .args([ROWS.to_string(), COLS.to_string(), runs.to_string()])
+        .output()
+        .map_err(|e| format!("{}: {e}", python.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or("no output");
+        return Err(format!("{} failed: {last}", python.display()));
+    }
+    let mut results = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let (name, secs) = line
+            .split_once(' ')
+            .ok_or_else(|| format!("unexpected output {line:?}"))?;
+        let ty = match name {
+            "Q8_0" => GgmlType::Q8_0,
+            "Q4_0" => GgmlType::Q4_0,
+            other => return Err(format!("unexpected type {other}")),
+        };
+        let secs: f64 = secs
+            .parse()
+            .map_err(|_| format!("unexpected time {secs:?}"))?;
+        let theirs = read(&dir.path().join(format!("x.f32.{name}")))?;
+        results.push((ty, Duration::from_secs_f64(secs), theirs));
+    }
+    if results.is_empty() {
+        return Err("gguf-py printed nothing".into());
+    }
+    Ok((python, results))
+}
+
+fn read(p: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))
 }

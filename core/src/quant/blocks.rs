@@ -25,9 +25,26 @@ pub fn quantize_q8_0(x: &[f32], out: &mut Vec<u8>) {
         }
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let mut qs = [0u8; QK];
+        for (q, &v) in qs.iter_mut().zip(block) {
+            *q = round_to_i8(v * id) as u8;
+        }
         out.extend_from_slice(&f32_to_f16(d).to_le_bytes());
-        out.extend(block.iter().map(|&v| (v * id).round() as i8 as u8));
+        out.extend_from_slice(&qs);
     }
+}
+
+/// `(int8_t) roundf(v)` (C's `roundf`: half away from zero), as `v.round() as i8` computes it
+/// (saturating; NaN → 0), without a libm call and branch-free (the block loop vectorises):
+/// clamp to ±200 (NaN stays NaN), truncate, step away from zero when the exact remainder is
+/// at least one half, saturate to i8.
+#[inline]
+fn round_to_i8(v: f32) -> i8 {
+    let x = v.clamp(-200.0, 200.0);
+    let t = x as i32; // truncates toward zero; NaN → 0
+    let f = x - t as f32; // exact: |x| ≤ 200
+    let r = t + i32::from(f >= 0.5) - i32::from(f <= -0.5);
+    r.clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8
 }
 
 /// Decode Q8_0 blocks.
@@ -54,15 +71,17 @@ pub fn quantize_q4_0(x: &[f32], out: &mut Vec<u8>) {
         }
         let d = max / -8.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        out.extend_from_slice(&f32_to_f16(d).to_le_bytes());
-        for j in 0..QK / 2 {
+        let mut qs = [0u8; QK / 2];
+        for (j, q) in qs.iter_mut().enumerate() {
             let x0 = block[j] * id;
             let x1 = block[QK / 2 + j] * id;
             // MIN(15, (int8_t)(x + 8.5f)): C truncates toward zero.
             let q0 = ((x0 + 8.5) as i8).min(15) as u8;
             let q1 = ((x1 + 8.5) as i8).min(15) as u8;
-            out.push(q0 | (q1 << 4));
+            *q = q0 | (q1 << 4);
         }
+        out.extend_from_slice(&f32_to_f16(d).to_le_bytes());
+        out.extend_from_slice(&qs);
     }
 }
 
@@ -76,6 +95,58 @@ pub fn dequantize_q4_0(bytes: &[u8], out: &mut Vec<f32>) {
         for (j, &q) in qs.iter().enumerate() {
             out[start + j] = f32::from((q & 0x0f) as i8 - 8) * d;
             out[start + j + QK / 2] = f32::from((q >> 4) as i8 - 8) * d;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_to_i8;
+
+    #[test]
+    fn round_to_i8_is_roundf_then_a_saturating_cast() {
+        let mut vals = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            0.49999997,
+            -0.49999997,
+            126.5,
+            127.49,
+            127.5,
+            -128.5,
+            -127.5,
+            1e10,
+            -1e10,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            8388607.5,
+        ];
+        // Every value within 16 ulps of each integer and half-integer in ±260.
+        for k in -520..=520 {
+            let mut lo = k as f32 / 2.0;
+            let mut hi = lo;
+            for _ in 0..16 {
+                lo = lo.next_down();
+                hi = hi.next_up();
+                vals.extend([lo, hi]);
+            }
+        }
+        // And a pseudo-random sweep of the range.
+        let mut s = 0x9e37_79b9u32;
+        for _ in 0..200_000 {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            vals.push((s as f32 / u32::MAX as f32 - 0.5) * 300.0);
+        }
+        for v in vals {
+            assert_eq!(round_to_i8(v), v.round() as i8, "{v:e}");
         }
     }
 }
