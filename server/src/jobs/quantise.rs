@@ -131,10 +131,20 @@ impl TensorSource for Counting<'_> {
     }
 }
 
+/// A refusal of the kernel fails the job for good; an I/O error (the blob store, the
+/// upload) may pass on retry.
 fn quant_error(e: QuantError) -> JobError {
-    match e {
-        QuantError::Io(e) => JobError::Failed(e.into()),
-        other => JobError::Fatal(anyhow::anyhow!("{other}")),
+    let transient = match &e {
+        QuantError::Io(_) => true,
+        QuantError::Source { source, .. } => {
+            matches!(**source, MergeError::Io(_) | MergeError::Path { .. })
+        }
+        _ => false,
+    };
+    if transient {
+        JobError::Failed(anyhow::anyhow!("{e}"))
+    } else {
+        JobError::Fatal(anyhow::anyhow!("{e}"))
     }
 }
 
