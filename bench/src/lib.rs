@@ -10,7 +10,25 @@ use std::time::{Duration, Instant};
 use adapter_core::digest::{Digest, HASH_BUFFER};
 use anyhow::{Context, Result, bail};
 
+pub mod llama;
+
 pub const GIB: u64 = 1 << 30;
+
+/// The Python for baselines: the project venv's (`$ADAPTER_REGISTRY_VENV`, default
+/// `/var/tmp/adapter-registry-venv`, where scripts/test installs gguf and numpy), else
+/// `python3` on the PATH.
+pub fn python() -> std::path::PathBuf {
+    let venv = std::env::var_os("ADAPTER_REGISTRY_VENV").map_or_else(
+        || std::path::PathBuf::from("/var/tmp/adapter-registry-venv"),
+        std::path::PathBuf::from,
+    );
+    let p = venv.join("bin/python");
+    if p.is_file() {
+        p
+    } else {
+        std::path::PathBuf::from("python3")
+    }
+}
 
 /// `1024`, `64K`, `512M`, `2G` (binary units) → bytes; zero and overflow refused.
 pub fn parse_size(s: &str) -> Result<u64> {

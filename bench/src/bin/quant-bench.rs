@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use adapter_bench::python;
 use adapter_core::quant::nf4::quantize_nf4;
 use adapter_core::quant::{GgmlType, encode};
 use anyhow::{Context, Result, bail};
@@ -132,20 +133,6 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The Python to run: the project venv's, else `python3` on the PATH.
-fn python() -> PathBuf {
-    let venv = std::env::var_os("ADAPTER_REGISTRY_VENV").map_or_else(
-        || PathBuf::from("/var/tmp/adapter-registry-venv"),
-        PathBuf::from,
-    );
-    let p = venv.join("bin/python");
-    if p.is_file() {
-        p
-    } else {
-        PathBuf::from("python3")
-    }
 }
 
 /// Times gguf-py in a subprocess on the same bytes. Prints, per type, the best seconds; writes

@@ -72,13 +72,16 @@ pub fn quantize_q4_0(x: &[f32], out: &mut Vec<u8>) {
         let d = max / -8.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         let mut qs = [0u8; QK / 2];
+        // MIN(15, (int8_t)(x·id + 8.5f)), truncating toward zero. ggml's C compiles the
+        // multiply-add as one fused operation where the target has FMA (one rounding to f32);
+        // gguf-py (our test reference) emulates that: the sum in f64 (a product of two f32
+        // is exact there), rounded to f32, then truncated. So do we. A separately rounded
+        // f32 product differs on a few blocks per million (values next to a boundary).
+        let id = f64::from(id);
+        #[allow(clippy::cast_possible_truncation)]
+        let nibble = |v: f32| (((f64::from(v) * id + 8.5) as f32) as i8).min(15) as u8;
         for (j, q) in qs.iter_mut().enumerate() {
-            let x0 = block[j] * id;
-            let x1 = block[QK / 2 + j] * id;
-            // MIN(15, (int8_t)(x + 8.5f)): C truncates toward zero.
-            let q0 = ((x0 + 8.5) as i8).min(15) as u8;
-            let q1 = ((x1 + 8.5) as i8).min(15) as u8;
-            *q = q0 | (q1 << 4);
+            *q = nibble(block[j]) | (nibble(block[QK / 2 + j]) << 4);
         }
         out.extend_from_slice(&f32_to_f16(d).to_le_bytes());
         out.extend_from_slice(&qs);

@@ -21,7 +21,7 @@ use super::nf4::{NF4_BLOCK, NF4_CODE, dequantize_nf4, quantize_nf4};
 use super::nf4_double::{NESTED_BLOCK, compress_absmax, dequantize_nf4_nested, dynamic_map};
 use super::st_write::SafetensorsWriter;
 use super::tokenizer::tokenizer_metadata;
-use super::{GgmlType, QuantError, decode, encode, relative_rmse};
+use super::{GgmlType, QuantError, encode_with_error, relative_rmse};
 use crate::merge::TensorSource;
 use crate::safetensors::{Dtype, TensorInfo};
 
@@ -206,8 +206,7 @@ pub fn write_gguf(
             )?;
         }
         let row = *info.shape.last().unwrap_or(&1) as usize;
-        let bytes = encode(p.ty, &x, row, opts.threads);
-        let err = relative_rmse(&x, &decode(p.ty, &bytes));
+        let (bytes, err) = encode_with_error(p.ty, &x, row, opts.threads);
         drop(x);
         w.write_tensor(&bytes)?;
         tensors.push(TensorReport {

@@ -13,10 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use super::blobio::StoredFile;
+use super::validate::Loaded;
 use super::{Ctx, JobError};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::publish::facts::derivation;
+use crate::publish::model::{is_headers_only, weights};
 use crate::publish::{parse_version, publish_derived};
 
 /// The version a job is asked to create.
@@ -53,6 +56,38 @@ impl Output {
     pub fn reference(&self) -> String {
         format!("{}/{}@{}", self.namespace, self.name, self.version)
     }
+}
+
+/// A job parameter refused: 400 `invalid_job` naming `params.<field>`.
+pub fn invalid_param(field: &str, message: String) -> ApiError {
+    ApiError::with_details(
+        "invalid_job",
+        message,
+        json!({ "field": format!("params.{field}") }),
+    )
+}
+
+/// The weight files of a model version a job reads; a headers-only model has none to read
+/// (the job fails at once, saying what to do to `verb` it).
+pub(super) fn stored_weights(
+    model: &Loaded,
+    reference: &str,
+    verb: &str,
+) -> Result<Vec<StoredFile>, JobError> {
+    if is_headers_only(&model.manifest).map_err(JobError::fatal)? {
+        return Err(JobError::fatal(format!(
+            "{reference} is registered headers-only: push it with its weight files to {verb}"
+        )));
+    }
+    Ok(weights(&model.manifest)
+        .map_err(JobError::fatal)?
+        .into_iter()
+        .map(|w| StoredFile {
+            path: w.path,
+            digest: w.sha256,
+            size: w.size,
+        })
+        .collect())
 }
 
 /// `auto` and `cpu` run on the CPU. This build has no CUDA path, so `cuda[:N]` is refused
@@ -224,7 +259,15 @@ pub async fn publish(
     );
     let manifest = Manifest::new(Kind::Model, files, metadata).map_err(anyhow::Error::from)?;
     match publish_derived(&ctx.app, &out.namespace, &out.name, &out.version, manifest).await {
-        Ok(p) => Ok(p.info),
+        Ok(p) => {
+            ctx.log(format!(
+                "published {} ({})",
+                out.reference(),
+                p.info.manifest_digest
+            ))
+            .await;
+            Ok(p.info)
+        }
         Err(e) if e.code() == "version_exists" => Err(JobError::fatal(format!(
             "model {} was published by someone else meanwhile: {e}",
             out.reference()

@@ -29,8 +29,7 @@ use super::blobio::{
 use super::derived::{self, Output, check_device};
 use super::validate::{Loaded, adapter_facts, base_facts, load};
 use super::{Ctx, JobError, JobResult};
-use crate::error::{ApiError, ApiResult};
-use crate::publish::model::{is_headers_only, weights};
+use crate::error::ApiResult;
 
 pub const KIND: &str = adapter_core::api::jobs::KIND_MERGE;
 
@@ -45,28 +44,20 @@ pub struct Checked {
     pub device: &'static str,
 }
 
-fn invalid(field: &str, message: String) -> ApiError {
-    ApiError::with_details(
-        "invalid_job",
-        message,
-        json!({ "field": format!("params.{field}") }),
-    )
-}
-
 /// Check a merge job's `params` (at submit, and again when it runs).
 pub fn check_params(params: &Value) -> ApiResult<Checked> {
     let p: MergeParams = serde_json::from_value(params.clone())
-        .map_err(|e| invalid("", format!("merge params: {e}")))?;
+        .map_err(|e| derived::invalid_param("", format!("merge params: {e}")))?;
     let output = Output::parse(&p.output)?;
     let dtype = match p.dtype.as_deref() {
         None => None,
         Some(d @ ("bf16" | "f16" | "f32")) => Some(
             d.to_uppercase()
                 .parse::<Dtype>()
-                .map_err(|e| invalid("dtype", e.to_string()))?,
+                .map_err(|e| derived::invalid_param("dtype", e.to_string()))?,
         ),
         Some(d) => {
-            return Err(invalid(
+            return Err(derived::invalid_param(
                 "dtype",
                 format!("dtype `{}`: expected bf16, f16 or f32", d.escape_debug()),
             ));
@@ -74,7 +65,7 @@ pub fn check_params(params: &Value) -> ApiResult<Checked> {
     };
     let shard_size = p.shard_size.unwrap_or(DEFAULT_SHARD_SIZE);
     if shard_size < MIN_SHARD_SIZE {
-        return Err(invalid(
+        return Err(derived::invalid_param(
             "shard_size",
             format!("shard_size is at least {MIN_SHARD_SIZE} bytes"),
         ));
@@ -125,12 +116,7 @@ pub async fn run(ctx: Ctx) -> JobResult {
     .await;
     let adapter = load(&ctx.app, Kind::Adapter, &adapter_in.reference).await?;
     let base = load(&ctx.app, Kind::Model, &base_in.reference).await?;
-    if is_headers_only(&base.manifest).map_err(JobError::fatal)? {
-        return Err(JobError::fatal(format!(
-            "{} is registered headers-only: push it with its weight files to merge into it",
-            base_in.reference
-        )));
-    }
+    let base_files = derived::stored_weights(&base, &base_in.reference, "merge into it")?;
     let facts: AdapterFacts = adapter_facts(&ctx.app, &adapter).await?;
     let base_facts: BaseFacts = base_facts(&ctx, &base).await?;
     let content_digest = base_facts.content_digest;
@@ -144,7 +130,7 @@ pub async fn run(ctx: Ctx) -> JobResult {
     .await;
 
     clear_staging(&ctx.app, &ctx.id).await?;
-    let files = write_shards(&ctx, &adapter, &base, &planned).await;
+    let files = write_shards(&ctx, &adapter, &base_files, &planned).await;
     let files = match files {
         Ok(f) => f,
         Err(e) => {
@@ -181,12 +167,6 @@ pub async fn run(ctx: Ctx) -> JobResult {
     ];
     ctx.checkpoint()?;
     let info = derived::publish(&ctx, &checked.output, entries, inputs, recipe).await?;
-    ctx.log(format!(
-        "published {} ({})",
-        checked.output.reference(),
-        info.manifest_digest
-    ))
-    .await;
     let counts = json!({ "merged": merged, "replaced": replaced, "copied": copied });
     Ok(derived::result_of(&info, "tensors", Some(counts)))
 }
@@ -195,19 +175,10 @@ pub async fn run(ctx: Ctx) -> JobResult {
 async fn write_shards(
     ctx: &Ctx,
     adapter: &Loaded,
-    base: &Loaded,
+    base_files: &[StoredFile],
     planned: &MergePlan,
 ) -> Result<Vec<(String, Staged)>, JobError> {
-    let base_files: Vec<StoredFile> = weights(&base.manifest)
-        .map_err(JobError::fatal)?
-        .into_iter()
-        .map(|w| StoredFile {
-            path: w.path,
-            digest: w.sha256,
-            size: w.size,
-        })
-        .collect();
-    let (mut base_src, _) = BlobTensors::open(&ctx.app, &base_files, "invalid_model").await?;
+    let (mut base_src, _) = BlobTensors::open(&ctx.app, base_files, "invalid_model").await?;
     let (mut adapter_src, _) = BlobTensors::open(
         &ctx.app,
         &[stored(adapter, WEIGHTS_FILE)?],

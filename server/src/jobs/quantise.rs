@@ -20,13 +20,12 @@ use adapter_core::quant::{GgmlType, ModelInput, Options, QuantError, write_gguf,
 use adapter_core::safetensors::TensorInfo;
 use serde_json::{Value, json};
 
-use super::blobio::{BlobTensors, BlobWriter, StoredFile, clear_staging, commit, put_small};
+use super::blobio::{BlobTensors, BlobWriter, clear_staging, commit, put_small};
 use super::derived::{self, Output, check_device};
 use super::validate::load;
 use super::{Ctx, JobError, JobResult};
 use crate::blobs::blob_key;
-use crate::error::{ApiError, ApiResult};
-use crate::publish::model::{is_headers_only, weights};
+use crate::error::ApiResult;
 use crate::publish::read::small_file;
 
 pub const KIND: &str = adapter_core::api::jobs::KIND_QUANTISE;
@@ -51,23 +50,15 @@ pub struct Checked {
     pub device: &'static str,
 }
 
-fn invalid(field: &str, message: String) -> ApiError {
-    ApiError::with_details(
-        "invalid_job",
-        message,
-        json!({ "field": format!("params.{field}") }),
-    )
-}
-
 /// Check a quantise job's `params` (at submit, and again when it runs).
 pub fn check_params(params: &Value) -> ApiResult<Checked> {
     let p: QuantiseParams = serde_json::from_value(params.clone())
-        .map_err(|e| invalid("", format!("quantise params: {e}")))?;
+        .map_err(|e| derived::invalid_param("", format!("quantise params: {e}")))?;
     let output = Output::parse(&p.output)?;
     let format = match p.format.as_str() {
         "gguf" => {
             if p.double_quant.is_some() {
-                return Err(invalid(
+                return Err(derived::invalid_param(
                     "double_quant",
                     "double_quant applies to nf4 only".into(),
                 ));
@@ -75,9 +66,9 @@ pub fn check_params(params: &Value) -> ApiResult<Checked> {
             let ty = match p.quant_type.as_deref().unwrap_or("q8_0") {
                 t @ ("q8_0" | "q4_0" | "q4_k" | "q6_k" | "f16") => t
                     .parse::<GgmlType>()
-                    .map_err(|e| invalid("quant_type", e.to_string()))?,
+                    .map_err(|e| derived::invalid_param("quant_type", e.to_string()))?,
                 t => {
-                    return Err(invalid(
+                    return Err(derived::invalid_param(
                         "quant_type",
                         format!(
                             "quant_type `{}`: expected q8_0, q4_0, q4_k, q6_k or f16",
@@ -90,7 +81,7 @@ pub fn check_params(params: &Value) -> ApiResult<Checked> {
         }
         "nf4" => {
             if p.quant_type.is_some() {
-                return Err(invalid(
+                return Err(derived::invalid_param(
                     "quant_type",
                     "quant_type applies to gguf only".into(),
                 ));
@@ -100,7 +91,7 @@ pub fn check_params(params: &Value) -> ApiResult<Checked> {
             }
         }
         f => {
-            return Err(invalid(
+            return Err(derived::invalid_param(
                 "format",
                 format!("format `{}`: expected gguf or nf4", f.escape_debug()),
             ));
@@ -181,21 +172,7 @@ pub async fn run(ctx: Ctx) -> JobResult {
     ))
     .await;
     let model = load(&ctx.app, Kind::Model, &model_in.reference).await?;
-    if is_headers_only(&model.manifest).map_err(JobError::fatal)? {
-        return Err(JobError::fatal(format!(
-            "{} is registered headers-only: push it with its weight files to quantise it",
-            model_in.reference
-        )));
-    }
-    let files: Vec<StoredFile> = weights(&model.manifest)
-        .map_err(JobError::fatal)?
-        .into_iter()
-        .map(|w| StoredFile {
-            path: w.path,
-            digest: w.sha256,
-            size: w.size,
-        })
-        .collect();
+    let files = derived::stored_weights(&model, &model_in.reference, "quantise it")?;
     let source_bytes = files.iter().map(|f| f.size).sum();
     let (mut source, tensors) = BlobTensors::open(&ctx.app, &files, "invalid_model").await?;
     let config = optional_json(&ctx, &model.manifest, CONFIG_FILE).await?;
@@ -334,12 +311,6 @@ pub async fn run(ctx: Ctx) -> JobResult {
     )];
     ctx.checkpoint()?;
     let info = derived::publish(&ctx, &checked.output, entries, inputs, recipe).await?;
-    ctx.log(format!(
-        "published {} ({})",
-        checked.output.reference(),
-        info.manifest_digest
-    ))
-    .await;
     let summary = json!({
         "output_bytes": report.output_bytes,
         "source_bytes": report.source_bytes,
