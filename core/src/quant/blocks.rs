@@ -104,7 +104,31 @@ pub fn dequantize_q4_0(bytes: &[u8], out: &mut Vec<f32>) {
 
 #[cfg(test)]
 mod tests {
-    use super::round_to_i8;
+
+    /// A block where `x·id + 8.5` rounded once (ggml with FMA, gguf-py) and the product
+    /// rounded first give different nibbles (element 20: 9 vs 10). The expected bytes are
+    /// gguf-py 0.17.1's `quantize(x, Q4_0)` of these values.
+    #[test]
+    fn q4_0_rounds_the_multiply_add_once_as_the_reference() {
+        const BITS: [u32; 32] = [
+            0x3d054602, 0xbca24a03, 0xbbf34eb3, 0xbcbebe9a, 0xb9f43a67, 0xbc8b24a0, 0x3c23bd8d,
+            0x3b89eac0, 0xbd021e93, 0xbc533f1a, 0x3cc41033, 0x3a9b809a, 0xbd18653d, 0x3af1f400,
+            0xbd37e928, 0x3b78ec4d, 0xbd0325fb, 0xbce5824d, 0xbc68bd8d, 0x3d1e0145, 0xbc11d3c7,
+            0x3bacc58d, 0x3d186078, 0x3d1683f8, 0x3d09858a, 0xbd241822, 0x3cb17960, 0x3d426fb8,
+            0x3c8650b3, 0xbaf5c533, 0x3c9321ea, 0x3c8ac7fa,
+        ];
+        let x: Vec<f32> = BITS.iter().map(|&b| f32::from_bits(b)).collect();
+        let mut out = Vec::new();
+        quantize_q4_0(&x, &mut out);
+        assert_eq!(
+            out,
+            [
+                19, 158, 211, 219, 169, 28, 152, 123, 38, 39, 45, 250, 68, 8, 94, 136, 95, 87
+            ]
+        );
+    }
+
+    use super::{quantize_q4_0, round_to_i8};
 
     #[test]
     fn round_to_i8_is_roundf_then_a_saturating_cast() {
