@@ -79,11 +79,11 @@ pub fn tensors(s: &Shape) -> Vec<(String, Vec<u64>)> {
 
 /// Random values in [-0.05, 0.05) (xorshift64*), never NaN.
 #[derive(Debug)]
-pub struct Values(u64);
+struct Values(u64);
 
 impl Values {
     #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
-    pub fn next(&mut self) -> f32 {
+    fn next(&mut self) -> f32 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
