@@ -8,59 +8,23 @@
 mod support;
 
 use serde_json::Value;
-use support::{Env, examples, offline, tree};
+use support::{
+    Env, examples, merge_examples_locally, model_files, pull_model_files, push_llama_and_bot,
+};
 
 fn dir(name: &str) -> String {
     examples().join(name).display().to_string()
-}
-
-fn push_pair(env: &Env) {
-    env.ctl_json(
-        &[
-            "push",
-            &dir("tiny-llama"),
-            "--name",
-            "acme/llama",
-            "--version",
-            "1.0.0",
-        ],
-        0,
-    );
-    env.ctl_json(
-        &[
-            "push",
-            &dir("tiny-llama-lora"),
-            "--name",
-            "acme/bot",
-            "--version",
-            "1.0.0",
-            "--base",
-            "acme/llama@1.0.0",
-        ],
-        0,
-    );
 }
 
 #[test]
 fn merge_job_equals_the_local_kernel_and_records_lineage() {
     for stack in adapter_testkit::stacks() {
         let env = Env::new(&stack);
-        push_pair(&env);
+        push_llama_and_bot(&env);
 
         // The reference: the same kernel, offline, 64 KiB shards so both outputs are sharded.
         let local = env.path("local");
-        let out = offline(&[
-            "merge",
-            "--local",
-            &dir("tiny-llama-lora"),
-            "--base-dir",
-            &dir("tiny-llama"),
-            "-o",
-            local.to_str().unwrap(),
-            "--shard-size",
-            "65536",
-        ]);
-        assert!(out.status.success(), "{out:?}");
+        merge_examples_locally(&local, "65536");
 
         // The base is the one the adapter names; the job waits and prints its result.
         let result = env.ctl_json(
@@ -81,25 +45,8 @@ fn merge_job_equals_the_local_kernel_and_records_lineage() {
             "{result}"
         );
 
-        let pulled = env.path("pulled");
-        env.ctl_json(
-            &[
-                "pull",
-                "acme/merged@1.0.0",
-                "--kind",
-                "model",
-                "-o",
-                pulled.to_str().unwrap(),
-            ],
-            0,
-        );
-        let strip = |files: Vec<(String, Vec<u8>)>| -> Vec<(String, Vec<u8>)> {
-            files
-                .into_iter()
-                .filter(|(p, _)| !p.starts_with(".adapterctl"))
-                .collect()
-        };
-        let (remote, local) = (strip(tree(&pulled)), strip(tree(&local)));
+        let remote = pull_model_files(&env, "acme/merged@1.0.0", &env.path("pulled"));
+        let local = model_files(&local);
         let names = |t: &[(String, Vec<u8>)]| t.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
         assert_eq!(names(&remote), names(&local), "{stack}");
         assert!(
@@ -180,7 +127,7 @@ fn merge_job_equals_the_local_kernel_and_records_lineage() {
 fn merge_job_refusals_change_nothing() {
     for stack in adapter_testkit::stacks() {
         let env = Env::new(&stack);
-        push_pair(&env);
+        push_llama_and_bot(&env);
         // A headers-only base has no weights to merge into: the job fails, no version.
         env.ctl_json(
             &[

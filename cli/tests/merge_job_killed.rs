@@ -12,11 +12,9 @@ use std::time::{Duration, Instant};
 
 use adapter_testkit::{Backend, ServerProcess, stacks, start_worker};
 use serde_json::Value;
-use support::{Env, examples, offline, tree};
-
-fn dir(name: &str) -> String {
-    examples().join(name).display().to_string()
-}
+use support::{
+    Env, merge_examples_locally, model_files, pull_model_files, push_llama_and_bot, tree,
+};
 
 fn worker(backend: &Backend, extra: &[&str]) -> std::process::Child {
     let mut args = vec![
@@ -67,20 +65,7 @@ fn a_worker_killed_mid_merge_leaves_no_version_and_another_completes_it() {
             backend,
             home: tempfile::tempdir().unwrap(),
         };
-        for (d, name, base) in [
-            ("tiny-llama", "acme/llama", None),
-            ("tiny-llama-lora", "acme/bot", Some("acme/llama@1.0.0")),
-        ] {
-            let mut args = vec!["push", &dir(d), "--name", name, "--version", "1.0.0"]
-                .into_iter()
-                .map(str::to_owned)
-                .collect::<Vec<_>>();
-            if let Some(b) = base {
-                args.extend(["--base".to_owned(), b.to_owned()]);
-            }
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            env.ctl_json(&args, 0);
-        }
+        push_llama_and_bot(&env);
         let submitted = env.ctl_json(
             &[
                 "merge",
@@ -118,38 +103,10 @@ fn a_worker_killed_mid_merge_leaves_no_version_and_another_completes_it() {
         assert_eq!(staged(&env.backend), 0, "{stack}: staging objects left");
 
         let local = env.path("local");
-        let out = offline(&[
-            "merge",
-            "--local",
-            &dir("tiny-llama-lora"),
-            "--base-dir",
-            &dir("tiny-llama"),
-            "-o",
-            local.to_str().unwrap(),
-            "--shard-size",
-            "65536",
-        ]);
-        assert!(out.status.success(), "{out:?}");
-        let pulled = env.path("pulled");
-        env.ctl_json(
-            &[
-                "pull",
-                "acme/merged@1.0.0",
-                "--kind",
-                "model",
-                "-o",
-                pulled.to_str().unwrap(),
-            ],
-            0,
-        );
-        let files = |d| -> Vec<(String, Vec<u8>)> {
-            tree(d)
-                .into_iter()
-                .filter(|(p, _)| !p.starts_with(".adapterctl"))
-                .collect()
-        };
+        merge_examples_locally(&local, "65536");
+        let pulled = pull_model_files(&env, "acme/merged@1.0.0", &env.path("pulled"));
         assert!(
-            files(&pulled) == files(&local),
+            pulled == model_files(&local),
             "{stack}: differs from merge --local"
         );
         let versions = env.ctl_json(&["ls", "acme/merged", "--kind", "model"], 0);

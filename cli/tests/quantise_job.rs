@@ -12,7 +12,7 @@ use std::path::Path;
 
 use adapter_core::quant::gguf::{MetaValue, read_gguf};
 use serde_json::Value;
-use support::{Env, examples, offline};
+use support::{Env, examples, offline, pull_model_files};
 
 fn tiny() -> String {
     examples().join("tiny-llama").display().to_string()
@@ -58,20 +58,6 @@ fn st_tensors(path: &Path) -> BTreeMap<String, (String, Vec<usize>, Vec<u8>)> {
         .collect()
 }
 
-fn pull(env: &Env, reference: &str, to: &Path) {
-    env.ctl_json(
-        &[
-            "pull",
-            reference,
-            "--kind",
-            "model",
-            "-o",
-            to.to_str().unwrap(),
-        ],
-        0,
-    );
-}
-
 #[test]
 fn quantise_jobs_match_the_local_kernels_and_record_lineage() {
     for stack in adapter_testkit::stacks() {
@@ -104,7 +90,7 @@ fn quantise_jobs_match_the_local_kernels_and_record_lineage() {
         assert_eq!(r["output"], "acme/llama-gguf@1.0.0-q4-k", "{stack}: {r}");
         assert!(r["report"]["fallbacks"].as_u64().unwrap() > 0, "{r}");
         let pulled = env.path("gguf");
-        pull(&env, "acme/llama-gguf@1.0.0-q4-k", &pulled);
+        pull_model_files(&env, "acme/llama-gguf@1.0.0-q4-k", &pulled);
         let local = env.path("local.gguf");
         let out = offline(&[
             "quantise",
@@ -171,7 +157,7 @@ fn quantise_jobs_match_the_local_kernels_and_record_lineage() {
             0,
         );
         let pulled = env.path("nf4");
-        pull(&env, "acme/llama-nf4@1.0.0", &pulled);
+        pull_model_files(&env, "acme/llama-nf4@1.0.0", &pulled);
         let local = env.path("local-nf4");
         let out = offline(&[
             "quantise",

@@ -5,11 +5,7 @@
 mod support;
 
 use adapter_testkit::stacks;
-use support::{Env, big_model, examples};
-
-fn dir(name: &str) -> String {
-    examples().join(name).display().to_string()
-}
+use support::{Env, big_model, push_llama_and_bot};
 
 fn run(env: &Env, args: &[&str], code: i32) -> (String, String) {
     let out = env.ctl(args);
@@ -29,30 +25,7 @@ fn run(env: &Env, args: &[&str], code: i32) -> (String, String) {
 fn validate_and_jobs_end_to_end() {
     for stack in stacks() {
         let env = Env::new(&stack);
-        env.ctl_json(
-            &[
-                "push",
-                &dir("tiny-llama"),
-                "--name",
-                "acme/llama",
-                "--version",
-                "1.0.0",
-            ],
-            0,
-        );
-        env.ctl_json(
-            &[
-                "push",
-                &dir("tiny-llama-lora"),
-                "--name",
-                "acme/bot",
-                "--version",
-                "1.0.0",
-                "--base",
-                "acme/llama@1.0.0",
-            ],
-            0,
-        );
+        push_llama_and_bot(&env);
 
         // The examples are a compatible pair.
         let report = env.ctl_json(

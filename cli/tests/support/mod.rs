@@ -222,3 +222,74 @@ pub fn big_model(dir: &Path, len: u64, seed: u8) -> Digest {
     drop(f);
     adapter_core::digest::sha256_file(&path).unwrap().0
 }
+
+/// Push the bundled pair: `tiny-llama` as `acme/llama@1.0.0`, and `tiny-llama-lora` as
+/// `acme/bot@1.0.0` with that base.
+pub fn push_llama_and_bot(env: &Env) {
+    let dir = |name: &str| examples().join(name).display().to_string();
+    env.ctl_json(
+        &[
+            "push",
+            &dir("tiny-llama"),
+            "--name",
+            "acme/llama",
+            "--version",
+            "1.0.0",
+        ],
+        0,
+    );
+    env.ctl_json(
+        &[
+            "push",
+            &dir("tiny-llama-lora"),
+            "--name",
+            "acme/bot",
+            "--version",
+            "1.0.0",
+            "--base",
+            "acme/llama@1.0.0",
+        ],
+        0,
+    );
+}
+
+/// `merge --local` of the bundled pair into `out` with `shard_size`-byte shards.
+pub fn merge_examples_locally(out: &Path, shard_size: &str) {
+    let dir = |name: &str| examples().join(name).display().to_string();
+    let run = offline(&[
+        "merge",
+        "--local",
+        &dir("tiny-llama-lora"),
+        "--base-dir",
+        &dir("tiny-llama"),
+        "-o",
+        out.to_str().unwrap(),
+        "--shard-size",
+        shard_size,
+    ]);
+    assert!(run.status.success(), "{run:?}");
+}
+
+/// Pull model `reference` into `to` and return its files (without adapterctl's own).
+pub fn pull_model_files(env: &Env, reference: &str, to: &Path) -> Vec<(String, Vec<u8>)> {
+    env.ctl_json(
+        &[
+            "pull",
+            reference,
+            "--kind",
+            "model",
+            "-o",
+            to.to_str().unwrap(),
+        ],
+        0,
+    );
+    model_files(to)
+}
+
+/// The files of a model directory, without adapterctl's own (`.adapterctl*`).
+pub fn model_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    tree(dir)
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with(".adapterctl"))
+        .collect()
+}
