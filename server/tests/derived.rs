@@ -5,20 +5,8 @@
 
 mod common;
 
-use common::{Reply, TestServer, client_with_token, stacks, tiny_adapter, tiny_model, token};
-use serde_json::{Value, json};
-
-async fn post_job(client: &reqwest::Client, s: &TestServer, body: &Value) -> Reply {
-    Reply::of(
-        client
-            .post(s.u("/v1/jobs"))
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
+use common::{TestServer, client_with_token, post_job, stacks, tiny_adapter, tiny_model, token};
+use serde_json::json;
 
 async fn queued(s: &TestServer) -> usize {
     s.get("/v1/jobs?kind=merge").await.json()["jobs"]

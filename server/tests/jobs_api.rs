@@ -7,20 +7,8 @@ mod common;
 use adapter_core::api::JobState;
 use adapter_registry::jobs::{self, Kinds};
 use common::jobs::{enqueue, fast, wait_final};
-use common::{TestServer, stacks, tiny_adapter, tiny_model};
-use serde_json::{Value, json};
-
-async fn post_job(s: &TestServer, body: &Value) -> common::Reply {
-    common::Reply::of(
-        s.http
-            .post(s.u("/v1/jobs"))
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
+use common::{TestServer, post_job, stacks, tiny_adapter, tiny_model};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn validate_end_to_end_with_idempotent_submit_events_and_gate() {
@@ -47,7 +35,7 @@ async fn validate_end_to_end_with_idempotent_submit_events_and_gate() {
 
         // The same job by hand: same key, so the same job (200), not new work.
         let body = json!({"kind": "validate", "inputs": {"adapter": "acme/bot@1.0.0", "base": "acme/llama@1.0.0"}});
-        let r = post_job(&s, &body).await;
+        let r = post_job(&s.http, &s, &body).await;
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.json()["id"], auto_id.as_str());
         assert_eq!(
@@ -57,7 +45,7 @@ async fn validate_end_to_end_with_idempotent_submit_events_and_gate() {
         // Another key: a new job (202).
         let mut keyed = body.clone();
         keyed["idempotency_key"] = json!("by-hand");
-        let r = post_job(&s, &keyed).await;
+        let r = post_job(&s.http, &s, &keyed).await;
         assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
         let hand_id = r.json()["id"].as_str().unwrap().to_owned();
         assert_ne!(hand_id, auto_id);
@@ -71,7 +59,7 @@ async fn validate_end_to_end_with_idempotent_submit_events_and_gate() {
             assert_eq!(report["verdict"], "compatible", "{report}");
         }
         // Submitting again returns the finished job and its result.
-        let r = post_job(&s, &body).await;
+        let r = post_job(&s.http, &s, &body).await;
         assert_eq!(
             (r.status, r.json()["state"].clone()),
             (200, json!("succeeded"))
@@ -263,7 +251,7 @@ async fn hostile_job_requests_are_refused_and_change_nothing() {
                 "repository_not_found",
             ),
         ] {
-            post_job(&s, &body).await.error(status, code);
+            post_job(&s.http, &s, &body).await.error(status, code);
         }
         for (path, status, code) in [
             ("/v1/jobs/nope", 404, "job_not_found"),

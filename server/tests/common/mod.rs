@@ -240,6 +240,19 @@ pub fn manifest(kind: &str, files: Vec<Value>, metadata: Value) -> Value {
     })
 }
 
+/// `POST /v1/jobs` with `body`, sent by `client` (`s.http` for the admin).
+pub async fn post_job(client: &reqwest::Client, s: &TestServer, body: &Value) -> Reply {
+    Reply::of(
+        client
+            .post(s.u("/v1/jobs"))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
 /// Create a token through the API (as the admin); its secret.
 pub async fn token(s: &TestServer, name: &str, scope: &str, namespaces: Option<&[&str]>) -> String {
     let r = Reply::of(
