@@ -8,6 +8,10 @@
 //! VmHWM, reset just before the merge (`/proc/self/clear_refs`), so building the inputs does
 //! not count.
 //!
+//! With `--job` it also runs the same merge as a registry job (`adapterctl merge … --wait` on
+//! a real `adapter-registry serve`, embedded stack; needs `cargo build --release --workspace
+//! --bins`) and prints its time next to `merge --local`'s and the server's peak RSS.
+//!
 //! ```sh
 //! cargo run --release -p adapter-bench --bin merge-bench -- --size full   # ~12 GB of disk
 //! cargo run --release -p adapter-bench --bin merge-bench -- --size small  # hidden 1024, 2 layers
@@ -22,6 +26,7 @@ use std::time::{Duration, Instant};
 use adapter_bench::llama::{Shape, tensors, write_file, write_model};
 use adapter_bench::{machine, proc_field};
 use adapter_core::merge::{MergeOptions, merge_dir};
+use adapter_testkit::{Backend, ServerProcess, Stack, bin};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
@@ -54,9 +59,84 @@ struct Figures {
     rss_kib: u64,
     largest: u64,
     bytes: u64,
+    /// With `--job`: the merge job's time (submit to result) and the server's peak RSS.
+    job: Option<(Duration, u64)>,
 }
 
-fn run(dir: &Path, shape: &Shape, dtype: &str) -> Result<Figures> {
+fn adapterctl(args: &[&str]) -> Result<std::process::Output> {
+    let out = std::process::Command::new(bin("adapterctl"))
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "adapterctl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
+}
+
+/// The same merge as a job on a real `adapter-registry serve` (embedded stack: SQLite +
+/// local blobs in a temp dir): push base and adapter, then time `adapterctl merge … --wait`
+/// from spawn to exit. Returns that time and the server's peak RSS during the job.
+fn job(base: &Path, adapter: &Path, dtype: &str) -> Result<(Duration, u64)> {
+    let backend = Backend::new(&Stack::Embedded);
+    let server = ServerProcess::start(&backend);
+    let token = server.token().to_owned();
+    let url = server.url.clone();
+    let common = ["--url", url.as_str(), "--token", token.as_str()];
+    let path = |p: &Path| p.to_str().map(str::to_owned).context("path is not UTF-8");
+    let (base_dir, adapter_dir) = (path(base)?, path(adapter)?);
+    let base_ref = format!("bench/base-{}@1.0.0", dtype.to_lowercase());
+    let adapter_name = format!("bench/lora-{}", dtype.to_lowercase());
+    let (base_repo, _) = base_ref.split_once('@').context("reference")?;
+    adapterctl(
+        &[
+            &common[..],
+            &["push", &base_dir, "--name", base_repo, "--version", "1.0.0"],
+        ]
+        .concat(),
+    )?;
+    adapterctl(
+        &[
+            &common[..],
+            &[
+                "push",
+                &adapter_dir,
+                "--name",
+                &adapter_name,
+                "--version",
+                "1.0.0",
+                "--base",
+                &base_ref,
+            ],
+        ]
+        .concat(),
+    )?;
+    let status = format!("/proc/{}/status", server.pid());
+    std::fs::write(format!("/proc/{}/clear_refs", server.pid()), "5")
+        .context("resetting the server's VmHWM")?;
+    let output = format!("bench/merged-{}@1.0.0", dtype.to_lowercase());
+    let adapter_ref = format!("{adapter_name}@1.0.0");
+    let start = Instant::now();
+    let out = adapterctl(
+        &[
+            &common[..],
+            &["--json", "merge", &adapter_ref, "--as", &output, "--wait"],
+        ]
+        .concat(),
+    )?;
+    let took = start.elapsed();
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    if result["output"] != output.as_str() {
+        bail!("the merge job answered {result}");
+    }
+    let rss = proc_field(&status, "VmHWM:").unwrap_or(0) * 1024;
+    Ok((took, rss))
+}
+
+fn run(dir: &Path, shape: &Shape, dtype: &str, with_job: bool) -> Result<Figures> {
     let base = dir.join(format!("base-{dtype}"));
     let adapter = dir.join(format!("adapter-{dtype}"));
     std::fs::create_dir_all(&base)?;
@@ -106,6 +186,11 @@ fn run(dir: &Path, shape: &Shape, dtype: &str) -> Result<Figures> {
         );
     }
     std::fs::remove_dir_all(&out)?;
+    let job = if with_job {
+        Some(job(&base, &adapter, dtype)?)
+    } else {
+        None
+    };
     std::fs::remove_dir_all(&base)?;
     std::fs::remove_dir_all(&adapter)?;
     Ok(Figures {
@@ -114,17 +199,20 @@ fn run(dir: &Path, shape: &Shape, dtype: &str) -> Result<Figures> {
         rss_kib,
         largest,
         bytes,
+        job,
     })
 }
 
 #[allow(clippy::cast_precision_loss)]
 fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let with_job = args.iter().any(|a| a == "--job");
+    args.retain(|a| a != "--job");
     let size = match args.as_slice() {
         [] => "full",
         [flag, v] if flag == "--size" => v.as_str(),
         _ => {
-            eprintln!("usage: merge-bench [--size full|small|tiny]");
+            eprintln!("usage: merge-bench [--size full|small|tiny] [--job]");
             return std::process::ExitCode::from(2);
         }
     };
@@ -151,7 +239,7 @@ fn main() -> std::process::ExitCode {
     };
     let mut ok = true;
     for dtype in ["F32", "BF16"] {
-        let f = match run(dir.path(), &shape, dtype) {
+        let f = match run(dir.path(), &shape, dtype, with_job) {
             Ok(f) => f,
             Err(e) => {
                 eprintln!("error: {dtype}: {e:#}");
@@ -172,6 +260,16 @@ fn main() -> std::process::ExitCode {
             limit as f64 / 1e6,
             rss as f64 / limit as f64,
         );
+        if let Some((took, server_rss)) = f.job {
+            println!(
+                "{dtype}: merge job (adapterctl merge --wait, spawn to exit) {:.2} s = {:.2}× \
+                 merge --local, {:.2}× copy; server peak RSS during the job {:.0} MB",
+                took.as_secs_f64(),
+                took.as_secs_f64() / f.merge.as_secs_f64(),
+                took.as_secs_f64() / f.copy.as_secs_f64(),
+                server_rss as f64 / 1e6,
+            );
+        }
         ok &= ratio <= 1.5 && rss < limit;
     }
     if ok {
