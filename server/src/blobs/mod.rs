@@ -59,6 +59,8 @@ impl std::io::Read for BlockingReader {
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     inner: Arc<dyn ObjectStore>,
+    /// The directory of a local store: objects are files below it.
+    local_root: Option<std::path::PathBuf>,
 }
 
 /// `blobs/sha256/<first 2 hex>/<hex>`.
@@ -90,7 +92,13 @@ impl BlobStore {
                     LocalFileSystem::new_with_prefix(dir).context("opening the blob directory")?;
                 // object_store streams local files in 8 KiB reads, each a blocking-pool
                 // hand-off; re-chunking at 4 MiB makes reads ~500× fewer (see BENCHMARKS.md).
-                Arc::new(ChunkedStore::new(Arc::new(local), LOCAL_READ_CHUNK))
+                let store = Arc::new(ChunkedStore::new(Arc::new(local), LOCAL_READ_CHUNK));
+                let root = std::fs::canonicalize(dir)
+                    .with_context(|| format!("resolving {}", dir.display()))?;
+                return Ok(Self {
+                    inner: store,
+                    local_root: Some(root),
+                });
             }
             BlobStoreConfig::S3(s3) => {
                 let mut b = AmazonS3Builder::new()
@@ -119,12 +127,37 @@ impl BlobStore {
                 }
             }
         };
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            local_root: None,
+        })
     }
 
     /// A store over any object_store (tests).
     pub fn from_object_store(inner: Arc<dyn ObjectStore>) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            local_root: None,
+        }
+    }
+
+    /// Make the object at `key` survive a crash before the registry acknowledges it: on a
+    /// local store, fsync the file and its directory (object_store writes and renames
+    /// without syncing); an S3 store has made it durable when the write returned.
+    pub async fn make_durable(&self, key: &Path) -> std::io::Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let file = root.join(key.as_ref());
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&file)?.sync_all()?;
+            if let Some(dir) = file.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {

@@ -272,7 +272,9 @@ pub async fn commit(app: &AppState, staged: &Staged) -> anyhow::Result<()> {
         crate::uploads::place_blob(app, &[(staged.key.clone(), staged.size)], &staged.digest)
             .await
             .map_err(|e| anyhow::anyhow!("storing {}: {e}", staged.digest))?;
-        app.db.insert_blob(&staged.digest, staged.size).await?;
+        crate::uploads::record_blob(app, &staged.digest, staged.size)
+            .await
+            .map_err(|e| anyhow::anyhow!("recording {}: {e}", staged.digest))?;
     }
     app.blobs.delete(&staged.key).await?;
     Ok(())
@@ -286,7 +288,9 @@ pub async fn put_small(app: &AppState, bytes: Vec<u8>) -> anyhow::Result<(Digest
         let mut sink = app.blobs.sink(blob_key(&digest));
         sink.write(Bytes::from(bytes)).await?;
         sink.finish().await?;
-        app.db.insert_blob(&digest, size).await?;
+        crate::uploads::record_blob(app, &digest, size)
+            .await
+            .map_err(|e| anyhow::anyhow!("recording {digest}: {e}"))?;
     }
     Ok((digest, size))
 }

@@ -28,6 +28,17 @@ pub(crate) fn digest_mismatch(expected: &Digest, actual: &Digest) -> ApiError {
     )
 }
 
+/// Acknowledge a blob stored at its key: made durable first, then its `blobs` row (from
+/// which on it counts as uploaded). Every path that stores a blob ends here.
+pub(crate) async fn record_blob(app: &AppState, digest: &Digest, size: u64) -> ApiResult<()> {
+    app.blobs
+        .make_durable(&blob_key(digest))
+        .await
+        .map_err(ApiError::internal)?;
+    app.db.insert_blob(digest, size).await?;
+    Ok(())
+}
+
 /// `PUT /v1/blobs/{digest}`: `Ok((created, info))`.
 pub async fn put_monolithic(
     app: &AppState,
@@ -45,7 +56,7 @@ pub async fn put_monolithic(
     }
     let sink = app.blobs.sink(blob_key(digest));
     let size = stream::ingest_verified(sink, body, digest).await?;
-    app.db.insert_blob(digest, size).await?;
+    record_blob(app, digest, size).await?;
     Ok((
         true,
         BlobInfo {
@@ -203,7 +214,7 @@ pub async fn finish(app: &AppState, id: &str, digest: &Digest) -> ApiResult<Blob
     };
     if app.db.blob_size(digest).await?.is_none() {
         assemble(app, &session, digest).await?;
-        app.db.insert_blob(digest, session.offset).await?;
+        record_blob(app, digest, session.offset).await?;
     }
     delete_session(app, &uuid).await?;
     Ok(info)
