@@ -142,6 +142,29 @@ fn quantise_jobs_match_the_local_kernels_and_record_lineage() {
             "{parent}"
         );
 
+        // A GGUF model is an output, not an input: a clear failure, not retried.
+        let failed = env.ctl_json(
+            &[
+                "quantise",
+                "acme/llama-gguf@1.0.0-q4-k",
+                "--format",
+                "q8_0",
+                "--as",
+                "acme/again@1.0.0",
+                "--wait",
+            ],
+            12,
+        );
+        let job = &failed["error"]["details"]["job"];
+        assert!(
+            job["error"]
+                .as_str()
+                .unwrap()
+                .contains("no safetensors weights"),
+            "{stack}: {failed}"
+        );
+        assert_eq!(job["attempts"], 1, "{failed}");
+
         // NF4 with double quantisation.
         env.ctl_json(
             &[

@@ -79,7 +79,7 @@ pub(super) fn stored_weights(
             "{reference} is registered headers-only: push it with its weight files to {verb}"
         )));
     }
-    Ok(weights(&model.manifest)
+    let files: Vec<StoredFile> = weights(&model.manifest)
         .map_err(JobError::fatal)?
         .into_iter()
         .map(|w| StoredFile {
@@ -87,7 +87,20 @@ pub(super) fn stored_weights(
             digest: w.sha256,
             size: w.size,
         })
-        .collect())
+        .collect();
+    if files.is_empty() {
+        return Err(no_safetensors(reference));
+    }
+    Ok(files)
+}
+
+/// A model without safetensors weights (a GGUF a quantise job made) cannot be read as a
+/// base: say so instead of failing on a missing tensor.
+pub(super) fn no_safetensors(reference: &str) -> JobError {
+    JobError::fatal(format!(
+        "{reference} has no safetensors weights (a GGUF model is an output of quantise, not an \
+         input of merge, quantise or validate)"
+    ))
 }
 
 /// `auto` and `cpu` run on the CPU. This build has no CUDA path, so `cuda[:N]` is refused

@@ -15,7 +15,7 @@ use adapter_core::reference::Reference;
 use anyhow::Context as _;
 use serde_json::Value;
 
-use super::{Ctx, JobResult, JobsConfig};
+use super::{Ctx, JobError, JobResult, JobsConfig};
 use crate::app::AppState;
 use crate::db::versions::VersionRow;
 use crate::publish::model::weights;
@@ -141,6 +141,9 @@ pub async fn run(ctx: Ctx) -> JobResult {
         .await;
     let adapter = load(&ctx.app, Kind::Adapter, &adapter_ref).await?;
     let base = load(&ctx.app, Kind::Model, &base_ref).await?;
+    if weights(&base.manifest).map_err(JobError::fatal)?.is_empty() {
+        return Err(super::derived::no_safetensors(&base_ref));
+    }
     let facts = adapter_facts(&ctx.app, &adapter).await?;
     ctx.progress(0.1, "read the adapter").await?;
     let base_facts = base_facts(&ctx, &base).await?;
