@@ -103,6 +103,29 @@ fn merge_job_equals_the_local_kernel_and_records_lineage() {
             "{adapter}"
         );
 
+        // Merge, then quantise the merged model: the GGUF's chain leads through the merged
+        // model to the base.
+        env.ctl_json(
+            &[
+                "quantise",
+                "acme/merged@1.0.0",
+                "--format",
+                "q8_0",
+                "--as",
+                "acme/merged-gguf@1.0.0",
+                "--wait",
+            ],
+            0,
+        );
+        let gguf = env.ctl_json(&["show", "acme/merged-gguf@1.0.0", "--kind", "model"], 0);
+        let chain: Vec<&str> = gguf["lineage"]["chain"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n["name"].as_str())
+            .collect();
+        assert_eq!(chain, ["merged-gguf", "merged", "llama"], "{stack}: {gguf}");
+
         // The same request again is the same job (its result), not a second merge.
         let again = env.ctl_json(
             &[
