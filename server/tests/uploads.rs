@@ -239,9 +239,10 @@ async fn session_survives_restart_and_expires() {
             b"first half, second half"
         );
 
-        // Expiry: a 1-second TTL, then the sweeper deletes the session and its parts.
+        // Expiry: a 3-second TTL, then the sweeper deletes the session and its parts. (Expiry
+        // is kept in whole seconds, so a 1-second TTL could lapse before the first chunk.)
         let mut short = config(&backend);
-        short.upload_ttl = Duration::from_secs(1);
+        short.upload_ttl = Duration::from_secs(3);
         s.stop().await;
         let s = TestServer::start_with(&backend, short).await;
         let session = start_session(&s, "").await;
@@ -252,7 +253,7 @@ async fn session_survives_restart_and_expires() {
                 .status,
             202
         );
-        tokio::time::sleep(Duration::from_millis(2100)).await;
+        tokio::time::sleep(Duration::from_millis(4100)).await;
         s.get(&format!("/v1/uploads/{id}"))
             .await
             .error(404, "upload_not_found");
