@@ -193,6 +193,13 @@ pub fn ended_well(j: &JobInfo) -> Result<(), Failure> {
     Err(f)
 }
 
+/// The exact version a job's input `name` resolved to (empty when it has none).
+pub fn input_ref(job: &JobInfo, name: &str) -> String {
+    job.inputs
+        .get(name)
+        .map_or_else(String::new, |i| i.reference.clone())
+}
+
 /// Submit a job that makes a new version (merge, quantise). Without `wait`: print its id
 /// (the job as JSON with `--json`). With `wait`: follow it; on success print `done`'s lines
 /// (the result as JSON with `--json`); exit 12 when it failed or was cancelled.

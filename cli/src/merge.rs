@@ -162,8 +162,8 @@ async fn remote(ctx: &Ctx, args: &MergeArgs) -> Result<(), Failure> {
         let out = result["output"].as_str().unwrap_or_default().to_owned();
         let mut lines = vec![format!(
             "merged {} into {} as {out} ({})",
-            input_of(job, "adapter"),
-            input_of(job, "base"),
+            crate::jobs::input_ref(job, "adapter"),
+            crate::jobs::input_ref(job, "base"),
             result["manifest_digest"].as_str().unwrap_or_default()
         )];
         if let Some(t) = result.get("tensors").filter(|t| !t.is_null()) {
@@ -175,10 +175,4 @@ async fn remote(ctx: &Ctx, args: &MergeArgs) -> Result<(), Failure> {
         lines
     })
     .await
-}
-
-fn input_of(job: &adapter_core::api::JobInfo, name: &str) -> String {
-    job.inputs
-        .get(name)
-        .map_or_else(String::new, |i| i.reference.clone())
 }

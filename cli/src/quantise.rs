@@ -218,7 +218,7 @@ async fn remote(ctx: &Ctx, args: &QuantiseArgs) -> Result<(), Failure> {
         let r = job.result.clone().unwrap_or_default();
         let mut lines = vec![format!(
             "quantised {} as {} ({})",
-            job.inputs.get("model").map_or("", |i| i.reference.as_str()),
+            crate::jobs::input_ref(job, "model"),
             r["output"].as_str().unwrap_or_default(),
             r["manifest_digest"].as_str().unwrap_or_default()
         )];

@@ -27,11 +27,6 @@ pub async fn run(ctx: &Ctx, adapter: &str, base: &str, wait: bool) -> Result<(),
         idempotency_key: None,
     };
     let job = client.submit_job(&req).await?;
-    let pair = |j: &adapter_core::api::JobInfo, k: &str| {
-        j.inputs
-            .get(k)
-            .map_or_else(String::new, |i| i.reference.clone())
-    };
     if !wait {
         if ctx.json {
             println!(
@@ -41,8 +36,8 @@ pub async fn run(ctx: &Ctx, adapter: &str, base: &str, wait: bool) -> Result<(),
         } else {
             eprintln!(
                 "validation of {} against {}: {} ({}); follow it with `adapterctl jobs watch {}`",
-                pair(&job, "adapter"),
-                pair(&job, "base"),
+                crate::jobs::input_ref(&job, "adapter"),
+                crate::jobs::input_ref(&job, "base"),
                 job.state,
                 job.id,
                 job.id
@@ -67,8 +62,8 @@ pub async fn run(ctx: &Ctx, adapter: &str, base: &str, wait: bool) -> Result<(),
     } else {
         println!(
             "{} against {}: {verdict}",
-            pair(&job, "adapter"),
-            pair(&job, "base")
+            crate::jobs::input_ref(&job, "adapter"),
+            crate::jobs::input_ref(&job, "base")
         );
         for (key, label) in [("errors", "error"), ("warnings", "warning")] {
             for f in report

@@ -226,43 +226,29 @@ fn quantise_job_refusals() {
             ],
             0,
         );
-        let e = env.ctl_json(
-            &[
-                "quantise",
-                "acme/llama@1.0.0",
-                "--format",
-                "q4_k",
-                "--as",
-                "acme/llama@1.0.0",
-            ],
-            5,
-        );
-        assert_eq!(e["error"]["code"], "version_exists", "{stack}: {e}");
-        let e = env.ctl_json(
-            &[
-                "quantise",
-                "acme/llama@1.0.0",
-                "--format",
-                "q8_0",
-                "--double-quant",
-                "--as",
-                "acme/q@1.0.0",
-            ],
-            4,
-        );
-        assert_eq!(e["error"]["code"], "invalid_job", "{stack}: {e}");
-        let e = env.ctl_json(
-            &[
-                "quantise",
-                "acme/llama@1.0.0",
-                "--format",
-                "q8_0",
-                "--as",
-                "acme/q",
-            ],
-            4,
-        );
-        assert_eq!(e["error"]["code"], "invalid_job", "{stack}: {e}");
+        for (args, exit, code) in [
+            (
+                &["--format", "q4_k", "--as", "acme/llama@1.0.0"][..],
+                5,
+                "version_exists",
+            ),
+            (
+                &["--format", "q8_0", "--double-quant", "--as", "acme/q@1.0.0"][..],
+                4,
+                "invalid_job",
+            ),
+            (
+                &["--format", "q8_0", "--as", "acme/q"][..],
+                4,
+                "invalid_job",
+            ),
+        ] {
+            let e = env.ctl_json(
+                &[&["quantise", "acme/llama@1.0.0"][..], args].concat(),
+                exit,
+            );
+            assert_eq!(e["error"]["code"], code, "{stack}: {args:?}: {e}");
+        }
         let jobs = env.ctl_json(&["jobs", "ls", "--kind", "quantise"], 0);
         assert_eq!(jobs["jobs"].as_array().unwrap().len(), 0, "{stack}: {jobs}");
     }

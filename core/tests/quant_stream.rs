@@ -86,11 +86,7 @@ fn input<'a>(model: &ModelDir, src: &'a mut MemSource) -> ModelInput<'a> {
     ModelInput {
         name: "tiny-llama".into(),
         config: model.config.clone(),
-        tensors: model
-            .tensors
-            .iter()
-            .map(|(k, t)| (k.clone(), t.info.clone()))
-            .collect(),
+        tensors: model.tensor_infos(),
         tokenizer_json: None,
         tokenizer_config: None,
         source_bytes: model.files.iter().map(|f| f.size).sum(),

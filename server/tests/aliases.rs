@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Reply, TestServer, stacks, tiny_adapter, tiny_model};
+use common::{Reply, TestServer, publish_tiny_model, stacks, tiny_adapter};
 use serde_json::{Value, json};
 
 const REPO: &str = "/v1/adapters/acme/bot";
@@ -541,13 +541,7 @@ async fn base_references_resolve_through_model_aliases() {
     for stack in stacks() {
         let backend = adapter_testkit::Backend::new(&stack);
         let s = TestServer::start(&backend).await;
-        let model = tiny_model(&s).await;
-        assert_eq!(
-            s.publish("models", "acme/llama", "1.0.0", &model)
-                .await
-                .status,
-            201
-        );
+        publish_tiny_model(&s, "acme/llama").await;
         let r = s
             .http
             .put(s.u("/v1/models/acme/llama/aliases/prod"))

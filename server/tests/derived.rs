@@ -5,7 +5,10 @@
 
 mod common;
 
-use common::{TestServer, client_with_token, post_job, stacks, tiny_adapter, tiny_model, token};
+use common::{
+    TestServer, client_with_token, post_job, publish_tiny_model, stacks, tiny_adapter, tiny_model,
+    token,
+};
 use serde_json::json;
 
 async fn queued(s: &TestServer) -> usize {
@@ -141,13 +144,7 @@ async fn hostile_merge_params_are_refused_before_queueing() {
     for stack in stacks() {
         let backend = adapter_testkit::Backend::new(&stack);
         let s = TestServer::start(&backend).await;
-        let model = tiny_model(&s).await;
-        assert_eq!(
-            s.publish("models", "acme/llama", "1.0.0", &model)
-                .await
-                .status,
-            201
-        );
+        publish_tiny_model(&s, "acme/llama").await;
         let adapter = tiny_adapter(&s, json!({"base": {"reference": "acme/llama@1.0.0"}})).await;
         assert_eq!(
             s.publish("adapters", "acme/bot", "1.0.0", &adapter)

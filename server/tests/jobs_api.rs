@@ -7,7 +7,7 @@ mod common;
 use adapter_core::api::JobState;
 use adapter_registry::jobs::{self, Kinds};
 use common::jobs::{enqueue, fast, wait_final};
-use common::{TestServer, post_job, stacks, tiny_adapter, tiny_model};
+use common::{TestServer, post_job, publish_tiny_model, stacks, tiny_adapter};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -15,13 +15,7 @@ async fn validate_end_to_end_with_idempotent_submit_events_and_gate() {
     for stack in stacks() {
         let backend = adapter_testkit::Backend::new(&stack);
         let s = TestServer::start(&backend).await;
-        let model = tiny_model(&s).await;
-        assert_eq!(
-            s.publish("models", "acme/llama", "1.0.0", &model)
-                .await
-                .status,
-            201
-        );
+        publish_tiny_model(&s, "acme/llama").await;
         // Publishing an adapter whose base is registered queues its validation.
         let a = tiny_adapter(&s, json!({"base": {"reference": "acme/llama@^1"}})).await;
         let r = s.publish("adapters", "acme/bot", "1.0.0", &a).await;
@@ -180,13 +174,7 @@ async fn hostile_job_requests_are_refused_and_change_nothing() {
     for stack in stacks() {
         let backend = adapter_testkit::Backend::new(&stack);
         let s = TestServer::start(&backend).await;
-        let model = tiny_model(&s).await;
-        assert_eq!(
-            s.publish("models", "acme/llama", "1.0.0", &model)
-                .await
-                .status,
-            201
-        );
+        publish_tiny_model(&s, "acme/llama").await;
         let a = tiny_adapter(&s, json!({})).await;
         assert_eq!(
             s.publish("adapters", "acme/bot", "1.0.0", &a).await.status,

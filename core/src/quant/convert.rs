@@ -141,11 +141,7 @@ fn weights_input<'a>(model: &ModelDir, source: &'a mut dyn TensorSource) -> Mode
     ModelInput {
         name: model_name(model),
         config: model.config.clone(),
-        tensors: model
-            .tensors
-            .iter()
-            .map(|(k, t)| (k.clone(), t.info.clone()))
-            .collect(),
+        tensors: model.tensor_infos(),
         tokenizer_json: None,
         tokenizer_config: None,
         source_bytes: model.files.iter().map(|f| f.size).sum(),

@@ -52,11 +52,9 @@ impl Caller {
 
     /// Does the caller's token cover namespace `ns` (its scope is checked by the route)?
     pub fn covers(&self, ns: &str) -> bool {
-        self.token.as_ref().is_some_and(|t| {
-            t.namespaces
-                .as_ref()
-                .is_none_or(|n| n.iter().any(|m| m == ns))
-        })
+        // The route table's own rule for one namespace (the scope was checked by the route).
+        let need = policy::Requirement::Scope(Scope::Read, policy::Namespaces::One(ns.to_owned()));
+        self.token.is_some() && policy::check(self.token.as_ref(), &need, false).is_ok()
     }
 
     /// The namespaces this caller may see; `None`: all.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::blobio::StoredFile;
+use super::blobio::{StoredFile, clear_staging};
 use super::validate::Loaded;
 use super::{Ctx, JobError};
 use crate::app::AppState;
@@ -193,10 +193,27 @@ pub fn derived_input(
     }
 }
 
-/// Run a kernel on a blocking thread while reporting progress once a second: `done` (which
-/// the kernel counts up) of `total` `units`. A cancel seen by the progress report makes the
-/// job's writers fail, which ends the kernel; the job then ends cancelled.
+/// Run a kernel that writes staged objects on a blocking thread while reporting progress
+/// once a second: `done` (which the kernel counts up) of `total` `units`. A cancel seen by
+/// the progress report makes the job's writers fail, which ends the kernel; the job then ends
+/// cancelled. When the kernel fails, what this attempt staged is deleted.
 pub async fn run_blocking<T: Send + 'static>(
+    ctx: &Ctx,
+    done: Arc<AtomicUsize>,
+    total: usize,
+    units: &str,
+    work: impl FnOnce() -> Result<T, JobError> + Send + 'static,
+) -> Result<T, JobError> {
+    let result = report_while(ctx, done, total, units, work).await;
+    if result.is_err()
+        && let Err(e) = clear_staging(&ctx.app, &ctx.id).await
+    {
+        tracing::warn!(job = %ctx.id, error = %e, "cannot clear the staging objects");
+    }
+    result
+}
+
+async fn report_while<T: Send + 'static>(
     ctx: &Ctx,
     done: Arc<AtomicUsize>,
     total: usize,

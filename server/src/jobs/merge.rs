@@ -27,7 +27,7 @@ use super::blobio::{
     BlobTensors, BlobWriter, Staged, StoredFile, clear_staging, commit, put_small,
 };
 use super::derived::{self, Output, check_device};
-use super::validate::{Loaded, adapter_facts, base_facts, load};
+use super::validate::{Loaded, adapter_facts, base_facts_of, load};
 use super::{Ctx, JobError, JobResult};
 use crate::error::ApiResult;
 
@@ -118,7 +118,9 @@ pub async fn run(ctx: Ctx) -> JobResult {
     let base = load(&ctx.app, Kind::Model, &base_in.reference).await?;
     let base_files = derived::stored_weights(&base, &base_in.reference, "merge into it")?;
     let facts: AdapterFacts = adapter_facts(&ctx.app, &adapter).await?;
-    let base_facts: BaseFacts = base_facts(&ctx, &base).await?;
+    // The base's headers, read once: to plan, and to stream its tensors.
+    let (base_src, tensors) = BlobTensors::open(&ctx.app, &base_files, "invalid_model").await?;
+    let base_facts: BaseFacts = base_facts_of(&ctx.app, &base, tensors).await?;
     let content_digest = base_facts.content_digest;
     let planned = plan(&facts, &base_facts, &checked.options).map_err(merge_error)?;
     ctx.log(format!(
@@ -130,14 +132,7 @@ pub async fn run(ctx: Ctx) -> JobResult {
     .await;
 
     clear_staging(&ctx.app, &ctx.id).await?;
-    let files = write_shards(&ctx, &adapter, &base_files, &planned).await;
-    let files = match files {
-        Ok(f) => f,
-        Err(e) => {
-            let _ = clear_staging(&ctx.app, &ctx.id).await;
-            return Err(e);
-        }
-    };
+    let files = write_shards(&ctx, &adapter, base_src, &planned).await?;
     let mut entries = Vec::new();
     for (name, staged) in files {
         commit(&ctx.app, &staged).await?;
@@ -175,10 +170,9 @@ pub async fn run(ctx: Ctx) -> JobResult {
 async fn write_shards(
     ctx: &Ctx,
     adapter: &Loaded,
-    base_files: &[StoredFile],
+    mut base_src: BlobTensors,
     planned: &MergePlan,
 ) -> Result<Vec<(String, Staged)>, JobError> {
-    let (mut base_src, _) = BlobTensors::open(&ctx.app, base_files, "invalid_model").await?;
     let (mut adapter_src, _) = BlobTensors::open(
         &ctx.app,
         &[stored(adapter, WEIGHTS_FILE)?],

@@ -16,24 +16,24 @@ use adapter_core::api::QuantiseParams;
 use adapter_core::manifest::Kind;
 use adapter_core::merge::{MergeError, TensorSource, is_copied_file};
 use adapter_core::model::CONFIG_FILE;
+use adapter_core::quant::tokenizer::MAX_TOKENIZER_JSON;
 use adapter_core::quant::{GgmlType, ModelInput, Options, QuantError, write_gguf, write_nf4};
 use adapter_core::safetensors::TensorInfo;
 use serde_json::{Value, json};
 
 use super::blobio::{BlobTensors, BlobWriter, clear_staging, commit, put_small};
 use super::derived::{self, Output, check_device};
-use super::validate::load;
+use super::validate::{json_file, load};
 use super::{Ctx, JobError, JobResult};
 use crate::blobs::blob_key;
 use crate::error::ApiResult;
-use crate::publish::read::small_file;
 
 pub const KIND: &str = adapter_core::api::jobs::KIND_QUANTISE;
 
 /// The report stored beside the output.
 pub const REPORT_FILE: &str = "quantisation_report.json";
-/// Largest `tokenizer.json` read (Llama 3's is about 9 MB).
-const MAX_TOKENIZER: u64 = 64 << 20;
+/// Largest `tokenizer.json` read: the kernel's own bound.
+const MAX_TOKENIZER: u64 = MAX_TOKENIZER_JSON as u64;
 
 /// What to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,22 +139,6 @@ fn quant_error(e: QuantError) -> JobError {
     }
 }
 
-async fn optional_json(
-    ctx: &Ctx,
-    model: &adapter_core::manifest::Manifest,
-    path: &str,
-) -> Result<Option<Value>, JobError> {
-    let Some(f) = model.file(path) else {
-        return Ok(None);
-    };
-    let bytes = small_file(&ctx.app, "invalid_model", path, &f.digest, f.size)
-        .await
-        .map_err(JobError::fatal)?;
-    adapter_core::json::parse_strict(&bytes)
-        .map(Some)
-        .map_err(|e| JobError::fatal(format!("{path}: {e}")))
-}
-
 /// The job.
 pub async fn run(ctx: Ctx) -> JobResult {
     let checked = check_params(&ctx.params).map_err(JobError::fatal)?;
@@ -175,8 +159,11 @@ pub async fn run(ctx: Ctx) -> JobResult {
     let files = derived::stored_weights(&model, &model_in.reference, "quantise it")?;
     let source_bytes = files.iter().map(|f| f.size).sum();
     let (mut source, tensors) = BlobTensors::open(&ctx.app, &files, "invalid_model").await?;
-    let config = optional_json(&ctx, &model.manifest, CONFIG_FILE).await?;
-    let tokenizer_config = optional_json(&ctx, &model.manifest, "tokenizer_config.json").await?;
+    let json = |path| json_file(&ctx.app, &model.manifest, path, "invalid_model");
+    let config = json(CONFIG_FILE).await.map_err(JobError::fatal)?;
+    let tokenizer_config = json("tokenizer_config.json")
+        .await
+        .map_err(JobError::fatal)?;
     let tokenizer_json = match model.manifest.file("tokenizer.json") {
         Some(f) if f.size > MAX_TOKENIZER => {
             return Err(JobError::fatal(format!(
@@ -219,46 +206,40 @@ pub async fn run(ctx: Ctx) -> JobResult {
     }
     lineage.push(("adapter_registry.tool".to_owned(), derived::tool()));
     let content_digest = digest("content_digest").and_then(|d| d.parse().ok());
-    let made = derived::run_blocking(&ctx, done, total, "tensors", move || {
-        let mut counting = Counting {
-            inner: &mut source,
-            done: counter,
-            delay,
-        };
-        let mut input = ModelInput {
-            name,
-            config,
-            tensors,
-            tokenizer_json,
-            tokenizer_config,
-            source_bytes,
-            source: &mut counting,
-        };
-        let mut opts = Options {
-            lineage,
-            ..Options::default()
-        };
-        let (report, config) = match format {
-            Format::Gguf(ty) => (
-                write_gguf(&mut input, ty, &opts, &mut writer).map_err(quant_error)?,
-                None,
-            ),
-            Format::Nf4 { double_quant } => {
-                opts.double_quant = double_quant;
-                let (r, c) = write_nf4(&mut input, &opts, &mut writer).map_err(quant_error)?;
-                (r, Some(c))
-            }
-        };
-        Ok((report, config, writer.finish()?))
-    })
-    .await;
-    let (report, new_config, staged) = match made {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = clear_staging(&ctx.app, &ctx.id).await;
-            return Err(e);
-        }
-    };
+    let (report, new_config, staged) =
+        derived::run_blocking(&ctx, done, total, "tensors", move || {
+            let mut counting = Counting {
+                inner: &mut source,
+                done: counter,
+                delay,
+            };
+            let mut input = ModelInput {
+                name,
+                config,
+                tensors,
+                tokenizer_json,
+                tokenizer_config,
+                source_bytes,
+                source: &mut counting,
+            };
+            let mut opts = Options {
+                lineage,
+                ..Options::default()
+            };
+            let (report, config) = match format {
+                Format::Gguf(ty) => (
+                    write_gguf(&mut input, ty, &opts, &mut writer).map_err(quant_error)?,
+                    None,
+                ),
+                Format::Nf4 { double_quant } => {
+                    opts.double_quant = double_quant;
+                    let (r, c) = write_nf4(&mut input, &opts, &mut writer).map_err(quant_error)?;
+                    (r, Some(c))
+                }
+            };
+            Ok((report, config, writer.finish()?))
+        })
+        .await?;
     commit(&ctx.app, &staged).await?;
     let (weights_name, type_name) = match checked.format {
         Format::Gguf(ty) => (format!("model-{}.gguf", ty.name()), ty.name().to_owned()),

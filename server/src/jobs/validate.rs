@@ -12,12 +12,14 @@ use adapter_core::manifest::{Kind, Manifest};
 use adapter_core::model::CONFIG_FILE as MODEL_CONFIG;
 use adapter_core::peft::{CONFIG_FILE, WEIGHTS_FILE};
 use adapter_core::reference::Reference;
+use adapter_core::safetensors::TensorInfo;
 use anyhow::Context as _;
 use serde_json::Value;
 
 use super::{Ctx, JobError, JobResult, JobsConfig};
 use crate::app::AppState;
 use crate::db::versions::VersionRow;
+use crate::error::{ApiError, ApiResult};
 use crate::publish::model::weights;
 use crate::publish::read::{safetensors_header, small_file};
 
@@ -52,7 +54,7 @@ pub(super) async fn load(app: &AppState, kind: Kind, reference: &str) -> anyhow:
     Ok(Loaded { id, row, manifest })
 }
 
-fn api(e: crate::error::ApiError) -> anyhow::Error {
+fn api(e: ApiError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 
@@ -90,6 +92,25 @@ pub(super) async fn adapter_facts(app: &AppState, a: &Loaded) -> anyhow::Result<
     })
 }
 
+/// A small JSON file of a version (`config.json`, `tokenizer_config.json`), if it has one;
+/// `code` names the error when it is not valid JSON.
+pub(super) async fn json_file(
+    app: &AppState,
+    manifest: &Manifest,
+    path: &str,
+    code: &'static str,
+) -> ApiResult<Option<Value>> {
+    let Some(f) = manifest.file(path) else {
+        return Ok(None);
+    };
+    let bytes = small_file(app, code, path, &f.digest, f.size).await?;
+    parse_strict(&bytes)
+        .map(Some)
+        .map_err(|e| ApiError::new(code, format!("{path}: {e}")))
+}
+
+/// What validation and merge know of a base: every tensor's header entry (read from the
+/// weight files' headers, also those of a headers-only model), config and identities.
 pub(super) async fn base_facts(ctx: &Ctx, b: &Loaded) -> anyhow::Result<BaseFacts> {
     let app = &ctx.app;
     let weights = weights(&b.manifest).map_err(api)?;
@@ -113,15 +134,19 @@ pub(super) async fn base_facts(ctx: &Ctx, b: &Loaded) -> anyhow::Result<BaseFact
         ctx.progress(done, &format!("read the header of {}", w.path))
             .await?;
     }
-    let config = match b.manifest.file(MODEL_CONFIG) {
-        None => None,
-        Some(f) => {
-            let bytes = small_file(app, "invalid_model", MODEL_CONFIG, &f.digest, f.size)
-                .await
-                .map_err(api)?;
-            Some(parse_strict(&bytes).map_err(|e| anyhow::anyhow!("{MODEL_CONFIG}: {e}"))?)
-        }
-    };
+    base_facts_of(app, b, tensors).await
+}
+
+/// [`base_facts`] when the tensors' header entries are already read (the merge job reads
+/// them once, to stream the tensors).
+pub(super) async fn base_facts_of(
+    app: &AppState,
+    b: &Loaded,
+    tensors: BTreeMap<String, TensorInfo>,
+) -> anyhow::Result<BaseFacts> {
+    let config = json_file(app, &b.manifest, MODEL_CONFIG, "invalid_model")
+        .await
+        .map_err(api)?;
     let summary: Value = serde_json::from_str(&b.row.summary)?;
     let digest = |k: &str| summary.get(k).and_then(Value::as_str).map(str::parse);
     Ok(BaseFacts {

@@ -279,6 +279,13 @@ pub async fn tiny_adapter(s: &TestServer, metadata: Value) -> Value {
     manifest("adapter", files, metadata)
 }
 
+/// The tiny-llama base model published as `repo@1.0.0` (201 asserted).
+pub async fn publish_tiny_model(s: &TestServer, repo: &str) {
+    let model = tiny_model(s).await;
+    let r = s.publish("models", repo, "1.0.0", &model).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+}
+
 /// The tiny-llama base model, uploaded; its manifest.
 pub async fn tiny_model(s: &TestServer) -> Value {
     let files = upload_dir(
