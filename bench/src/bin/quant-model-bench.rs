@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use adapter_bench::llama::{Shape, write_model};
-use adapter_bench::{machine, python};
+use adapter_bench::{machine, proc_field, python};
 use adapter_core::model::{Hashing, ModelDir};
 use adapter_core::quant::GgmlType;
 use adapter_core::quant::convert::{Options, to_gguf};
@@ -133,15 +133,19 @@ fn run() -> Result<bool> {
         std::thread::available_parallelism().map_or(1, usize::from)
     );
     println!(
-        "{:<6} {:>11} {:>9} {:>13} {:>9} {:>12} {:>7}",
-        "type", "ours s", "MB/s", "gguf-py s", "MB/s", "ours/theirs", "bytes"
+        "{:<6} {:>11} {:>9} {:>13} {:>9} {:>12} {:>7} {:>13}",
+        "type", "ours s", "MB/s", "gguf-py s", "MB/s", "ours/theirs", "bytes", "ours peak RSS"
     );
     let mut met = true;
     for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
         let ours_out = dir.path().join(format!("ours-{ty}.gguf"));
+        // Peak memory of ours alone: VmHWM reset just before (writing the model does not
+        // count).
+        std::fs::write("/proc/self/clear_refs", "5").context("resetting VmHWM")?;
         let start = Instant::now();
         to_gguf(&model, ty, &ours_out, &Options::default())?;
         let ours = start.elapsed();
+        let rss = proc_field("/proc/self/status", "VmHWM:").unwrap_or(0) as f64 / 1024.0;
         let theirs_out = dir.path().join(format!("theirs-{ty}.gguf"));
         match theirs(
             &python,
@@ -150,7 +154,7 @@ fn run() -> Result<bool> {
             ty,
         ) {
             Err(why) => println!(
-                "{:<6} {:>11.2} {:>9.0}   gguf-py skipped: {why}",
+                "{:<6} {:>11.2} {:>9.0}   peak RSS {rss:.0} MB; gguf-py skipped: {why}",
                 ty.name(),
                 ours.as_secs_f64(),
                 mb / ours.as_secs_f64()
@@ -182,14 +186,15 @@ fn run() -> Result<bool> {
                 let ratio = t.as_secs_f64() / ours.as_secs_f64();
                 met &= ratio >= 3.0 && same;
                 println!(
-                    "{:<6} {:>11.2} {:>9.0} {:>13.2} {:>9.0} {:>11.1}× {:>7}",
+                    "{:<6} {:>11.2} {:>9.0} {:>13.2} {:>9.0} {:>11.1}× {:>7} {:>10.0} MB",
                     ty.name(),
                     ours.as_secs_f64(),
                     mb / ours.as_secs_f64(),
                     t.as_secs_f64(),
                     mb / t.as_secs_f64(),
                     ratio,
-                    if same { "same" } else { "DIFFER" }
+                    if same { "same" } else { "DIFFER" },
+                    rss
                 );
                 std::fs::remove_file(&theirs_out)?;
             }

@@ -208,12 +208,15 @@ impl<W: Write> Counting<W> {
     }
 }
 
-/// Streaming GGUF writer: header at [`GgufWriter::start`], then [`GgufWriter::write_tensor`]
-/// once per tensor in the order given, then [`GgufWriter::finish`].
+/// Streaming GGUF writer: header at [`GgufWriter::start`], then each tensor's data in the
+/// order given ([`GgufWriter::write_tensor`] whole or [`GgufWriter::write_part`] in pieces),
+/// then [`GgufWriter::finish`].
 pub struct GgufWriter<W: Write> {
     out: Counting<W>,
     tensors: Vec<GgufTensor>,
     next: usize,
+    /// Bytes of the current tensor written so far.
+    part: u64,
     data_start: u64,
     alignment: u64,
 }
@@ -293,6 +296,7 @@ impl<W: Write> GgufWriter<W> {
             out,
             tensors: infos,
             next: 0,
+            part: 0,
             data_start,
             alignment,
         })
@@ -305,11 +309,8 @@ impl<W: Write> GgufWriter<W> {
 
     /// Write the next tensor's data (exactly its byte length) and pad to the alignment.
     pub fn write_tensor(&mut self, bytes: &[u8]) -> Result<(), QuantError> {
-        let t = self
-            .tensors
-            .get(self.next)
-            .ok_or_else(|| QuantError::Invalid("more tensors written than declared".into()))?;
-        if bytes.len() as u64 != t.byte_len() {
+        let t = self.current()?;
+        if self.part != 0 || bytes.len() as u64 != t.byte_len() {
             return Err(QuantError::Invalid(format!(
                 "tensor `{}`: {} bytes given, {} declared",
                 t.name,
@@ -317,12 +318,37 @@ impl<W: Write> GgufWriter<W> {
                 t.byte_len()
             )));
         }
-        debug_assert_eq!(self.out.pos, self.data_start + t.offset);
+        self.write_part(bytes)
+    }
+
+    /// Write the next bytes of the current tensor's data (pieces in order; any split). The
+    /// piece that completes the tensor pads to the alignment and moves on to the next one;
+    /// a tensor of no bytes is completed by an empty piece.
+    pub fn write_part(&mut self, bytes: &[u8]) -> Result<(), QuantError> {
+        let t = self.current()?;
+        let (len, name) = (t.byte_len(), &t.name);
+        let end = self.part + bytes.len() as u64;
+        if end > len {
+            return Err(QuantError::Invalid(format!(
+                "tensor `{name}`: {end} bytes given, {len} declared"
+            )));
+        }
+        debug_assert_eq!(self.out.pos, self.data_start + t.offset + self.part);
         self.out.put(bytes)?;
-        self.out
-            .zeros(pad(self.out.pos - self.data_start, self.alignment))?;
-        self.next += 1;
+        self.part = end;
+        if end == len {
+            self.out
+                .zeros(pad(self.out.pos - self.data_start, self.alignment))?;
+            self.next += 1;
+            self.part = 0;
+        }
         Ok(())
+    }
+
+    fn current(&self) -> Result<&GgufTensor, QuantError> {
+        self.tensors
+            .get(self.next)
+            .ok_or_else(|| QuantError::Invalid("more tensors written than declared".into()))
     }
 
     /// Check that every tensor was written; returns the sink and the file length.

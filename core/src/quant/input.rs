@@ -57,7 +57,12 @@ pub(crate) fn check_len(info: &TensorInfo) -> Result<(), QuantError> {
 }
 
 /// Read exactly `buf.len()` bytes (`done` bytes of the tensor came before).
-fn fill(r: &mut dyn Read, buf: &mut [u8], info: &TensorInfo, done: u64) -> Result<(), QuantError> {
+pub(crate) fn fill(
+    r: &mut dyn Read,
+    buf: &mut [u8],
+    info: &TensorInfo,
+    done: u64,
+) -> Result<(), QuantError> {
     let mut at = 0;
     while at < buf.len() {
         match r.read(&mut buf[at..]) {
@@ -71,7 +76,7 @@ fn fill(r: &mut dyn Read, buf: &mut [u8], info: &TensorInfo, done: u64) -> Resul
 }
 
 /// After the declared bytes the reader must be at its end.
-fn at_end(r: &mut dyn Read, info: &TensorInfo) -> Result<(), QuantError> {
+pub(crate) fn at_end(r: &mut dyn Read, info: &TensorInfo) -> Result<(), QuantError> {
     let mut one = [0u8; 1];
     loop {
         return match r.read(&mut one) {
@@ -89,7 +94,7 @@ fn at_end(r: &mut dyn Read, info: &TensorInfo) -> Result<(), QuantError> {
     }
 }
 
-fn total(info: &TensorInfo) -> Result<usize, QuantError> {
+pub(crate) fn total(info: &TensorInfo) -> Result<usize, QuantError> {
     usize::try_from(info.byte_len()).map_err(|_| {
         QuantError::Unsupported(format!(
             "tensor `{}`: too large for this machine",
@@ -147,19 +152,32 @@ pub(crate) fn read_f32(
 
 /// Append F32 / F16 / BF16 little-endian values (other dtypes append nothing).
 pub(crate) fn decode_into(dtype: Dtype, raw: &[u8], out: &mut Vec<f32>) {
+    let Some(width) = float_width(dtype) else {
+        return;
+    };
+    let at = out.len();
+    out.resize(at + raw.len() / width, 0.0);
+    decode_slice(dtype, raw, &mut out[at..]);
+}
+
+/// Decode F32 / F16 / BF16 little-endian values into `out` (as many as both hold).
+pub(crate) fn decode_slice(dtype: Dtype, raw: &[u8], out: &mut [f32]) {
     match dtype {
-        Dtype::F32 => out.extend(
-            raw.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        ),
-        Dtype::F16 => out.extend(
-            raw.chunks_exact(2)
-                .map(|c| half::f16_to_f32(u16::from_le_bytes([c[0], c[1]]))),
-        ),
-        Dtype::BF16 => out.extend(
-            raw.chunks_exact(2)
-                .map(|c| half::bf16_to_f32(u16::from_le_bytes([c[0], c[1]]))),
-        ),
+        Dtype::F32 => {
+            for (o, c) in out.iter_mut().zip(raw.chunks_exact(4)) {
+                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        Dtype::F16 => {
+            for (o, c) in out.iter_mut().zip(raw.chunks_exact(2)) {
+                *o = half::f16_to_f32(u16::from_le_bytes([c[0], c[1]]));
+            }
+        }
+        Dtype::BF16 => {
+            for (o, c) in out.iter_mut().zip(raw.chunks_exact(2)) {
+                *o = half::bf16_to_f32(u16::from_le_bytes([c[0], c[1]]));
+            }
+        }
         _ => {}
     }
 }

@@ -75,6 +75,14 @@ pub fn map_name(name: &str, hp: &LlamaParams) -> Result<Option<Mapped>, QuantErr
     }))
 }
 
+/// Where row `src` of a q/k projection goes under [`permute_rows`], with heads of `dim`
+/// rows (`dim` even): row `j·dim/2 + i` of a head becomes its row `2i + j`.
+pub fn permuted_row(src: usize, dim: usize) -> usize {
+    let (head, within) = (src / dim, src % dim);
+    let half = dim / 2;
+    head * dim + 2 * (within % half) + within / half
+}
+
 /// Permute the rows of a `[rows, cols]` row-major matrix as `LlamaModel.permute` does:
 /// within each head, row `j·half + i` moves to `2·i + j` (j ∈ {0, 1}).
 pub fn permute_rows(
@@ -89,16 +97,10 @@ pub fn permute_rows(
         )));
     }
     let dim = rows / heads;
-    let half = dim / 2;
     let mut out = vec![0f32; x.len()];
-    for h in 0..heads {
-        for i in 0..half {
-            for j in 0..2 {
-                let src = h * dim + j * half + i;
-                let dst = h * dim + 2 * i + j;
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&x[src * cols..(src + 1) * cols]);
-            }
-        }
+    for (src, row) in x.chunks_exact(cols.max(1)).enumerate().take(rows) {
+        let dst = permuted_row(src, dim);
+        out[dst * cols..(dst + 1) * cols].copy_from_slice(row);
     }
     Ok(out)
 }

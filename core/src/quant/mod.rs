@@ -17,6 +17,7 @@ mod kquants;
 pub mod llama;
 pub mod nf4;
 pub mod nf4_double;
+mod pipeline;
 pub mod st_write;
 pub mod stream;
 pub mod tokenizer;
@@ -205,11 +206,12 @@ fn encode_parts(
     with_error: bool,
 ) -> (Vec<u8>, f64, f64) {
     let one = |chunk: &[f32]| {
-        let mut out = Vec::with_capacity(ty.row_bytes(chunk.len() as u64) as usize);
-        encode_into(ty, chunk, &mut out);
+        let mut out = Vec::new();
         let (err, norm) = if with_error {
-            squared_error(ty, chunk, &out, row_len)
+            encode_chunk(ty, chunk, row_len, &mut out)
         } else {
+            out.reserve(ty.row_bytes(chunk.len() as u64) as usize);
+            encode_into(ty, chunk, &mut out);
             (0.0, 0.0)
         };
         (out, err, norm)
@@ -240,6 +242,21 @@ fn encode_parts(
     (bytes, err, norm)
 }
 
+/// Append the encoding of `x` (whole rows of `row_len`) to `out`; returns Σ(x̂ − x)² and Σx²
+/// of the decoded encoding against `x` (several chunks' sums add up; [`ratio`] makes them
+/// the relative RMSE).
+pub(crate) fn encode_chunk(
+    ty: GgmlType,
+    x: &[f32],
+    row_len: usize,
+    out: &mut Vec<u8>,
+) -> (f64, f64) {
+    let at = out.len();
+    out.reserve(ty.row_bytes(x.len() as u64) as usize);
+    encode_into(ty, x, out);
+    squared_error(ty, x, &out[at..], row_len)
+}
+
 /// Σ(x̂ − x)² and Σx² of `x` against its encoding `bytes`, decoded a slice of rows at a time.
 fn squared_error(ty: GgmlType, x: &[f32], bytes: &[u8], row_len: usize) -> (f64, f64) {
     let row_len = row_len.max(1);
@@ -256,7 +273,8 @@ fn squared_error(ty: GgmlType, x: &[f32], bytes: &[u8], row_len: usize) -> (f64,
     (err, norm)
 }
 
-fn ratio(err: f64, norm: f64) -> f64 {
+/// √(Σ(x̂ − x)² / Σx²): the relative RMSE (0 when both are 0).
+pub(crate) fn ratio(err: f64, norm: f64) -> f64 {
     if norm == 0.0 {
         if err == 0.0 { 0.0 } else { f64::INFINITY }
     } else {

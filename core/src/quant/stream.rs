@@ -19,9 +19,10 @@ use super::input::{Counted, check_len, float_width, read_f32, read_raw};
 use super::llama::{self, LlamaParams};
 use super::nf4::{NF4_BLOCK, NF4_CODE, dequantize_nf4, quantize_nf4};
 use super::nf4_double::{NESTED_BLOCK, compress_absmax, dequantize_nf4_nested, dynamic_map};
+use super::pipeline::{CHUNK_VALUES, Tensor, write_tensors};
 use super::st_write::SafetensorsWriter;
 use super::tokenizer::tokenizer_metadata;
-use super::{GgmlType, QuantError, encode_with_error, relative_rmse};
+use super::{GgmlType, QuantError, relative_rmse};
 use crate::merge::TensorSource;
 use crate::safetensors::{Dtype, TensorInfo};
 
@@ -193,32 +194,31 @@ pub fn write_gguf(
         })
         .collect();
     let mut w = GgufWriter::start(BufWriter::with_capacity(BUFFER, out), &meta, &infos)?;
-    let mut tensors = Vec::with_capacity(plans.len());
-    for p in plans {
-        let info = &input.tensors[&p.name];
-        let mut x = read_f32(input.source, info)?;
-        if let Some(h) = p.mapped.permute_heads {
-            x = llama::permute_rows(
-                &x,
-                info.shape[0] as usize,
-                info.shape[1] as usize,
-                h as usize,
-            )?;
-        }
-        let row = *info.shape.last().unwrap_or(&1) as usize;
-        let (bytes, err) = encode_with_error(p.ty, &x, row, opts.threads);
-        drop(x);
-        w.write_tensor(&bytes)?;
-        tensors.push(TensorReport {
-            output_name: p.mapped.gguf_name,
-            shape: info.shape.clone(),
-            source_dtype: info.dtype.to_string(),
-            stored_as: p.ty.name().into(),
-            fallback: p.fallback,
-            relative_rmse: err,
-            name: p.name,
-        });
-    }
+    let order: Vec<Tensor<'_>> = plans
+        .iter()
+        .map(|p| Tensor {
+            info: &input.tensors[&p.name],
+            ty: p.ty,
+            permute_heads: p.mapped.permute_heads,
+        })
+        .collect();
+    let errors = write_tensors(input.source, &order, &mut w, opts.threads, CHUNK_VALUES)?;
+    let tensors = plans
+        .into_iter()
+        .zip(errors)
+        .map(|(p, err)| {
+            let info = &input.tensors[&p.name];
+            TensorReport {
+                output_name: p.mapped.gguf_name,
+                shape: info.shape.clone(),
+                source_dtype: info.dtype.to_string(),
+                stored_as: p.ty.name().into(),
+                fallback: p.fallback,
+                relative_rmse: err,
+                name: p.name,
+            }
+        })
+        .collect();
     let (mut buf, len) = w.finish()?;
     buf.flush()?;
     Ok(QuantReport {

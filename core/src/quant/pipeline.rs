@@ -1,0 +1,401 @@
+//! The GGUF data pipeline: tensors read in chunks of whole rows on the calling thread,
+//! decoded, permuted and encoded on worker threads, and written in order on the calling
+//! thread, so that reading, encoding and writing overlap. Memory is a few chunks (about
+//! 8 MB of f32 each), whatever the size of the largest tensor; the bytes and the error sums
+//! do not depend on the number of threads (chunks are cut by size only and their sums are
+//! added in order).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Mutex, PoisonError};
+
+use super::gguf::GgufWriter;
+use super::input::{at_end, decode_slice, fill, float_width, source_error};
+use super::llama::permuted_row;
+use super::{GgmlType, QuantError, encode_chunk, ratio};
+use crate::merge::TensorSource;
+use crate::safetensors::{Dtype, TensorInfo};
+
+/// Values per chunk: about 8 MB of f32, rounded to whole rows (whole heads when permuted).
+pub(crate) const CHUNK_VALUES: usize = 1 << 21;
+
+/// One tensor to write: its source, the stored type and, for llama.cpp's q/k row
+/// permutation, its number of heads.
+#[derive(Debug)]
+pub(crate) struct Tensor<'a> {
+    pub info: &'a TensorInfo,
+    pub ty: GgmlType,
+    pub permute_heads: Option<u64>,
+}
+
+/// How a tensor is cut: `rows` of `cols` values (`cols` is the encoding's row length), in
+/// chunks of `chunk_rows`; `group` rows per head when permuted.
+struct Cut {
+    rows: usize,
+    cols: usize,
+    chunk_rows: usize,
+    group: Option<usize>,
+}
+
+impl Cut {
+    fn of(t: &Tensor<'_>, chunk_values: usize) -> Result<Self, QuantError> {
+        let dim = |i: usize| usize::try_from(t.info.shape[i]).unwrap_or(usize::MAX);
+        let (rows, cols) = match t.info.shape.len() {
+            // A vector of a float type is cut anywhere; a quantised one is one row.
+            1 if t.ty.block_size() == 1 => (dim(0), 1),
+            1 => (1, dim(0)),
+            2 => (dim(0), dim(1)),
+            n => {
+                return Err(QuantError::Unsupported(format!(
+                    "tensor `{}`: {n} dimensions",
+                    t.info.name
+                )));
+            }
+        };
+        let group = match t.permute_heads {
+            Some(h) => {
+                let h = usize::try_from(h).unwrap_or(usize::MAX);
+                if h == 0 || !rows.is_multiple_of(2 * h) {
+                    return Err(QuantError::Invalid(format!(
+                        "tensor `{}`: {rows} rows do not split into {h} heads of even size",
+                        t.info.name
+                    )));
+                }
+                Some(rows / h)
+            }
+            None => None,
+        };
+        let unit = group.unwrap_or(1);
+        let chunk_rows = (chunk_values / cols.max(1) / unit).max(1) * unit;
+        Ok(Self {
+            rows,
+            cols,
+            chunk_rows,
+            group,
+        })
+    }
+}
+
+/// A chunk for a worker.
+struct Work {
+    seq: usize,
+    tensor: usize,
+    raw: Vec<u8>,
+    dtype: Dtype,
+    ty: GgmlType,
+    cols: usize,
+    group: Option<usize>,
+}
+
+/// A worker's result: the encoded bytes and the error sums; `raw` goes back for reuse.
+struct Done {
+    seq: usize,
+    tensor: usize,
+    raw: Vec<u8>,
+    bytes: Vec<u8>,
+    err: f64,
+    norm: f64,
+}
+
+impl Work {
+    /// Decode (and permute) into `x`, encode into `out`.
+    fn run(self, x: &mut Vec<f32>, mut out: Vec<u8>) -> Done {
+        let width = float_width(self.dtype).unwrap_or(4);
+        x.resize(self.raw.len() / width, 0.0);
+        match self.group {
+            None => decode_slice(self.dtype, &self.raw, x),
+            Some(dim) => {
+                let cols = self.cols;
+                for (src, row) in self.raw.chunks_exact(cols * width).enumerate() {
+                    let dst = permuted_row(src, dim);
+                    decode_slice(self.dtype, row, &mut x[dst * cols..(dst + 1) * cols]);
+                }
+            }
+        }
+        out.clear();
+        let (err, norm) = encode_chunk(self.ty, x, self.cols, &mut out);
+        Done {
+            seq: self.seq,
+            tensor: self.tensor,
+            raw: self.raw,
+            bytes: out,
+            err,
+            norm,
+        }
+    }
+}
+
+fn worker(work: &Mutex<Receiver<Work>>, done: &Sender<Done>, spare: &Mutex<Vec<Vec<u8>>>) {
+    let mut x = Vec::new();
+    loop {
+        let next = work.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(w) = next else { return };
+        let out = spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .unwrap_or_default();
+        if done.send(w.run(&mut x, out)).is_err() {
+            return;
+        }
+    }
+}
+
+fn stopped() -> QuantError {
+    QuantError::Invalid("the encoder threads stopped".into())
+}
+
+/// The calling thread's side: results put back in order and written.
+struct Sink<'a, W: Write> {
+    w: &'a mut GgufWriter<W>,
+    next: usize,
+    pending: BTreeMap<usize, Done>,
+    sums: Vec<(f64, f64)>,
+    /// Chunks read and not yet written (bounds the memory in use).
+    in_flight: usize,
+    raw: Vec<Vec<u8>>,
+    spare: &'a Mutex<Vec<Vec<u8>>>,
+}
+
+impl<W: Write> Sink<'_, W> {
+    fn take(&mut self, done: &Receiver<Done>) -> Result<(), QuantError> {
+        let d = done.recv().map_err(|_| stopped())?;
+        self.pending.insert(d.seq, d);
+        while let Some(d) = self.pending.remove(&self.next) {
+            self.w.write_part(&d.bytes)?;
+            let s = &mut self.sums[d.tensor];
+            s.0 += d.err;
+            s.1 += d.norm;
+            self.raw.push(d.raw);
+            self.spare
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(d.bytes);
+            self.next += 1;
+            self.in_flight -= 1;
+        }
+        Ok(())
+    }
+}
+
+/// Write the data of `tensors`, in order, through `w` (whose header declared them so), with
+/// `threads` encoder threads and chunks of about `chunk_values` values; returns each
+/// tensor's relative RMSE.
+pub(crate) fn write_tensors<W: Write>(
+    source: &mut dyn TensorSource,
+    tensors: &[Tensor<'_>],
+    w: &mut GgufWriter<W>,
+    threads: usize,
+    chunk_values: usize,
+) -> Result<Vec<f64>, QuantError> {
+    let cuts = tensors
+        .iter()
+        .map(|t| Cut::of(t, chunk_values))
+        .collect::<Result<Vec<_>, _>>()?;
+    let threads = threads.max(1);
+    let spare = Mutex::new(Vec::new());
+    let (work_tx, work_rx) = mpsc::channel::<Work>();
+    let (done_tx, done_rx) = mpsc::channel::<Done>();
+    let work_rx = Mutex::new(work_rx);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (work, done, spare) = (&work_rx, done_tx.clone(), &spare);
+            s.spawn(move || worker(work, &done, spare));
+        }
+        drop(done_tx);
+        let mut sink = Sink {
+            w,
+            next: 0,
+            pending: BTreeMap::new(),
+            sums: vec![(0.0, 0.0); tensors.len()],
+            in_flight: 0,
+            raw: Vec::new(),
+            spare: &spare,
+        };
+        let result = (|| {
+            let mut seq = 0;
+            for (i, (t, cut)) in tensors.iter().zip(&cuts).enumerate() {
+                let width = float_width(t.info.dtype).ok_or_else(|| {
+                    QuantError::Unsupported(format!(
+                        "tensor `{}`: dtype {} cannot be quantised",
+                        t.info.name, t.info.dtype
+                    ))
+                })?;
+                let mut r = source
+                    .tensor(t.info)
+                    .map_err(|e| source_error(&t.info.name, e))?;
+                let mut row = 0;
+                // At least one chunk, so that a tensor of no values is written too.
+                loop {
+                    let n = cut.chunk_rows.min(cut.rows - row);
+                    while sink.in_flight > threads + 1 {
+                        sink.take(&done_rx)?;
+                    }
+                    let mut raw = sink.raw.pop().unwrap_or_default();
+                    raw.resize(n * cut.cols * width, 0);
+                    fill(&mut r, &mut raw, t.info, (row * cut.cols * width) as u64)?;
+                    let work = Work {
+                        seq,
+                        tensor: i,
+                        raw,
+                        dtype: t.info.dtype,
+                        ty: t.ty,
+                        cols: cut.cols,
+                        group: cut.group,
+                    };
+                    work_tx.send(work).map_err(|_| stopped())?;
+                    sink.in_flight += 1;
+                    seq += 1;
+                    row += n;
+                    if row >= cut.rows {
+                        break;
+                    }
+                }
+                at_end(&mut r, t.info)?;
+            }
+            while sink.in_flight > 0 {
+                sink.take(&done_rx)?;
+            }
+            Ok(sink.sums.iter().map(|&(e, n)| ratio(e, n)).collect())
+        })();
+        // The workers end when the queue closes, whether or not the writing succeeded.
+        drop(work_tx);
+        result
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::io::Read;
+
+    use super::*;
+    use crate::merge::MergeError;
+    use crate::quant::input::decode_into;
+    use crate::quant::llama::permute_rows;
+    use crate::quant::{decode, encode, relative_rmse};
+
+    struct Mem(HashMap<String, Vec<u8>>);
+
+    impl TensorSource for Mem {
+        fn tensor(&mut self, info: &TensorInfo) -> Result<Box<dyn Read + '_>, MergeError> {
+            Ok(Box::new(self.0[&info.name].as_slice()))
+        }
+    }
+
+    fn bytes_of(dtype: Dtype, n: usize, seed: u64) -> Vec<u8> {
+        let mut s = seed;
+        (0..n)
+            .flat_map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let v = ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.3;
+                match dtype {
+                    Dtype::F32 => v.to_le_bytes().to_vec(),
+                    Dtype::F16 => crate::quant::half::f32_to_f16(v).to_le_bytes().to_vec(),
+                    _ => ((v.to_bits() >> 16) as u16).to_le_bytes().to_vec(),
+                }
+            })
+            .collect()
+    }
+
+    /// Chunked, permuted in chunks and encoded on several threads, the data are those of
+    /// whole tensors encoded at once, and the errors those of the whole tensors.
+    #[test]
+    fn chunks_give_the_bytes_and_errors_of_whole_tensors() {
+        // name, dtype, shape, stored type, heads to permute
+        type Spec = (&'static str, Dtype, Vec<u64>, GgmlType, Option<u64>);
+        let specs: [Spec; 6] = [
+            ("a", Dtype::F32, vec![64, 96], GgmlType::Q8_0, None),
+            ("q", Dtype::BF16, vec![32, 64], GgmlType::Q4_0, Some(4)),
+            ("k", Dtype::F16, vec![16, 256], GgmlType::Q4K, Some(2)),
+            ("n", Dtype::F32, vec![300], GgmlType::F32, None),
+            ("e", Dtype::F32, vec![0, 64], GgmlType::Q8_0, None),
+            ("v", Dtype::BF16, vec![24, 256], GgmlType::Q6K, None),
+        ];
+        let mut data = HashMap::new();
+        let mut infos = Vec::new();
+        for (i, (name, dtype, shape, ..)) in specs.iter().enumerate() {
+            let n = shape.iter().product::<u64>() as usize;
+            let raw = bytes_of(*dtype, n, i as u64 + 1);
+            infos.push(TensorInfo {
+                name: (*name).into(),
+                dtype: *dtype,
+                shape: shape.clone(),
+                data_offsets: (0, raw.len() as u64),
+            });
+            data.insert((*name).to_owned(), raw);
+        }
+        let decl: Vec<(String, Vec<u64>, GgmlType)> = specs
+            .iter()
+            .map(|(name, _, shape, ty, _)| {
+                ((*name).into(), shape.iter().rev().copied().collect(), *ty)
+            })
+            .collect();
+        // The reference: each tensor whole.
+        let mut want = GgufWriter::start(Vec::new(), &[], &decl).unwrap();
+        let mut want_err = Vec::new();
+        for (info, (_, _, shape, ty, heads)) in infos.iter().zip(&specs) {
+            let mut x = Vec::new();
+            decode_into(info.dtype, &data[&info.name], &mut x);
+            if let Some(h) = heads {
+                x = permute_rows(&x, shape[0] as usize, shape[1] as usize, *h as usize).unwrap();
+            }
+            let row = *shape.last().unwrap() as usize;
+            let bytes = encode(*ty, &x, row, 1);
+            want_err.push(relative_rmse(&x, &decode(*ty, &bytes)));
+            want.write_tensor(&bytes).unwrap();
+        }
+        let want = want.finish().unwrap().0;
+        let tensors: Vec<Tensor<'_>> = infos
+            .iter()
+            .zip(&specs)
+            .map(|(info, s)| Tensor {
+                info,
+                ty: s.3,
+                permute_heads: s.4,
+            })
+            .collect();
+        for (threads, chunk) in [(1, 200), (3, 200), (2, 1), (4, CHUNK_VALUES)] {
+            let mut w = GgufWriter::start(Vec::new(), &[], &decl).unwrap();
+            let errs =
+                write_tensors(&mut Mem(data.clone()), &tensors, &mut w, threads, chunk).unwrap();
+            assert!(
+                w.finish().unwrap().0 == want,
+                "{threads} threads, chunks of {chunk}"
+            );
+            for ((e, w), s) in errs.iter().zip(&want_err).zip(&specs) {
+                assert!((e - w).abs() <= w * 1e-9, "{}: {e} vs {w}", s.0);
+            }
+            assert!(errs[0] > 0.0 && errs[3] == 0.0 && errs[4] == 0.0);
+        }
+    }
+
+    /// A short source is reported against its tensor; the workers wind down.
+    #[test]
+    fn a_short_tensor_fails_by_name() {
+        let info = TensorInfo {
+            name: "w".into(),
+            dtype: Dtype::F32,
+            shape: vec![8, 32],
+            data_offsets: (0, 1024),
+        };
+        let mut data = HashMap::new();
+        data.insert("w".to_owned(), bytes_of(Dtype::F32, 200, 1));
+        let t = [Tensor {
+            info: &info,
+            ty: GgmlType::Q8_0,
+            permute_heads: None,
+        }];
+        let mut w = GgufWriter::start(
+            Vec::new(),
+            &[],
+            &[("w".into(), vec![32, 8], GgmlType::Q8_0)],
+        )
+        .unwrap();
+        let err = write_tensors(&mut Mem(data), &t, &mut w, 2, 64).unwrap_err();
+        assert!(err.to_string().contains("`w`"), "{err}");
+    }
+}
