@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 use adapter_core::api::jobs::KIND_MERGE;
 use adapter_core::api::{JobSubmit, MergeParams};
-use adapter_core::merge::{DEFAULT_SHARD_SIZE, MergeError, MergeOptions, Progress, merge_dir};
+use adapter_core::merge::{
+    DEFAULT_SHARD_SIZE, Device, MergeError, MergeOptions, Progress, merge_dir,
+};
 use adapter_core::safetensors::Dtype;
 use clap::{Args, ValueEnum};
 use serde_json::json;
@@ -44,8 +46,9 @@ pub struct MergeArgs {
     /// The model version to create: `ns/name@version`.
     #[arg(long = "as", value_name = "NS/NAME@VERSION", requires = "adapter")]
     pub output: Option<String>,
-    /// Where the worker computes: auto, cpu or cuda:N.
-    #[arg(long, value_name = "DEVICE", requires = "adapter")]
+    /// Where the LoRA products are computed (the worker's device for a job): auto, cpu or
+    /// cuda:N (a build with the `cuda` feature); auto picks GPU 0 when there is one.
+    #[arg(long, value_name = "DEVICE")]
     pub device: Option<String>,
     /// Wait for the merge to finish (a progress bar on a terminal) and print the new version.
     #[arg(long, requires = "adapter")]
@@ -72,7 +75,7 @@ fn failure(e: MergeError) -> Failure {
     let code = match &e {
         MergeError::Usage(_) => USAGE,
         MergeError::Incompatible(_) => INCOMPATIBLE,
-        MergeError::Refused(_) | MergeError::Input(_) => PROBLEMS,
+        MergeError::Refused(_) | MergeError::Input(_) | MergeError::Device(_) => PROBLEMS,
         MergeError::Path { .. }
         | MergeError::Io(_)
         | MergeError::Model(_)
@@ -100,6 +103,7 @@ pub fn run(ctx: &Ctx, args: &MergeArgs) -> Result<ExitCode, Failure> {
     let options = MergeOptions {
         dtype: args.dtype.map(Into::into),
         shard_size: args.shard_size,
+        device: Device::open(args.device.as_deref().unwrap_or("auto")).map_err(failure)?,
     };
     let show = !json_out && std::io::stderr().is_terminal();
     let mut progress = |p: Progress<'_>| {
@@ -122,6 +126,7 @@ pub fn run(ctx: &Ctx, args: &MergeArgs) -> Result<ExitCode, Failure> {
             "  tensors  {} ({} merged, {} replaced, {} copied)",
             summary.tensors, summary.merged, summary.replaced, summary.copied
         );
+        println!("  device   {}", summary.device);
         for f in &summary.files {
             println!("  {:<40} {:>14} bytes", f.path, f.size);
         }

@@ -189,7 +189,7 @@ fn merge_job_refusals_change_nothing() {
             (
                 vec!["--as", "acme/m@1.0.0", "--device", "cuda:0"],
                 "invalid_job",
-                "without CUDA",
+                "no CUDA support",
             ),
             (vec!["--as", "acme/m@^1"], "invalid_job", "exact version"),
             (

@@ -1,7 +1,8 @@
 //! The merge kernel against a naive f64 implementation of PEFT's formulas, on small real
 //! tensors written to disk: plain LoRA with GQA shapes, rsLoRA, rank/alpha patterns on all
 //! seven Llama linears, DoRA, GPT-2 Conv1D (fan_in_fan_out) with lora_bias, embedding LoRA,
-//! modules_to_save, bf16/f16/f32 bases, sharded input and output, and the refusals.
+//! modules_to_save, bf16/f16/f32 bases, sharded input and output, and the refusals. With the
+//! `candle` feature, plain LoRA and Conv1D also run through candle's product (CPU backend).
 #![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
 
 mod compat_support;
@@ -11,7 +12,7 @@ mod peft_support;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use adapter_core::merge::{MergeError, MergeOptions, MergeSummary, merge_dir};
+use adapter_core::merge::{Device, MergeError, MergeOptions, MergeSummary, merge_dir};
 use adapter_core::safetensors::Dtype;
 use merge_support::{
     Rng, T, assert_merged, delta, dora, read_model, transpose, write_adapter, write_model,
@@ -19,6 +20,21 @@ use merge_support::{
 use serde_json::{Value, json};
 
 const P: &str = "base_model.model.";
+
+/// Our CPU kernel, and candle's path when built with it: both must meet the same reference.
+fn devices() -> Vec<MergeOptions> {
+    let d = [
+        Device::Cpu,
+        #[cfg(feature = "candle")]
+        Device::Candle(candle_core::Device::Cpu),
+    ];
+    d.into_iter()
+        .map(|device| MergeOptions {
+            device,
+            ..MergeOptions::default()
+        })
+        .collect()
+}
 
 /// A base from the compat fixtures' names, shapes and config.json, filled with values.
 fn fill_base(base: &compat_support::Base, dtype: Dtype, seed: u64) -> (Value, BTreeMap<String, T>) {
@@ -127,6 +143,12 @@ fn linear_expected(w: &T, a: &T, b: &T, s: f64) -> Vec<f64> {
 
 #[test]
 fn plain_lora_on_q_k_v_o_with_gqa_shapes_in_bf16() {
+    for options in devices() {
+        plain_lora_on(&options);
+    }
+}
+
+fn plain_lora_on(options: &MergeOptions) {
     let dir = tempfile::tempdir().unwrap();
     let base = fill_base(&gqa_llama(2), Dtype::BF16, 1);
     let mut lora = Lora::new(
@@ -143,7 +165,8 @@ fn plain_lora_on_q_k_v_o_with_gqa_shapes_in_bf16() {
             lora = lora.linear(&format!("model.layers.{i}.self_attn.{m}"), 8, 64, out);
         }
     }
-    let summary = merge(&lora, &base, 1, &MergeOptions::default(), dir.path()).unwrap();
+    let summary = merge(&lora, &base, 1, options, dir.path()).unwrap();
+    assert_eq!(summary.device, options.device.name());
     assert_eq!(summary.merged, 8);
     assert!(summary.scales.iter().all(|s| s.scale == 2.0 && s.rank == 8));
     let out = read_model(&dir.path().join("out"));
@@ -296,6 +319,12 @@ fn dora_renormalises_each_output_row() {
 
 #[test]
 fn gpt2_conv1d_takes_the_delta_transposed_and_lora_bias_adds_scaled() {
+    for options in devices() {
+        gpt2_conv1d_on(&options);
+    }
+}
+
+fn gpt2_conv1d_on(options: &MergeOptions) {
     let dir = tempfile::tempdir().unwrap();
     let base = fill_base(&compat_support::gpt2(1), Dtype::F32, 5);
     let mut cfg = config(4, 8.0, &["c_attn"]);
@@ -306,7 +335,7 @@ fn gpt2_conv1d_takes_the_delta_transposed_and_lora_bias_adds_scaled() {
         &format!("{P}transformer.h.0.attn.c_attn.lora_B.bias"),
         &[192],
     );
-    merge(&lora, &base, 1, &MergeOptions::default(), dir.path()).unwrap();
+    merge(&lora, &base, 1, options, dir.path()).unwrap();
     let out = read_model(&dir.path().join("out"));
     let module = "transformer.h.0.attn.c_attn";
     let d = delta(lora.a(module), lora.b(module), 2.0); // [192, 64]
@@ -388,6 +417,7 @@ fn sharded_base_in_sharded_output_out_with_an_index() {
     let options = MergeOptions {
         dtype: None,
         shard_size: 20_000,
+        ..MergeOptions::default()
     };
     let summary = merge(&lora, &base, 3, &options, dir.path()).unwrap();
     let o = dir.path().join("out");
@@ -449,6 +479,7 @@ fn output_dtype_converts_every_float_tensor_exactly() {
     let options = MergeOptions {
         dtype: Some(Dtype::F32),
         shard_size: 1 << 30,
+        ..MergeOptions::default()
     };
     merge(&lora, &base, 1, &options, dir.path()).unwrap();
     let out = read_model(&dir.path().join("out"));
@@ -550,6 +581,7 @@ fn refuses_an_existing_output_and_bad_options() {
     let bad = MergeOptions {
         dtype: Some(Dtype::I8),
         shard_size: 1,
+        ..MergeOptions::default()
     };
     assert!(matches!(
         merge(&lora, &base, 1, &bad, dir.path()),
@@ -558,6 +590,7 @@ fn refuses_an_existing_output_and_bad_options() {
     let bad = MergeOptions {
         dtype: None,
         shard_size: 0,
+        ..MergeOptions::default()
     };
     assert!(matches!(
         merge(&lora, &base, 1, &bad, dir.path()),

@@ -16,6 +16,12 @@
 //! cargo run --release -p adapter-bench --bin merge-bench -- --size full   # ~12 GB of disk
 //! cargo run --release -p adapter-bench --bin merge-bench -- --size small  # hidden 1024, 2 layers
 //! ```
+//!
+//! With `--device cuda:N` (a build with `--features adapter-core/cuda`) it merges each dtype again on that
+//! GPU, prints its time next to the CPU merge's, and compares the two outputs tensor by
+//! tensor: the issue's tolerance is f32 within 1e-6 of each tensor's largest value, bf16
+//! within one ulp (a miss is a failed target).
+//!
 //! Exit status 0 when both targets are met, 1 when one is missed, 2 on a usage or I/O error.
 
 use std::fs::File;
@@ -25,7 +31,9 @@ use std::time::{Duration, Instant};
 
 use adapter_bench::llama::{Shape, tensors, write_file, write_model};
 use adapter_bench::{machine, proc_field};
-use adapter_core::merge::{MergeOptions, merge_dir};
+use adapter_core::merge::{Device, DirSource, MergeOptions, TensorSource, merge_dir};
+use adapter_core::model::{Hashing, ModelDir};
+use adapter_core::safetensors::{Dtype, TensorInfo};
 use adapter_testkit::{Backend, ServerProcess, Stack, bin};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
@@ -61,6 +69,8 @@ struct Figures {
     bytes: u64,
     /// With `--job`: the merge job's time (submit to result) and the server's peak RSS.
     job: Option<(Duration, u64)>,
+    /// With `--device`: whether that device's merge agrees with the CPU's within tolerance.
+    agrees: bool,
 }
 
 fn adapterctl(args: &[&str]) -> Result<std::process::Output> {
@@ -136,7 +146,122 @@ fn job(base: &Path, adapter: &Path, dtype: &str) -> Result<(Duration, u64)> {
     Ok((took, rss))
 }
 
-fn run(dir: &Path, shape: &Shape, dtype: &str, with_job: bool) -> Result<Figures> {
+/// How far a merge on another device is from the CPU's: per tensor, the largest
+/// |difference| over the tensor's largest |value| (F32), or the largest difference in bf16
+/// steps (BF16); and how many tensors differ at all.
+#[derive(Debug, Default)]
+struct Agreement {
+    worst_relative: f64,
+    worst_ulps: u32,
+    differing: usize,
+    tensors: usize,
+}
+
+fn tensor_bytes(src: &mut DirSource, info: &TensorInfo) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    src.tensor(info)?.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Compare every tensor of two merged model directories.
+fn agreement(cpu: &Path, other: &Path) -> Result<Agreement> {
+    let (a, b) = (
+        ModelDir::open(cpu, Hashing::HeadersOnly)?,
+        ModelDir::open(other, Hashing::HeadersOnly)?,
+    );
+    let (ta, tb) = (a.tensor_infos(), b.tensor_infos());
+    if ta.keys().ne(tb.keys()) {
+        bail!("the two merges have different tensors");
+    }
+    let (mut sa, mut sb) = (DirSource::new(&a), DirSource::new(&b));
+    let mut g = Agreement::default();
+    for (name, ia) in &ta {
+        let ib = &tb[name];
+        let (x, y) = (tensor_bytes(&mut sa, ia)?, tensor_bytes(&mut sb, ib)?);
+        g.tensors += 1;
+        if x == y {
+            continue;
+        }
+        g.differing += 1;
+        match ia.dtype {
+            Dtype::F32 => {
+                let f = |b: &[u8]| -> Vec<f32> {
+                    b.chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect()
+                };
+                let (x, y) = (f(&x), f(&y));
+                let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let worst = x
+                    .iter()
+                    .zip(&y)
+                    .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+                g.worst_relative = g
+                    .worst_relative
+                    .max(f64::from(worst / max.max(f32::MIN_POSITIVE)));
+            }
+            _ => {
+                // bf16 / f16: the distance in representable steps (same sign assumed; a sign
+                // flip counts as far).
+                for (p, q) in x.chunks_exact(2).zip(y.chunks_exact(2)) {
+                    let (p, q) = (
+                        u16::from_le_bytes([p[0], p[1]]),
+                        u16::from_le_bytes([q[0], q[1]]),
+                    );
+                    let d = if (p ^ q) & 0x8000 == 0 {
+                        p.abs_diff(q)
+                    } else {
+                        u16::MAX
+                    };
+                    g.worst_ulps = g.worst_ulps.max(u32::from(d));
+                }
+            }
+        }
+    }
+    Ok(g)
+}
+
+/// Merge again on `device` and compare with the CPU's output in `cpu_out`.
+fn on_device(
+    adapter: &Path,
+    base: &Path,
+    cpu_out: &Path,
+    device: &str,
+    cpu_time: Duration,
+) -> Result<(Duration, Agreement)> {
+    let options = MergeOptions {
+        device: Device::open(device)?,
+        ..MergeOptions::default()
+    };
+    let out = cpu_out.with_extension(device.replace(':', "-"));
+    let start = Instant::now();
+    let summary = merge_dir(adapter, base, &out, &options, &mut |_| {})?;
+    let took = start.elapsed();
+    if summary.device != device {
+        bail!("asked for {device}, the merge ran on {}", summary.device);
+    }
+    let g = agreement(cpu_out, &out)?;
+    std::fs::remove_dir_all(&out)?;
+    println!(
+        "  {device}: merge {:.2} s = {:.2}× the CPU merge; {} of {} tensors differ from the CPU's; \
+         worst f32 difference {:.2e} of the tensor's max; worst bf16 difference {} ulp",
+        took.as_secs_f64(),
+        took.as_secs_f64() / cpu_time.as_secs_f64(),
+        g.differing,
+        g.tensors,
+        g.worst_relative,
+        g.worst_ulps
+    );
+    Ok((took, g))
+}
+
+fn run(
+    dir: &Path,
+    shape: &Shape,
+    dtype: &str,
+    with_job: bool,
+    device: Option<&str>,
+) -> Result<Figures> {
     let base = dir.join(format!("base-{dtype}"));
     let adapter = dir.join(format!("adapter-{dtype}"));
     std::fs::create_dir_all(&base)?;
@@ -185,6 +310,13 @@ fn run(dir: &Path, shape: &Shape, dtype: &str, with_job: bool) -> Result<Figures
             4 * shape.layers
         );
     }
+    let agrees = match device {
+        Some(d) => {
+            let (_, g) = on_device(&adapter, &base, &out, d, merge)?;
+            g.worst_relative <= 1e-6 && g.worst_ulps <= 1
+        }
+        None => true,
+    };
     std::fs::remove_dir_all(&out)?;
     let job = if with_job {
         Some(job(&base, &adapter, dtype)?)
@@ -200,6 +332,7 @@ fn run(dir: &Path, shape: &Shape, dtype: &str, with_job: bool) -> Result<Figures
         largest,
         bytes,
         job,
+        agrees,
     })
 }
 
@@ -208,11 +341,23 @@ fn main() -> std::process::ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let with_job = args.iter().any(|a| a == "--job");
     args.retain(|a| a != "--job");
+    let device = args
+        .iter()
+        .position(|a| a == "--device")
+        .map(|i| args.drain(i..(i + 2).min(args.len())).nth(1));
+    let device = match device {
+        None => None,
+        Some(Some(d)) => Some(d),
+        Some(None) => {
+            eprintln!("--device needs a value (cuda:0)");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let size = match args.as_slice() {
         [] => "full",
         [flag, v] if flag == "--size" => v.as_str(),
         _ => {
-            eprintln!("usage: merge-bench [--size full|small|tiny] [--job]");
+            eprintln!("usage: merge-bench [--size full|small|tiny] [--job] [--device cuda:N]");
             return std::process::ExitCode::from(2);
         }
     };
@@ -239,7 +384,7 @@ fn main() -> std::process::ExitCode {
     };
     let mut ok = true;
     for dtype in ["F32", "BF16"] {
-        let f = match run(dir.path(), &shape, dtype, with_job) {
+        let f = match run(dir.path(), &shape, dtype, with_job, device.as_deref()) {
             Ok(f) => f,
             Err(e) => {
                 eprintln!("error: {dtype}: {e:#}");
@@ -270,7 +415,7 @@ fn main() -> std::process::ExitCode {
                 server_rss as f64 / 1e6,
             );
         }
-        ok &= ratio <= 1.5 && rss < limit;
+        ok &= ratio <= 1.5 && rss < limit && f.agrees;
     }
     if ok {
         std::process::ExitCode::SUCCESS

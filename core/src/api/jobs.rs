@@ -29,7 +29,9 @@ pub struct MergeParams {
     /// Largest output shard in bytes (default 5 GB; at least 64 KiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard_size: Option<u64>,
-    /// `auto` (default) or `cpu`; `cuda:N` needs a worker built with CUDA.
+    /// Where the LoRA products are computed: `auto` (default: GPU 0 when the worker has one
+    /// and was built with the `cuda` feature, else the CPU), `cpu` or `cuda:N` (refused by a
+    /// registry built without CUDA). The recipe records the device used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
 }
@@ -49,7 +51,7 @@ pub struct QuantiseParams {
     /// For `nf4`: also quantise the absmax values (bitsandbytes `bnb_4bit_use_double_quant`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub double_quant: Option<bool>,
-    /// `auto` (default) or `cpu`; `cuda:N` needs a worker built with CUDA.
+    /// `auto` (default) or `cpu`: quantising runs on the CPU (`cuda:N` is refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
 }

@@ -27,6 +27,32 @@ fn transpose(m: Matrix<'_>) -> Vec<f32> {
     out
 }
 
+/// The stored update's `[rows, cols]` and the rank, checked against the weight's length.
+pub(crate) fn update_dims(
+    w_len: usize,
+    a: Matrix<'_>,
+    b: Matrix<'_>,
+    transposed: bool,
+) -> Result<(usize, usize, usize), MergeError> {
+    if b.cols != a.rows || a.data.len() != a.rows * a.cols || b.data.len() != b.rows * b.cols {
+        return Err(MergeError::Input(format!(
+            "lora_A is [{}, {}] but lora_B is [{}, {}]",
+            a.rows, a.cols, b.rows, b.cols
+        )));
+    }
+    let (rows, cols) = if transposed {
+        (a.cols, b.rows)
+    } else {
+        (b.rows, a.cols)
+    };
+    if rows.checked_mul(cols) != Some(w_len) {
+        return Err(MergeError::Input(format!(
+            "the update is [{rows}, {cols}] but the weight has {w_len} elements"
+        )));
+    }
+    Ok((rows, cols, a.rows))
+}
+
 /// `w += scale · (B @ A)` for a stored `[out, in]` weight, or `w += scale · (B @ A)ᵀ` for a
 /// stored `[in, out]` one (`transposed`). `a` is `[r, in]`, `b` is `[out, r]`. The product
 /// is accumulated in f32 over k in order, then multiplied by the scale, then added (PEFT's
@@ -38,28 +64,16 @@ pub fn add_delta(
     scale: f32,
     transposed: bool,
 ) -> Result<(), MergeError> {
-    let rank = a.rows;
-    if b.cols != rank {
-        return Err(MergeError::Input(format!(
-            "lora_A is [{}, {}] but lora_B is [{}, {}]",
-            a.rows, a.cols, b.rows, b.cols
-        )));
-    }
-    // Stored = L @ R with L [rows, rank] and R [rank, cols].
-    let (left, right, rows, cols) = if transposed {
-        (transpose(a), transpose(b), a.cols, b.rows)
-    } else {
-        (b.data.to_vec(), a.data.to_vec(), b.rows, a.cols)
-    };
-    if rows * cols != w.len() {
-        return Err(MergeError::Input(format!(
-            "the update is [{rows}, {cols}] but the weight has {} elements",
-            w.len()
-        )));
-    }
+    let (rows, cols, rank) = update_dims(w.len(), a, b, transposed)?;
     if cols == 0 || rows == 0 {
         return Ok(());
     }
+    // Stored = L @ R with L [rows, rank] and R [rank, cols].
+    let (left, right) = if transposed {
+        (transpose(a), transpose(b))
+    } else {
+        (b.data.to_vec(), a.data.to_vec())
+    };
     let work = rows * cols * rank.max(1);
     let threads = if work >= PARALLEL_WORK {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)

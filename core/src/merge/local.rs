@@ -114,6 +114,8 @@ pub struct MergeSummary {
     pub copied: usize,
     pub scales: Vec<ModuleScaleUsed>,
     pub warnings: Vec<String>,
+    /// Where the LoRA products were computed (`cpu`, `cuda:N`).
+    pub device: String,
 }
 
 fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> MergeError + '_ {
@@ -183,7 +185,14 @@ pub fn merge_dir(
             let path = tmp.join(&shard.file_name);
             let file = File::create(&path).map_err(io_at(&path))?;
             let mut out = BufWriter::with_capacity(8 << 20, file);
-            write_shard(shard, &mut source, &mut adapter, &mut out, progress)?;
+            write_shard(
+                shard,
+                &options.device,
+                &mut source,
+                &mut adapter,
+                &mut out,
+                progress,
+            )?;
             let file = out
                 .into_inner()
                 .map_err(|e| MergeError::Io(e.into_error()))?;
@@ -234,5 +243,6 @@ pub fn merge_dir(
         copied,
         scales: planned.scales,
         warnings: planned.warnings,
+        device: options.device.name(),
     })
 }

@@ -9,12 +9,14 @@
 //! 3. [`merge_dir`] does both for local directories, into a temporary directory renamed into
 //!    place at the end.
 
+mod device;
 mod floats;
 mod kernel;
 mod local;
 mod plan;
 mod write;
 
+pub use device::{CUDA_BUILT, Device, check_device_name};
 pub use floats::{bf16_to_f32, decode, encode, f16_to_f32, f32_to_bf16, f32_to_f16};
 pub use kernel::{Matrix, add_bias, add_delta, apply_dora};
 pub use local::{DirSource, MergeSummary, OutputFile, is_copied_file, merge_dir};
@@ -46,6 +48,9 @@ pub enum MergeError {
     },
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The compute device failed (CUDA out of memory, a driver error).
+    #[error("device: {0}")]
+    Device(String),
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
     #[error(transparent)]
@@ -61,6 +66,7 @@ impl MergeError {
             Self::Incompatible(_) => "incompatible",
             Self::Input(_) => "invalid_merge_input",
             Self::Path { .. } | Self::Io(_) => "io_error",
+            Self::Device(_) => "device_error",
             Self::Model(_) => "invalid_model",
             Self::Peft(_) => "invalid_adapter",
         }

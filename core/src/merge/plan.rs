@@ -22,6 +22,8 @@ pub struct MergeOptions {
     pub dtype: Option<Dtype>,
     /// Largest shard in bytes (a single tensor larger than this gets a shard of its own).
     pub shard_size: u64,
+    /// Where the LoRA products are computed.
+    pub device: super::Device,
 }
 
 impl Default for MergeOptions {
@@ -29,6 +31,7 @@ impl Default for MergeOptions {
         Self {
             dtype: None,
             shard_size: DEFAULT_SHARD_SIZE,
+            device: super::Device::Cpu,
         }
     }
 }

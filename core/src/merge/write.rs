@@ -5,9 +5,10 @@
 
 use std::io::{ErrorKind, Read, Write};
 
+use super::Device;
 use super::MergeError;
 use super::floats::{decode, encode, width};
-use super::kernel::{Matrix, add_bias, add_delta, apply_dora};
+use super::kernel::{Matrix, add_bias, apply_dora};
 use super::plan::{ShardPlan, Source, TensorPlan};
 use crate::safetensors::TensorInfo;
 
@@ -77,9 +78,10 @@ fn matrix<'a>(info: &TensorInfo, data: &'a [f32]) -> Result<Matrix<'a>, MergeErr
 }
 
 /// Write `shard` (header and data) to `out`, reading base tensors from `base` and adapter
-/// tensors from `adapter`.
+/// tensors from `adapter`, computing the LoRA products on `device`.
 pub fn write_shard(
     shard: &ShardPlan,
+    device: &Device,
     base: &mut dyn TensorSource,
     adapter: &mut dyn TensorSource,
     out: &mut dyn Write,
@@ -102,14 +104,15 @@ pub fn write_shard(
                 let b = read_f32(adapter, &d.b)?;
                 #[allow(clippy::cast_possible_truncation)] // PEFT multiplies an f32 tensor by it
                 let scale = d.scale as f32;
-                add_delta(
-                    &mut w,
-                    matrix(&d.a, &a)?,
-                    matrix(&d.b, &b)?,
-                    scale,
-                    d.transposed,
-                )
-                .map_err(|e| e.about(&t.name))?;
+                device
+                    .add_delta(
+                        &mut w,
+                        matrix(&d.a, &a)?,
+                        matrix(&d.b, &b)?,
+                        scale,
+                        d.transposed,
+                    )
+                    .map_err(|e| e.about(&t.name))?;
                 if let Some(m) = &d.magnitude {
                     let m = read_f32(adapter, m)?;
                     apply_dora(&mut w, &m, d.transposed).map_err(|e| e.about(&t.name))?;

@@ -6,6 +6,7 @@ use adapter_core::api::metadata::DERIVED_FROM;
 use adapter_core::api::{Derivation, DerivedInput, JobInput, VersionInfo};
 use adapter_core::digest::Digest;
 use adapter_core::manifest::{FileEntry, FilePath, Kind, Manifest};
+use adapter_core::merge::check_device_name;
 use adapter_core::name::Name;
 use adapter_core::reference::{Reference, Selector};
 use serde_json::{Map, Value, json};
@@ -103,33 +104,21 @@ pub(super) fn no_safetensors(reference: &str) -> JobError {
     ))
 }
 
-/// `auto` and `cpu` run on the CPU. This build has no CUDA path, so `cuda[:N]` is refused
-/// with a reason rather than silently run elsewhere.
-pub fn check_device(device: Option<&str>) -> ApiResult<&'static str> {
-    match device.unwrap_or("auto") {
-        "auto" | "cpu" => Ok("cpu"),
-        d if d == "cuda"
-            || d.strip_prefix("cuda:")
-                .is_some_and(|n| n.parse::<u32>().is_ok()) =>
-        {
-            Err(ApiError::with_details(
-                "invalid_job",
-                format!(
-                    "device `{d}`: this registry's workers are built without CUDA (the `cuda` \
-                     feature); use `auto` or `cpu`"
-                ),
-                json!({ "field": "params.device" }),
-            ))
-        }
-        d => Err(ApiError::with_details(
-            "invalid_job",
-            format!(
-                "device `{}`: expected auto, cpu or cuda:N",
-                d.escape_debug()
-            ),
-            json!({ "field": "params.device" }),
-        )),
+/// Check `params.device` (default `auto`) for a job that can use a GPU (`gpu`: merge) or not
+/// (quantise: its encoders run at the speed of reading the input on the CPU). Returns the
+/// canonical name (`auto`, `cpu`, `cuda:N`); `cuda[:N]` is refused with a reason by a build
+/// without the `cuda` feature and by a CPU-only job, never silently run elsewhere.
+pub fn check_device(device: Option<&str>, gpu: bool) -> ApiResult<String> {
+    let invalid = |message: String| {
+        ApiError::with_details("invalid_job", message, json!({ "field": "params.device" }))
+    };
+    let name = check_device_name(device.unwrap_or("auto")).map_err(|e| invalid(e.to_string()))?;
+    if !gpu && name.starts_with("cuda") {
+        return Err(invalid(format!(
+            "device `{name}`: this job runs on the CPU only; use auto or cpu"
+        )));
     }
+    Ok(if gpu { name } else { "cpu".to_owned() })
 }
 
 /// Is the output version still to be made?

@@ -15,7 +15,8 @@ use adapter_core::api::MergeParams;
 use adapter_core::compat::{AdapterFacts, BaseFacts};
 use adapter_core::manifest::Kind;
 use adapter_core::merge::{
-    DEFAULT_SHARD_SIZE, MergeError, MergeOptions, MergePlan, is_copied_file, plan, write_shard,
+    DEFAULT_SHARD_SIZE, Device, MergeError, MergeOptions, MergePlan, is_copied_file, plan,
+    write_shard,
 };
 use adapter_core::model::INDEX_FILE;
 use adapter_core::peft::WEIGHTS_FILE;
@@ -41,7 +42,8 @@ pub const MIN_SHARD_SIZE: u64 = 64 << 10;
 pub struct Checked {
     pub output: Output,
     pub options: MergeOptions,
-    pub device: &'static str,
+    /// `auto`, `cpu` or `cuda:N` (opened when the job runs).
+    pub device: String,
 }
 
 /// Check a merge job's `params` (at submit, and again when it runs).
@@ -72,8 +74,12 @@ pub fn check_params(params: &Value) -> ApiResult<Checked> {
     }
     Ok(Checked {
         output,
-        options: MergeOptions { dtype, shard_size },
-        device: check_device(p.device.as_deref())?,
+        options: MergeOptions {
+            dtype,
+            shard_size,
+            ..MergeOptions::default()
+        },
+        device: check_device(p.device.as_deref(), true)?,
     })
 }
 
@@ -106,12 +112,17 @@ pub async fn run(ctx: Ctx) -> JobResult {
         ctx.log("an earlier attempt published the result").await;
         return Ok(derived::result_of(&done, "tensors", None));
     }
+    let name = checked.device.clone();
+    let device = tokio::task::spawn_blocking(move || Device::open(&name))
+        .await
+        .map_err(|e| JobError::Failed(e.into()))?
+        .map_err(merge_error)?;
     ctx.log(format!(
         "merging {} into {} as {} on {}",
         adapter_in.reference,
         base_in.reference,
         checked.output.reference(),
-        checked.device
+        device.name()
     ))
     .await;
     let adapter = load(&ctx.app, Kind::Adapter, &adapter_in.reference).await?;
@@ -132,7 +143,7 @@ pub async fn run(ctx: Ctx) -> JobResult {
     .await;
 
     clear_staging(&ctx.app, &ctx.id).await?;
-    let files = write_shards(&ctx, &adapter, base_src, &planned).await?;
+    let files = write_shards(&ctx, &adapter, base_src, &planned, device.clone()).await?;
     let mut entries = Vec::new();
     for (name, staged) in files {
         commit(&ctx.app, &staged).await?;
@@ -151,7 +162,7 @@ pub async fn run(ctx: Ctx) -> JobResult {
     let recipe = json!({
         "dtype": checked.options.dtype.map(|d| d.to_string()),
         "shard_size": checked.options.shard_size,
-        "device": checked.device,
+        "device": device.name(),
         "scales": planned.scales,
         "warnings": planned.warnings,
         "tool": derived::tool(),
@@ -172,6 +183,7 @@ async fn write_shards(
     adapter: &Loaded,
     mut base_src: BlobTensors,
     planned: &MergePlan,
+    device: Device,
 ) -> Result<Vec<(String, Staged)>, JobError> {
     let (mut adapter_src, _) = BlobTensors::open(
         &ctx.app,
@@ -200,6 +212,7 @@ async fn write_shards(
             };
             write_shard(
                 shard,
+                &device,
                 &mut base_src,
                 &mut adapter_src,
                 &mut writer,

@@ -47,7 +47,7 @@ pub enum Format {
 pub struct Checked {
     pub output: Output,
     pub format: Format,
-    pub device: &'static str,
+    pub device: String,
 }
 
 /// Check a quantise job's `params` (at submit, and again when it runs).
@@ -100,7 +100,7 @@ pub fn check_params(params: &Value) -> ApiResult<Checked> {
     Ok(Checked {
         output,
         format,
-        device: check_device(p.device.as_deref())?,
+        device: check_device(p.device.as_deref(), false)?,
     })
 }
 
