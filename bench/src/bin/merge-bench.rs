@@ -237,7 +237,7 @@ fn on_device(
     let start = Instant::now();
     let summary = merge_dir(adapter, base, &out, &options, &mut |_| {})?;
     let took = start.elapsed();
-    if summary.device != device {
+    if summary.device != options.device.name() || summary.device == "cpu" {
         bail!("asked for {device}, the merge ran on {}", summary.device);
     }
     let g = agreement(cpu_out, &out)?;
