@@ -103,23 +103,28 @@ pub(crate) fn total(info: &TensorInfo) -> Result<usize, QuantError> {
     })
 }
 
-/// Read a tensor's bytes unchanged.
-pub(crate) fn read_raw(
+/// Pass a tensor's bytes unchanged to `sink`, [`CHUNK`] bytes at a time (once, empty, for a
+/// tensor of no bytes): never the whole tensor in memory.
+pub(crate) fn copy_raw(
     src: &mut dyn TensorSource,
     info: &TensorInfo,
-) -> Result<Vec<u8>, QuantError> {
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), QuantError>,
+) -> Result<(), QuantError> {
     check_len(info)?;
     let total = total(info)?;
-    let mut out = vec![0u8; total];
     let mut r = src.tensor(info).map_err(|e| source_error(&info.name, e))?;
+    let mut buf = vec![0u8; CHUNK.min(total)];
     let mut done = 0;
-    while done < total {
-        let step = CHUNK.min(total - done);
-        fill(&mut r, &mut out[done..done + step], info, done as u64)?;
+    loop {
+        let step = buf.len().min(total - done);
+        fill(&mut r, &mut buf[..step], info, done as u64)?;
+        sink(&buf[..step])?;
         done += step;
+        if done >= total {
+            break;
+        }
     }
-    at_end(&mut r, info)?;
-    Ok(out)
+    at_end(&mut r, info)
 }
 
 /// Read an F32 / F16 / BF16 tensor as f32, decoding chunk by chunk (the raw bytes are never

@@ -1,6 +1,7 @@
 //! The streaming entry points: a model read one tensor at a time through a
 //! [`TensorSource`] (a local directory, a blob store) and written to any `Write` (a file, a
-//! blob-store upload). Peak memory is about one tensor in f32 plus its encoded output; the
+//! blob-store upload). Peak memory: GGUF a few chunks (`pipeline.rs`); NF4 one quantised
+//! tensor in f32 plus its encoding (tensors kept as they are stream through in 4 MiB); the
 //! bytes written depend only on the input (tensors in name order, metadata in a fixed order),
 //! so a retried job produces the same digest.
 
@@ -15,7 +16,7 @@ use super::convert::{
     nf4_quant_state_nested_len, nf4_quantises,
 };
 use super::gguf::{GgufWriter, MetaValue};
-use super::input::{Counted, check_len, float_width, read_f32, read_raw};
+use super::input::{Counted, check_len, copy_raw, float_width, read_f32};
 use super::llama::{self, LlamaParams};
 use super::nf4::{NF4_BLOCK, NF4_CODE, dequantize_nf4, quantize_nf4};
 use super::nf4_double::{NESTED_BLOCK, compress_absmax, dequantize_nf4_nested, dynamic_map};
@@ -346,7 +347,7 @@ pub fn write_nf4(
                 ("nf4".to_owned(), err)
             }
         } else {
-            w.write_tensor(&read_raw(input.source, info)?)?;
+            copy_raw(input.source, info, &mut |part| w.write_part(part))?;
             (info.dtype.to_string(), 0.0)
         };
         tensors.push(TensorReport {
