@@ -94,7 +94,7 @@ impl Device {
             .unwrap_or(0);
         candle_core::Device::new_cuda(n)
             .map(Self::Candle)
-            .map_err(|e| MergeError::Device(format!("{name}: {e}")))
+            .map_err(|e| MergeError::Device(format!("{name}: {}", plain(e))))
     }
 
     #[cfg(not(feature = "cuda"))]
@@ -133,13 +133,23 @@ impl Device {
             Self::Candle(d) => {
                 super::kernel::update_dims(w.len(), a, b, transposed)?;
                 let product = candle_product(d, a, b, transposed)
-                    .map_err(|e| MergeError::Device(format!("{}: {e}", self.name())))?;
+                    .map_err(|e| MergeError::Device(format!("{}: {}", self.name(), plain(e))))?;
                 for (x, p) in w.iter_mut().zip(&product) {
                     *x += p * scale;
                 }
                 Ok(())
             }
         }
+    }
+}
+
+/// candle's message without the backtrace it attaches when `RUST_BACKTRACE` is set (a user
+/// wants one line).
+#[cfg(feature = "candle")]
+fn plain(e: candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => plain(*inner),
+        other => other.to_string(),
     }
 }
 
