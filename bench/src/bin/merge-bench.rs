@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use adapter_bench::llama::{Shape, tensors, write_file, write_model};
 use adapter_bench::{machine, proc_field};
-use adapter_core::merge::{Device, DirSource, MergeOptions, TensorSource, merge_dir};
+use adapter_core::merge::{Device, DirSource, MergeOptions, TensorSource, decode, merge_dir};
 use adapter_core::model::{Hashing, ModelDir};
 use adapter_core::safetensors::{Dtype, TensorInfo};
 use adapter_testkit::{Backend, ServerProcess, Stack, bin};
@@ -185,10 +185,10 @@ fn agreement(cpu: &Path, other: &Path) -> Result<Agreement> {
         g.differing += 1;
         match ia.dtype {
             Dtype::F32 => {
-                let f = |b: &[u8]| -> Vec<f32> {
-                    b.chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect()
+                let f = |b: &[u8]| {
+                    let mut v = Vec::with_capacity(b.len() / 4);
+                    decode(Dtype::F32, b, &mut v);
+                    v
                 };
                 let (x, y) = (f(&x), f(&y));
                 let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));

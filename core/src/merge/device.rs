@@ -31,54 +31,62 @@ impl fmt::Debug for Device {
 /// Whether this build can use a CUDA GPU (`cuda` feature).
 pub const CUDA_BUILT: bool = cfg!(feature = "cuda");
 
-/// Check a device name without opening anything: `auto`, `cpu`, `cuda` (= `cuda:0`) or
-/// `cuda:N`; `cuda` names are refused by a build without the `cuda` feature. Returns the
-/// canonical name.
-pub fn check_device_name(name: &str) -> Result<String, MergeError> {
-    match name {
-        "auto" | "cpu" => Ok(name.to_owned()),
-        _ => {
-            let ordinal = match name.strip_prefix("cuda") {
-                Some("") => Some(0),
-                Some(rest) => rest.strip_prefix(':').and_then(|n| n.parse::<u32>().ok()),
-                None => None,
-            };
-            match ordinal {
-                None => Err(MergeError::Usage(format!(
-                    "device `{}`: expected auto, cpu or cuda:N",
-                    name.escape_debug()
-                ))),
-                Some(_) if !CUDA_BUILT => Err(MergeError::Usage(format!(
-                    "device `{name}`: this build has no CUDA support (build with `--features \
-                     cuda`); use auto or cpu"
-                ))),
-                Some(n) => Ok(format!("cuda:{n}")),
-            }
+/// A device name, parsed: `auto`, `cpu`, `cuda` (= `cuda:0`) or `cuda:N`.
+enum Choice {
+    Auto,
+    Cpu,
+    Cuda(u32),
+}
+
+impl Choice {
+    /// Parse `name`; `cuda` names are refused by a build without the `cuda` feature.
+    fn parse(name: &str) -> Result<Self, MergeError> {
+        let ordinal = match name {
+            "auto" => return Ok(Self::Auto),
+            "cpu" => return Ok(Self::Cpu),
+            "cuda" => Some(0),
+            _ => name
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse::<u32>().ok()),
+        };
+        match ordinal {
+            None => Err(MergeError::Usage(format!(
+                "device `{}`: expected auto, cpu or cuda:N",
+                name.escape_debug()
+            ))),
+            Some(_) if !CUDA_BUILT => Err(MergeError::Usage(format!(
+                "device `{name}`: this build has no CUDA support (build with `--features \
+                 cuda`); use auto or cpu"
+            ))),
+            Some(n) => Ok(Self::Cuda(n)),
         }
     }
 }
 
+/// Check a device name without opening anything (see [`Device::open`]); returns the
+/// canonical name: `auto`, `cpu` or `cuda:N`.
+pub fn check_device_name(name: &str) -> Result<String, MergeError> {
+    Ok(match Choice::parse(name)? {
+        Choice::Auto => "auto".into(),
+        Choice::Cpu => "cpu".into(),
+        Choice::Cuda(n) => format!("cuda:{n}"),
+    })
+}
+
 impl Device {
-    /// Open a device by name (see [`check_device_name`]): `auto` is the first CUDA GPU when
-    /// this build has CUDA support and one is present, else the CPU.
+    /// Open a device by name: `auto` is the first CUDA GPU when this build has CUDA support
+    /// and one is present, else the CPU; `cpu`; `cuda[:N]` (refused by a build without CUDA).
     pub fn open(name: &str) -> Result<Self, MergeError> {
-        let name = check_device_name(name)?;
-        match name.as_str() {
-            "cpu" => Ok(Self::Cpu),
-            "auto" => Ok(Self::auto()),
-            cuda => Self::cuda(cuda),
+        match Choice::parse(name)? {
+            Choice::Cpu => Ok(Self::Cpu),
+            Choice::Auto => Ok(Self::auto()),
+            Choice::Cuda(n) => Self::cuda(n),
         }
     }
 
     #[cfg(feature = "cuda")]
     fn auto() -> Self {
-        if candle_core::utils::cuda_is_available()
-            && let Ok(d) = candle_core::Device::new_cuda(0)
-        {
-            Self::Candle(d)
-        } else {
-            Self::Cpu
-        }
+        Self::cuda(0).unwrap_or(Self::Cpu)
     }
 
     #[cfg(not(feature = "cuda"))]
@@ -87,20 +95,17 @@ impl Device {
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda(name: &str) -> Result<Self, MergeError> {
-        let n = name
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(0);
-        candle_core::Device::new_cuda(n)
+    fn cuda(n: u32) -> Result<Self, MergeError> {
+        candle_core::Device::new_cuda(n as usize)
             .map(Self::Candle)
-            .map_err(|e| MergeError::Device(format!("{name}: {}", plain(e))))
+            .map_err(|e| MergeError::Device(format!("cuda:{n}: {}", plain(e))))
     }
 
+    /// Unreachable: [`Choice::parse`] refuses `cuda` names in a build without CUDA.
     #[cfg(not(feature = "cuda"))]
-    fn cuda(name: &str) -> Result<Self, MergeError> {
+    fn cuda(n: u32) -> Result<Self, MergeError> {
         Err(MergeError::Usage(format!(
-            "device `{name}`: this build has no CUDA support"
+            "device `cuda:{n}`: this build has no CUDA support"
         )))
     }
 

@@ -37,6 +37,16 @@ pub(crate) fn float_width(dtype: Dtype) -> Option<usize> {
     }
 }
 
+/// Bytes per value of a tensor we can quantise (F32 / F16 / BF16); other dtypes are refused.
+pub(crate) fn quantisable_width(info: &TensorInfo) -> Result<usize, QuantError> {
+    float_width(info.dtype).ok_or_else(|| {
+        QuantError::Unsupported(format!(
+            "tensor `{}`: dtype {} cannot be quantised (F32, F16 or BF16 expected)",
+            info.name, info.dtype
+        ))
+    })
+}
+
 /// Check that the header's byte length is the shape times the dtype's width (the reader
 /// must yield exactly that many bytes).
 pub(crate) fn check_len(info: &TensorInfo) -> Result<(), QuantError> {
@@ -94,7 +104,7 @@ pub(crate) fn at_end(r: &mut dyn Read, info: &TensorInfo) -> Result<(), QuantErr
     }
 }
 
-pub(crate) fn total(info: &TensorInfo) -> Result<usize, QuantError> {
+fn total(info: &TensorInfo) -> Result<usize, QuantError> {
     usize::try_from(info.byte_len()).map_err(|_| {
         QuantError::Unsupported(format!(
             "tensor `{}`: too large for this machine",
@@ -133,12 +143,7 @@ pub(crate) fn read_f32(
     src: &mut dyn TensorSource,
     info: &TensorInfo,
 ) -> Result<Vec<f32>, QuantError> {
-    let width = float_width(info.dtype).ok_or_else(|| {
-        QuantError::Unsupported(format!(
-            "tensor `{}`: dtype {} cannot be quantised",
-            info.name, info.dtype
-        ))
-    })?;
+    let width = quantisable_width(info)?;
     check_len(info)?;
     let total = total(info)?;
     let mut out = Vec::with_capacity(total / width);

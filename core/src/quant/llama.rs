@@ -75,6 +75,12 @@ pub fn map_name(name: &str, hp: &LlamaParams) -> Result<Option<Mapped>, QuantErr
     }))
 }
 
+/// The rows per head of a q/k projection of `rows` rows over `heads` heads, when they split
+/// into heads of an even number of rows (what the permutation needs).
+pub fn head_rows(rows: usize, heads: usize) -> Option<usize> {
+    (heads > 0 && rows.is_multiple_of(2 * heads)).then(|| rows / heads)
+}
+
 /// Where row `src` of a q/k projection goes under [`permute_rows`], with heads of `dim`
 /// rows (`dim` even): row `j·dim/2 + i` of a head becomes its row `2i + j`.
 pub fn permuted_row(src: usize, dim: usize) -> usize {
@@ -91,12 +97,9 @@ pub fn permute_rows(
     cols: usize,
     heads: usize,
 ) -> Result<Vec<f32>, QuantError> {
-    if heads == 0 || !rows.is_multiple_of(2 * heads) {
-        return Err(QuantError::Invalid(format!(
-            "cannot permute {rows} rows over {heads} heads"
-        )));
-    }
-    let dim = rows / heads;
+    let dim = head_rows(rows, heads).ok_or_else(|| {
+        QuantError::Invalid(format!("cannot permute {rows} rows over {heads} heads"))
+    })?;
     let mut out = vec![0f32; x.len()];
     for (src, row) in x.chunks_exact(cols.max(1)).enumerate().take(rows) {
         let dst = permuted_row(src, dim);

@@ -182,39 +182,14 @@ impl FromStr for GgmlType {
 /// Encode `x` (rows of `row_len`, `row_len` a multiple of the type's block) into `ty`'s bytes,
 /// splitting the rows over up to `threads` threads (the bytes do not depend on the split).
 pub fn encode(ty: GgmlType, x: &[f32], row_len: usize, threads: usize) -> Vec<u8> {
-    encode_parts(ty, x, row_len, threads, false).0
+    encode_parts(ty, x, row_len, threads)
 }
 
-/// [`encode`], and the relative RMSE of the decoded result against `x` (as
-/// [`relative_rmse`]), each thread decoding its own part in slices: no second full-size
-/// buffer, and the error costs no extra pass on one core.
-pub fn encode_with_error(
-    ty: GgmlType,
-    x: &[f32],
-    row_len: usize,
-    threads: usize,
-) -> (Vec<u8>, f64) {
-    let (bytes, err, norm) = encode_parts(ty, x, row_len, threads, true);
-    (bytes, ratio(err, norm))
-}
-
-fn encode_parts(
-    ty: GgmlType,
-    x: &[f32],
-    row_len: usize,
-    threads: usize,
-    with_error: bool,
-) -> (Vec<u8>, f64, f64) {
+fn encode_parts(ty: GgmlType, x: &[f32], row_len: usize, threads: usize) -> Vec<u8> {
     let one = |chunk: &[f32]| {
-        let mut out = Vec::new();
-        let (err, norm) = if with_error {
-            encode_chunk(ty, chunk, row_len, &mut out)
-        } else {
-            out.reserve(ty.row_bytes(chunk.len() as u64) as usize);
-            encode_into(ty, chunk, &mut out);
-            (0.0, 0.0)
-        };
-        (out, err, norm)
+        let mut out = Vec::with_capacity(ty.row_bytes(chunk.len() as u64) as usize);
+        encode_into(ty, chunk, &mut out);
+        out
     };
     let rows = x.len() / row_len.max(1);
     let threads = threads.clamp(1, rows.max(1));
@@ -222,7 +197,7 @@ fn encode_parts(
         return one(x);
     }
     let per = rows.div_ceil(threads) * row_len;
-    let parts: Vec<(Vec<u8>, f64, f64)> = std::thread::scope(|s| {
+    let parts: Vec<Vec<u8>> = std::thread::scope(|s| {
         let handles: Vec<_> = x
             .chunks(per)
             .map(|chunk| s.spawn(move || one(chunk)))
@@ -232,14 +207,7 @@ fn encode_parts(
             .map(|h| h.join().expect("encoder thread panicked"))
             .collect()
     });
-    let (err, norm) = parts
-        .iter()
-        .fold((0.0, 0.0), |(e, n), p| (e + p.1, n + p.2));
-    let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum());
-    for p in &parts {
-        bytes.extend_from_slice(&p.0);
-    }
-    (bytes, err, norm)
+    parts.concat()
 }
 
 /// Append the encoding of `x` (whole rows of `row_len`) to `out`; returns Σ(x̂ − x)² and Σx²
@@ -362,10 +330,23 @@ fn sums(exact: &[f32], approx: &[f32]) -> (f64, f64) {
 mod error_tests {
     use super::*;
 
-    /// The error computed inside the encoder (per thread, per slice) is the error of the
-    /// decoded whole, and the bytes are those of `encode`.
+    /// Encode `x` in `pieces` runs of whole rows, as the GGUF pipeline does: the bytes and
+    /// the relative RMSE from the added sums.
+    fn in_pieces(ty: GgmlType, x: &[f32], row_len: usize, pieces: usize) -> (Vec<u8>, f64) {
+        let rows = x.len() / row_len;
+        let (mut bytes, mut err, mut norm) = (Vec::new(), 0.0, 0.0);
+        for part in x.chunks(rows.div_ceil(pieces) * row_len) {
+            let (e, n) = encode_chunk(ty, part, row_len, &mut bytes);
+            err += e;
+            norm += n;
+        }
+        (bytes, ratio(err, norm))
+    }
+
+    /// The error computed while encoding (per piece, per slice) is the error of the decoded
+    /// whole, and the bytes are those of `encode`.
     #[test]
-    fn encode_with_error_matches_decode_then_compare() {
+    fn encode_chunk_errors_match_decode_then_compare() {
         let mut s = 7u64;
         let x: Vec<f32> = (0..512 * 300)
             .map(|_| {
@@ -380,8 +361,8 @@ mod error_tests {
             GgmlType::Q6K,
             GgmlType::F16,
         ] {
-            for threads in [1, 3] {
-                let (bytes, err) = encode_with_error(ty, &x, 512, threads);
+            for pieces in [1, 3] {
+                let (bytes, err) = in_pieces(ty, &x, 512, pieces);
                 assert_eq!(bytes, encode(ty, &x, 512, 1), "{ty}");
                 let want = relative_rmse(&x, &decode(ty, &bytes));
                 assert!((err - want).abs() <= want * 1e-9, "{ty}: {err} vs {want}");
@@ -399,6 +380,6 @@ mod error_tests {
                 assert!(err > 0.0, "{ty}");
             }
         }
-        assert_eq!(encode_with_error(GgmlType::Q8_0, &[0.0; 64], 32, 2).1, 0.0);
+        assert_eq!(in_pieces(GgmlType::Q8_0, &[0.0; 64], 32, 2).1, 0.0);
     }
 }

@@ -11,8 +11,8 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Mutex, PoisonError};
 
 use super::gguf::GgufWriter;
-use super::input::{at_end, decode_slice, fill, float_width, source_error};
-use super::llama::permuted_row;
+use super::input::{at_end, decode_slice, fill, float_width, quantisable_width, source_error};
+use super::llama::{head_rows, permuted_row};
 use super::{GgmlType, QuantError, encode_chunk, ratio};
 use crate::merge::TensorSource;
 use crate::safetensors::{Dtype, TensorInfo};
@@ -54,16 +54,10 @@ impl Cut {
             }
         };
         let group = match t.permute_heads {
-            Some(h) => {
-                let h = usize::try_from(h).unwrap_or(usize::MAX);
-                if h == 0 || !rows.is_multiple_of(2 * h) {
-                    return Err(QuantError::Invalid(format!(
-                        "tensor `{}`: {rows} rows do not split into {h} heads of even size",
-                        t.info.name
-                    )));
-                }
-                Some(rows / h)
-            }
+            Some(h) => Some(
+                head_rows(rows, usize::try_from(h).unwrap_or(usize::MAX))
+                    .ok_or_else(|| uneven_heads(&t.info.name, rows, h))?,
+            ),
             None => None,
         };
         let unit = group.unwrap_or(1);
@@ -75,6 +69,13 @@ impl Cut {
             group,
         })
     }
+}
+
+/// The refusal of a q/k projection whose rows do not split into heads of even size.
+pub(crate) fn uneven_heads(tensor: &str, rows: usize, heads: u64) -> QuantError {
+    QuantError::Invalid(format!(
+        "tensor `{tensor}`: {rows} rows do not split into {heads} heads of even size"
+    ))
 }
 
 /// A chunk for a worker.
@@ -216,12 +217,7 @@ pub(crate) fn write_tensors<W: Write>(
         let result = (|| {
             let mut seq = 0;
             for (i, (t, cut)) in tensors.iter().zip(&cuts).enumerate() {
-                let width = float_width(t.info.dtype).ok_or_else(|| {
-                    QuantError::Unsupported(format!(
-                        "tensor `{}`: dtype {} cannot be quantised",
-                        t.info.name, t.info.dtype
-                    ))
-                })?;
+                let width = quantisable_width(t.info)?;
                 let mut r = source
                     .tensor(t.info)
                     .map_err(|e| source_error(&t.info.name, e))?;

@@ -16,11 +16,11 @@ use super::convert::{
     nf4_quant_state_nested_len, nf4_quantises,
 };
 use super::gguf::{GgufWriter, MetaValue};
-use super::input::{Counted, check_len, copy_raw, float_width, read_f32};
+use super::input::{Counted, check_len, copy_raw, quantisable_width, read_f32};
 use super::llama::{self, LlamaParams};
 use super::nf4::{NF4_BLOCK, NF4_CODE, dequantize_nf4, quantize_nf4};
 use super::nf4_double::{NESTED_BLOCK, compress_absmax, dequantize_nf4_nested, dynamic_map};
-use super::pipeline::{CHUNK_VALUES, Tensor, write_tensors};
+use super::pipeline::{CHUNK_VALUES, Tensor, uneven_heads, write_tensors};
 use super::st_write::SafetensorsWriter;
 use super::tokenizer::tokenizer_metadata;
 use super::{GgmlType, QuantError, relative_rmse};
@@ -83,16 +83,6 @@ impl ModelInput<'_> {
     }
 }
 
-fn float_only(info: &TensorInfo) -> Result<(), QuantError> {
-    if float_width(info.dtype).is_none() {
-        return Err(QuantError::Unsupported(format!(
-            "tensor `{}`: dtype {} (F32, F16 or BF16 expected)",
-            info.name, info.dtype
-        )));
-    }
-    Ok(())
-}
-
 struct Plan {
     name: String,
     mapped: llama::Mapped,
@@ -113,7 +103,7 @@ fn plan_gguf(
             skipped.push(name.clone());
             continue;
         };
-        float_only(info)?;
+        quantisable_width(info)?;
         let shape = &info.shape;
         let (tty, fallback) = match shape.len() {
             1 => (GgmlType::F32, None),
@@ -134,13 +124,14 @@ fn plan_gguf(
                 )));
             }
         };
-        if let Some(h) = mapped.permute_heads
-            && (shape.len() != 2 || shape[0] % (2 * h) != 0)
-        {
-            return Err(QuantError::Invalid(format!(
-                "tensor `{name}`: {} rows do not split into {h} heads of even size",
-                shape[0]
-            )));
+        // Checked here, before anything is written; the pipeline cuts by the same rule.
+        if let Some(h) = mapped.permute_heads {
+            let rows = usize::try_from(shape[0]).unwrap_or(usize::MAX);
+            if shape.len() != 2
+                || llama::head_rows(rows, usize::try_from(h).unwrap_or(usize::MAX)).is_none()
+            {
+                return Err(uneven_heads(name, rows, h));
+            }
         }
         plans.push(Plan {
             name: name.clone(),
@@ -278,7 +269,7 @@ pub fn write_nf4(
     for (name, info) in &input.tensors {
         let shape = info.shape.clone();
         if nf4_quantises(name, &shape) {
-            float_only(info)?;
+            quantisable_width(info)?;
             let n: u64 = shape.iter().product();
             let blocks = n.div_ceil(NF4_BLOCK as u64);
             decl.push((name.clone(), Dtype::U8, vec![n.div_ceil(2), 1]));
