@@ -5,10 +5,11 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use adapter_core::model::{Hashing, ModelDir};
-use adapter_core::quant::convert::{Options, nf4_quant_state, to_f32, to_gguf, to_nf4};
+use adapter_core::quant::convert::{Options, to_f32, to_gguf, to_nf4};
 use adapter_core::quant::gguf::{GgufWriter, MetaValue, read_gguf};
 use adapter_core::quant::llama::permute_rows;
 use adapter_core::quant::nf4::{NF4_CODE, dequantize_nf4};
+use adapter_core::quant::nf4_state::nf4_quant_state;
 use adapter_core::quant::{GgmlType, decode, relative_rmse};
 use adapter_core::safetensors::{Dtype, Limits, TensorFile};
 use serde_json::{Value, json};

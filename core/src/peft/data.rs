@@ -48,7 +48,7 @@ pub fn check_data<R: Read + Seek>(file: &mut TensorFile<R>) -> Result<Findings, 
             );
         }
         let is_b = matches!(
-            mapping::classify(&t.name, &[], super::config::Bias::None, |_| false),
+            mapping::classify(&t.name, &[], super::values::Bias::None, |_| false),
             Ok(Mapped::Lora {
                 role: Role::LoraB | Role::EmbeddingB,
                 ..

@@ -4,8 +4,8 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::config::{Bias, InitLoraWeights, LayersToTransform, ModulePatterns, TargetModules};
 use super::error::PeftError;
+use super::values::{Bias, InitLoraWeights, LayersToTransform, ModulePatterns, TargetModules};
 
 struct JsonKind<'a>(&'a Value);
 

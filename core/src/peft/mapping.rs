@@ -72,7 +72,7 @@ pub fn base_weight(module: &str) -> String {
 pub fn classify(
     name: &str,
     modules_to_save: &[String],
-    bias: super::config::Bias,
+    bias: super::values::Bias,
     is_lora_module: impl Fn(&str) -> bool,
 ) -> Result<Mapped, Unrecognised> {
     let stripped = strip_prefix(name);
@@ -116,9 +116,9 @@ pub fn classify(
     if let Some(module) = stripped.strip_suffix(".bias") {
         let module = module.strip_suffix(".base_layer").unwrap_or(module);
         let allowed = match bias {
-            super::config::Bias::None => false,
-            super::config::Bias::All => true,
-            super::config::Bias::LoraOnly => is_lora_module(module),
+            super::values::Bias::None => false,
+            super::values::Bias::All => true,
+            super::values::Bias::LoraOnly => is_lora_module(module),
         };
         if allowed {
             return Ok(Mapped::Bias {
@@ -129,9 +129,9 @@ pub fn classify(
         return Err(fail(format!(
             "a bias tensor, but bias = \"{}\" does not save it",
             match bias {
-                super::config::Bias::None => "none",
-                super::config::Bias::All => "all",
-                super::config::Bias::LoraOnly => "lora_only",
+                super::values::Bias::None => "none",
+                super::values::Bias::All => "all",
+                super::values::Bias::LoraOnly => "lora_only",
             }
         )));
     }
@@ -142,7 +142,7 @@ pub fn classify(
 
 #[cfg(test)]
 mod tests {
-    use super::super::config::Bias;
+    use super::super::values::Bias;
     use super::*;
 
     fn c(name: &str) -> Result<Mapped, Unrecognised> {

@@ -15,13 +15,11 @@ mod fields;
 mod mapping;
 mod report;
 mod targets;
+mod values;
 
 pub use analyze::{AdaptedModule, Analysis, ModuleKind, ModuleTensors, SavedTensor, analyze};
 pub use base::check_against_base;
-pub use config::{
-    AdapterConfig, Bias, InitLoraWeights, KNOWN_PEFT_TYPES, LayersToTransform, ModulePatterns,
-    TargetModules,
-};
+pub use config::{AdapterConfig, KNOWN_PEFT_TYPES};
 pub use data::check_data;
 pub use error::PeftError;
 pub use mapping::{Mapped, PREFIX, Role, Unrecognised, base_weight, classify, strip_prefix};
@@ -30,3 +28,4 @@ pub use report::{
     build_report, inspect_adapter_dir,
 };
 pub use targets::{ModuleScale, Targeting, Verdict, layer_segment, scale, suffix_match};
+pub use values::{Bias, InitLoraWeights, LayersToTransform, ModulePatterns, TargetModules};

@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use super::analyze::{ModuleKind, analyze};
 use super::base::check_against_base;
-use super::config::{AdapterConfig, Bias, InitLoraWeights, ModulePatterns, TargetModules};
+use super::config::AdapterConfig;
 use super::data::check_data;
 use super::error::PeftError;
+use super::values::{Bias, InitLoraWeights, ModulePatterns, TargetModules};
 use crate::diag::Findings;
 use crate::safetensors::{Dtype, Limits, TensorFile, TensorInfo};
 

@@ -3,8 +3,9 @@
 
 use regex::Regex;
 
-use super::config::{AdapterConfig, LayersToTransform, ModulePatterns, TargetModules};
+use super::config::AdapterConfig;
 use super::error::PeftError;
+use super::values::{LayersToTransform, ModulePatterns, TargetModules};
 
 /// What the config says about one module name.
 #[derive(Debug, Clone, PartialEq, Eq)]

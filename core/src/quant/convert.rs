@@ -7,11 +7,7 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use super::input::{decode_into, float_width};
-use super::nf4::NF4_BLOCK;
-use super::nf4_double::{MAX_FLOAT_REPR, NESTED_BLOCK, py_float};
 use super::stream::{ModelInput, write_gguf, write_nf4};
 use super::tokenizer::MAX_TOKENIZER_JSON;
 use super::{GgmlType, QuantError};
@@ -19,60 +15,8 @@ use crate::merge::{DirSource, TensorSource};
 use crate::model::ModelDir;
 use crate::safetensors::Dtype;
 
-/// One output tensor in the report.
-#[derive(Debug, Clone, Serialize)]
-pub struct TensorReport {
-    /// The source (Hugging Face) name.
-    pub name: String,
-    /// The name in the output (GGUF name; the same name for NF4).
-    pub output_name: String,
-    pub shape: Vec<u64>,
-    pub source_dtype: String,
-    /// The stored type: a ggml type name, `nf4`, or the unchanged source dtype.
-    pub stored_as: String,
-    /// Set when the requested type did not fit the row length: why, and what was used.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fallback: Option<String>,
-    /// ‖decoded − source‖ / ‖source‖ over the tensor (0 for unchanged tensors).
-    pub relative_rmse: f64,
-}
-
-/// What a conversion did.
-#[derive(Debug, Clone, Serialize)]
-pub struct QuantReport {
-    pub format: String,
-    /// The requested type (`q8_0`, …, `nf4`).
-    pub quant_type: String,
-    pub output: PathBuf,
-    pub output_bytes: u64,
-    pub source_bytes: u64,
-    pub tensors: Vec<TensorReport>,
-    /// Source tensors not written (e.g. `rotary_emb.inv_freq`).
-    pub skipped: Vec<String>,
-}
-
-/// Options shared by the converters.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Encoder threads (1 = single-threaded).
-    pub threads: usize,
-    /// Extra metadata written to the output (GGUF string keys; safetensors `__metadata__`),
-    /// e.g. lineage digests.
-    pub lineage: Vec<(String, String)>,
-    /// NF4 only: double quantisation of the absmax values (bitsandbytes
-    /// `bnb_4bit_use_double_quant`, `compress_statistics=True`).
-    pub double_quant: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            threads: std::thread::available_parallelism().map_or(1, usize::from),
-            lineage: Vec::new(),
-            double_quant: false,
-        }
-    }
-}
+// Also reachable here (`quant::convert::Options`), the path adapterctl and the benches use.
+pub use super::report::{Options, QuantReport, TensorReport};
 
 /// Decode F32 / F16 / BF16 little-endian bytes.
 pub fn to_f32(dtype: Dtype, raw: &[u8]) -> Option<Vec<f32>> {
@@ -188,54 +132,6 @@ fn finish<T>(result: Result<T, QuantError>, partial: &Path, out: &Path) -> Resul
             Err(e)
         }
     }
-}
-
-/// Whether bitsandbytes (through transformers) would quantise this tensor: the weight of a
-/// Linear layer — a 2-D `*.weight` — except the output head and embeddings.
-pub fn nf4_quantises(name: &str, shape: &[u64]) -> bool {
-    shape.len() == 2
-        && name.ends_with(".weight")
-        && !name.starts_with("lm_head.")
-        && !name.contains("embed")
-}
-
-fn torch_dtype(d: Dtype) -> &'static str {
-    match d {
-        Dtype::F16 => "float16",
-        Dtype::BF16 => "bfloat16",
-        _ => "float32",
-    }
-}
-
-/// The JSON bitsandbytes packs into `<P>.weight.quant_state.bitsandbytes__nf4`
-/// (`QuantState.as_dict(packed=True)`: `json.dumps` of the non-tensor entries).
-pub fn nf4_quant_state(dtype: Dtype, shape: &[u64]) -> String {
-    let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
-    format!(
-        "{{\"quant_type\": \"nf4\", \"blocksize\": {NF4_BLOCK}, \"dtype\": \"{}\", \"shape\": [{}]}}",
-        torch_dtype(dtype),
-        dims.join(", ")
-    )
-}
-
-/// The quant state JSON of a double-quantised tensor: [`nf4_quant_state`]'s keys, then
-/// `nested_blocksize` 256, `nested_dtype` `float32`, `nested_offset` (a Python float), in the
-/// order of `QuantState.as_dict(packed=True)`.
-pub fn nf4_quant_state_nested(dtype: Dtype, shape: &[u64], offset: f32) -> String {
-    let mut s = nf4_quant_state(dtype, shape);
-    s.pop();
-    format!(
-        "{s}, \"nested_blocksize\": {NESTED_BLOCK}, \"nested_dtype\": \"float32\", \"nested_offset\": {}}}",
-        py_float(f64::from(offset))
-    )
-}
-
-/// The bytes declared for a double-quantised tensor's quant state: the JSON with the longest
-/// offset. The offset is known only once the tensor is read, after the header is written, so
-/// [`nf4_quant_state_nested`] is padded with trailing spaces to this length (`json.loads`,
-/// which bitsandbytes' `unpack_tensor_to_dict` uses, ignores them).
-pub fn nf4_quant_state_nested_len(dtype: Dtype, shape: &[u64]) -> usize {
-    nf4_quant_state_nested(dtype, shape, 0.0).len() - "0.0".len() + MAX_FLOAT_REPR
 }
 
 /// Files copied unchanged next to an NF4 checkpoint when present.

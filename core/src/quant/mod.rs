@@ -17,7 +17,9 @@ mod kquants;
 pub mod llama;
 pub mod nf4;
 pub mod nf4_double;
+pub mod nf4_state;
 mod pipeline;
+mod report;
 pub mod st_write;
 pub mod stream;
 pub mod tokenizer;
@@ -26,8 +28,8 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use blocks::{Q4_0_BYTES, Q8_0_BYTES, QK};
-pub use convert::{Options, QuantReport, TensorReport};
 pub use kquants::{Q4_K_BYTES, Q6_K_BYTES, QK_K};
+pub use report::{Options, QuantReport, TensorReport};
 pub use stream::{ModelInput, write_gguf, write_nf4};
 
 /// Why a quantisation could not be done.

@@ -11,16 +11,16 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use super::convert::{
-    Options, QuantReport, TensorReport, nf4_quant_state, nf4_quant_state_nested,
-    nf4_quant_state_nested_len, nf4_quantises,
-};
 use super::gguf::{GgufWriter, MetaValue};
 use super::input::{Counted, check_len, copy_raw, quantisable_width, read_f32};
 use super::llama::{self, LlamaParams};
 use super::nf4::{NF4_BLOCK, NF4_CODE, dequantize_nf4, quantize_nf4};
 use super::nf4_double::{NESTED_BLOCK, compress_absmax, dequantize_nf4_nested, dynamic_map};
+use super::nf4_state::{
+    nf4_quant_state, nf4_quant_state_nested, nf4_quant_state_nested_len, nf4_quantises,
+};
 use super::pipeline::{CHUNK_VALUES, Tensor, uneven_heads, write_tensors};
+use super::report::{Options, QuantReport, TensorReport};
 use super::st_write::SafetensorsWriter;
 use super::tokenizer::tokenizer_metadata;
 use super::{GgmlType, QuantError, relative_rmse};
