@@ -302,11 +302,6 @@ impl<W: Write> GgufWriter<W> {
         })
     }
 
-    /// The tensor whose bytes come next, if any.
-    pub fn next_tensor(&self) -> Option<&GgufTensor> {
-        self.tensors.get(self.next)
-    }
-
     /// Write the next tensor's data (exactly its byte length) and pad to the alignment.
     pub fn write_tensor(&mut self, bytes: &[u8]) -> Result<(), QuantError> {
         let t = self.current()?;

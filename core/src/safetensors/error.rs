@@ -173,11 +173,6 @@ impl SafetensorsError {
             Self::TensorNotFound { .. } => "tensor_not_found",
         }
     }
-
-    /// True for errors that describe the file (as opposed to I/O or a lookup by name).
-    pub fn is_invalid_file(&self) -> bool {
-        !matches!(self, Self::Io(_) | Self::TensorNotFound { .. })
-    }
 }
 
 #[cfg(test)]

@@ -34,11 +34,6 @@ impl FloatStats {
             Class::Finite => {}
         }
     }
-
-    /// NaN and infinity together: values no sane weight should hold.
-    pub fn non_finite(&self) -> u64 {
-        self.nan + self.inf
-    }
 }
 
 /// A safetensors file opened for reading: the validated header plus the underlying reader.
