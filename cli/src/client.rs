@@ -1,12 +1,12 @@
-//! Typed HTTP client for every route of docs/API.md. Bodies are the `adapter_core::api`
-//! types, so the client and the server cannot drift.
+//! Typed HTTP client for the routes of docs/API.md that `adapterctl` calls. Bodies are the
+//! `adapter_core::api` types, so the client and the server cannot drift.
 
 use std::fmt;
 use std::time::Duration;
 
 use adapter_core::api::{
     BlobCheckRequest, BlobCheckResponse, BlobInfo, ErrorBody, ErrorInfo, RepositoryInfo,
-    RepositoryList, ResolveResponse, VersionInfo, VersionList, kind_segment,
+    ResolveResponse, VersionInfo, VersionList, kind_segment,
 };
 use adapter_core::digest::Digest;
 use adapter_core::manifest::{Kind, Manifest};
@@ -233,20 +233,6 @@ impl Client {
         body_json(resp).await
     }
 
-    // ---- health ----
-
-    /// `GET /healthz`.
-    pub async fn healthz(&self) -> Result<Value> {
-        self.json(self.request(Method::GET, self.url(&["healthz"])))
-            .await
-    }
-
-    /// `GET /readyz`.
-    pub async fn readyz(&self) -> Result<Value> {
-        self.json(self.request(Method::GET, self.url(&["readyz"])))
-            .await
-    }
-
     /// `GET /v1/whoami`: who the registry takes this client's token for.
     pub async fn whoami(&self) -> Result<adapter_core::api::WhoAmI> {
         self.json(self.request(Method::GET, self.url(&["v1", "whoami"])))
@@ -271,21 +257,6 @@ impl Client {
             missing.extend(resp.missing);
         }
         Ok(missing)
-    }
-
-    /// `HEAD /v1/blobs/{digest}`: the size, or `None` when absent.
-    pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
-        let url = self.url(&["v1", "blobs", &digest.to_string()]);
-        let resp = self.send(self.request(Method::HEAD, url)).await?;
-        match resp.status() {
-            StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => Ok(resp
-                .headers()
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())),
-            _ => Err(error_from(resp).await),
-        }
     }
 
     /// `GET /v1/blobs/{digest}`, from byte `from` on (`Range: bytes=from-` when > 0).
@@ -317,30 +288,6 @@ impl Client {
     }
 
     // ---- repositories and versions ----
-
-    /// `GET /v1/{kind}?namespace=&q=&cursor=&limit=` (one page).
-    pub async fn list_repositories(
-        &self,
-        kind: Kind,
-        namespace: Option<&str>,
-        q: Option<&str>,
-        cursor: Option<&str>,
-        limit: Option<u32>,
-    ) -> Result<RepositoryList> {
-        let mut url = self.url(&["v1", kind_segment(kind)]);
-        {
-            let mut pairs = url.query_pairs_mut();
-            for (k, v) in [("namespace", namespace), ("q", q), ("cursor", cursor)] {
-                if let Some(v) = v {
-                    pairs.append_pair(k, v);
-                }
-            }
-            if let Some(l) = limit {
-                pairs.append_pair("limit", &l.to_string());
-            }
-        }
-        self.json(self.request(Method::GET, url)).await
-    }
 
     /// `GET /v1/{kind}/{ns}/{name}`.
     pub async fn repository(&self, kind: Kind, ns: &str, name: &str) -> Result<RepositoryInfo> {

@@ -1,7 +1,6 @@
 //! Client calls for jobs (`adapterctl jobs …`, `adapterctl validate`).
 
-use adapter_core::api::{JobInfo, JobList, JobLogs, JobSubmit, ValidationList, kind_segment};
-use adapter_core::manifest::Kind;
+use adapter_core::api::{JobInfo, JobList, JobLogs, JobSubmit};
 use reqwest::Method;
 
 use super::{Client, Result};
@@ -56,26 +55,6 @@ impl Client {
         let mut url = self.url(&["v1", "jobs", id, "logs"]);
         url.query_pairs_mut()
             .append_pair("after", &after.to_string());
-        self.json(self.request(Method::GET, url)).await
-    }
-
-    /// `GET /v1/{kind}/{ns}/{name}/versions/{version}/validations`.
-    pub async fn validations(
-        &self,
-        kind: Kind,
-        ns: &str,
-        name: &str,
-        version: &str,
-    ) -> Result<ValidationList> {
-        let url = self.url(&[
-            "v1",
-            kind_segment(kind),
-            ns,
-            name,
-            "versions",
-            version,
-            "validations",
-        ]);
         self.json(self.request(Method::GET, url)).await
     }
 }
