@@ -16,6 +16,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+mod aliases;
 mod evals;
 pub mod jobs;
 mod uploads;
