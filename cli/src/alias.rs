@@ -6,13 +6,14 @@ use adapter_core::api::{AliasMove, GateCondition, GateInfo, GateSpec};
 use adapter_core::manifest::Kind;
 use adapter_core::name::{AliasName, Name};
 use anyhow::anyhow;
+use clap::Subcommand;
 use serde_json::json;
 
-use crate::Ctx;
 use crate::catalog::date;
 use crate::client::Client;
 use crate::exit::Failure;
 use crate::pull::parse_reference;
+use crate::{Ctx, KindFlag};
 
 /// `NS/NAME` → its two names.
 pub fn parse_repo(s: &str) -> Result<(Name, Name), Failure> {
@@ -62,24 +63,136 @@ pub async fn repo_kind(
 }
 
 /// Arguments of `adapterctl tag`.
-#[derive(Debug)]
-pub struct TagArgs<'a> {
-    pub reference: &'a str,
-    pub alias: &'a str,
-    pub expect: Option<&'a str>,
-    pub reason: Option<&'a str>,
-    pub kind: Option<Kind>,
+#[derive(Debug, clap::Args)]
+pub struct TagArgs {
+    /// `namespace/name[@selector]`: the version to point to (default: the latest).
+    reference: String,
+    /// The alias (`prod`, `staging`, …).
+    alias: String,
+    /// The version the alias must point to now [default: what it points to when read
+    /// just before; a new alias if it does not exist].
+    #[arg(long, value_name = "VERSION")]
+    expect: Option<String>,
+    /// Why (kept in the alias history).
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
+    #[command(flatten)]
+    kind: KindFlag,
+}
+
+/// `adapterctl alias …`.
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// The aliases of a repository and where they point.
+    Ls(RepoArgs),
+    /// Every move of an alias: when, who, from, to, why.
+    History(AliasArgs),
+    /// Delete an alias, compare-and-swap.
+    Rm(RmArgs),
+}
+
+/// `adapterctl gate …`.
+#[derive(Debug, Subcommand)]
+pub enum GateCommand {
+    /// Replace the gate of an alias with these conditions (all must pass).
+    Set(GateSetArgs),
+    /// Show the gate of an alias.
+    Show(AliasArgs),
+    /// Remove the gate of an alias.
+    Rm(AliasArgs),
+}
+
+/// Arguments of `alias ls`: a repository.
+#[derive(Debug, clap::Args)]
+pub struct RepoArgs {
+    /// `namespace/name`.
+    repository: String,
+    #[command(flatten)]
+    kind: KindFlag,
+}
+
+/// Arguments of `alias history`, `gate show` and `gate rm`: an alias.
+#[derive(Debug, clap::Args)]
+pub struct AliasArgs {
+    #[command(flatten)]
+    target: AliasTarget,
+    #[command(flatten)]
+    kind: KindFlag,
+}
+
+/// Arguments of `alias rm`.
+#[derive(Debug, clap::Args)]
+pub struct RmArgs {
+    #[command(flatten)]
+    target: AliasTarget,
+    /// The version it must point to now [default: read just before].
+    #[arg(long, value_name = "VERSION")]
+    expect: Option<String>,
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
+    #[command(flatten)]
+    kind: KindFlag,
+}
+
+/// Arguments of `gate set`.
+#[derive(Debug, clap::Args)]
+pub struct GateSetArgs {
+    #[command(flatten)]
+    target: AliasTarget,
+    #[command(flatten)]
+    flags: GateFlags,
+    #[command(flatten)]
+    kind: KindFlag,
+}
+
+/// An alias of a repository, as typed.
+#[derive(Debug, clap::Args)]
+pub struct AliasTarget {
+    /// `namespace/name`.
+    repository: String,
+    alias: String,
+}
+
+impl AliasTarget {
+    /// The repository's namespace and name, and the alias: usage errors before any request.
+    fn parse(&self) -> Result<(Name, Name, AliasName), Failure> {
+        let (ns, name) = parse_repo(&self.repository)?;
+        Ok((ns, name, parse_alias(&self.alias)?))
+    }
+}
+
+/// `adapterctl alias ls|history|rm`.
+pub async fn run_alias(ctx: &Ctx, command: &AliasCommand) -> Result<(), Failure> {
+    match command {
+        AliasCommand::Ls(a) => ls(ctx, a).await,
+        AliasCommand::History(a) => history(ctx, a).await,
+        AliasCommand::Rm(a) => rm(ctx, a).await,
+    }
+}
+
+/// `adapterctl gate set|show|rm`.
+pub async fn run_gate(ctx: &Ctx, command: &GateCommand) -> Result<(), Failure> {
+    match command {
+        GateCommand::Set(a) => gate_set(ctx, a).await,
+        GateCommand::Show(a) => gate_show(ctx, a).await,
+        GateCommand::Rm(a) => gate_rm(ctx, a).await,
+    }
 }
 
 /// `adapterctl tag REF ALIAS [--expect VERSION] [--reason TEXT]`.
-pub async fn tag(ctx: &Ctx, a: TagArgs<'_>) -> Result<(), Failure> {
-    let r = parse_reference(a.reference)?;
-    let alias = parse_alias(a.alias)?;
-    let expect = a.expect.map(|v| parse_version("--expect", v)).transpose()?;
+pub async fn tag(ctx: &Ctx, a: &TagArgs) -> Result<(), Failure> {
+    let r = parse_reference(&a.reference)?;
+    let alias = parse_alias(&a.alias)?;
+    let expect = a
+        .expect
+        .as_deref()
+        .map(|v| parse_version("--expect", v))
+        .transpose()?;
     let client = ctx.client()?;
     let (ns, name) = (r.namespace.as_str(), r.name.as_str());
     let kinds = a
         .kind
+        .get()
         .map_or_else(|| vec![Kind::Adapter, Kind::Model], |k| vec![k]);
     let (kind, resolved) = client
         .resolve_in(&kinds, ns, name, r.selector.as_ref())
@@ -108,7 +221,7 @@ pub async fn tag(ctx: &Ctx, a: TagArgs<'_>) -> Result<(), Failure> {
     let body = AliasMove {
         version: resolved.version.clone(),
         expect: expect.clone(),
-        reason: a.reason.map(str::to_owned),
+        reason: a.reason.clone(),
     };
     let info = client
         .move_alias(kind, ns, name, alias.as_str(), &body)
@@ -142,10 +255,10 @@ pub async fn tag(ctx: &Ctx, a: TagArgs<'_>) -> Result<(), Failure> {
 }
 
 /// `adapterctl alias ls NS/NAME`.
-pub async fn ls(ctx: &Ctx, repo: &str, kind: Option<Kind>) -> Result<(), Failure> {
-    let (ns, name) = parse_repo(repo)?;
+async fn ls(ctx: &Ctx, a: &RepoArgs) -> Result<(), Failure> {
+    let (ns, name) = parse_repo(&a.repository)?;
     let client = ctx.client()?;
-    let kind = repo_kind(&client, kind, ns.as_str(), name.as_str()).await?;
+    let kind = repo_kind(&client, a.kind.get(), ns.as_str(), name.as_str()).await?;
     let list = client.aliases(kind, ns.as_str(), name.as_str()).await?;
     if ctx.json {
         println!(
@@ -170,16 +283,10 @@ pub async fn ls(ctx: &Ctx, repo: &str, kind: Option<Kind>) -> Result<(), Failure
 }
 
 /// `adapterctl alias history NS/NAME ALIAS`.
-pub async fn history(
-    ctx: &Ctx,
-    repo: &str,
-    alias: &str,
-    kind: Option<Kind>,
-) -> Result<(), Failure> {
-    let (ns, name) = parse_repo(repo)?;
-    let alias = parse_alias(alias)?;
+async fn history(ctx: &Ctx, a: &AliasArgs) -> Result<(), Failure> {
+    let (ns, name, alias) = a.target.parse()?;
     let client = ctx.client()?;
-    let kind = repo_kind(&client, kind, ns.as_str(), name.as_str()).await?;
+    let kind = repo_kind(&client, a.kind.get(), ns.as_str(), name.as_str()).await?;
     let h = client
         .alias_history(kind, ns.as_str(), name.as_str(), alias.as_str())
         .await?;
@@ -206,19 +313,15 @@ pub async fn history(
 }
 
 /// `adapterctl alias rm NS/NAME ALIAS [--expect VERSION] [--reason TEXT]`.
-pub async fn rm(
-    ctx: &Ctx,
-    repo: &str,
-    alias: &str,
-    expect: Option<&str>,
-    reason: Option<&str>,
-    kind: Option<Kind>,
-) -> Result<(), Failure> {
-    let (ns, name) = parse_repo(repo)?;
-    let alias = parse_alias(alias)?;
-    let expect = expect.map(|v| parse_version("--expect", v)).transpose()?;
+async fn rm(ctx: &Ctx, a: &RmArgs) -> Result<(), Failure> {
+    let (ns, name, alias) = a.target.parse()?;
+    let expect = a
+        .expect
+        .as_deref()
+        .map(|v| parse_version("--expect", v))
+        .transpose()?;
     let client = ctx.client()?;
-    let kind = repo_kind(&client, kind, ns.as_str(), name.as_str()).await?;
+    let kind = repo_kind(&client, a.kind.get(), ns.as_str(), name.as_str()).await?;
     let expect = match expect {
         Some(v) => v,
         None => {
@@ -241,7 +344,7 @@ pub async fn rm(
             name.as_str(),
             alias.as_str(),
             &expect,
-            reason,
+            a.reason.as_deref(),
         )
         .await?;
     if ctx.json {
@@ -256,16 +359,25 @@ pub async fn rm(
 }
 
 /// The conditions `gate set` builds from its flags.
-#[derive(Debug, Default)]
-pub struct GateFlags<'a> {
-    /// `benchmark:metric=MIN`.
-    pub min: &'a [String],
-    /// `benchmark:metric=MAX`.
-    pub max: &'a [String],
-    /// `benchmark:metric[=MAX_DROP]`.
-    pub no_regression: &'a [String],
-    pub not_yanked: bool,
-    pub validated_against: &'a [String],
+#[derive(Debug, clap::Args)]
+pub struct GateFlags {
+    /// `benchmark:metric=MIN`: the new target scores at least MIN.
+    #[arg(long, value_name = "METRIC=MIN")]
+    min: Vec<String>,
+    /// `benchmark:metric=MAX`: at most MAX (lower-is-better metrics).
+    #[arg(long, value_name = "METRIC=MAX")]
+    max: Vec<String>,
+    /// `benchmark:metric[=MAX_DROP]`: no worse than the current target by more than
+    /// MAX_DROP (default 0).
+    #[arg(long, value_name = "METRIC[=MAX_DROP]")]
+    no_regression: Vec<String>,
+    /// The new target must not be yanked.
+    #[arg(long)]
+    not_yanked: bool,
+    /// A successful validation against this base (`ns/name@version`); validation jobs do
+    /// not exist yet, so this condition fails for now.
+    #[arg(long, value_name = "REF")]
+    validated_against: Vec<String>,
 }
 
 fn metric_value(flag: &str, s: &str, required: bool) -> Result<(String, Option<f64>), Failure> {
@@ -284,10 +396,10 @@ fn metric_value(flag: &str, s: &str, required: bool) -> Result<(String, Option<f
     Ok((metric.to_owned(), value))
 }
 
-impl GateFlags<'_> {
-    pub fn conditions(&self) -> Result<Vec<GateCondition>, Failure> {
+impl GateFlags {
+    fn conditions(&self) -> Result<Vec<GateCondition>, Failure> {
         let mut out = Vec::new();
-        for s in self.min {
+        for s in &self.min {
             let (m, v) = metric_value("--min", s, true)?;
             out.push(GateCondition {
                 eval: Some(m),
@@ -295,7 +407,7 @@ impl GateFlags<'_> {
                 ..Default::default()
             });
         }
-        for s in self.max {
+        for s in &self.max {
             let (m, v) = metric_value("--max", s, true)?;
             out.push(GateCondition {
                 eval: Some(m),
@@ -303,7 +415,7 @@ impl GateFlags<'_> {
                 ..Default::default()
             });
         }
-        for s in self.no_regression {
+        for s in &self.no_regression {
             let (m, v) = metric_value("--no-regression", s, false)?;
             out.push(GateCondition {
                 no_regression: Some(m),
@@ -317,7 +429,7 @@ impl GateFlags<'_> {
                 ..Default::default()
             });
         }
-        for b in self.validated_against {
+        for b in &self.validated_against {
             out.push(GateCondition {
                 validated_against: Some(b.clone()),
                 ..Default::default()
@@ -349,20 +461,13 @@ fn print_gate(ctx: &Ctx, g: &GateInfo) -> Result<(), Failure> {
 }
 
 /// `adapterctl gate set NS/NAME ALIAS …` (replaces the gate).
-pub async fn gate_set(
-    ctx: &Ctx,
-    repo: &str,
-    alias: &str,
-    flags: &GateFlags<'_>,
-    kind: Option<Kind>,
-) -> Result<(), Failure> {
-    let (ns, name) = parse_repo(repo)?;
-    let alias = parse_alias(alias)?;
+async fn gate_set(ctx: &Ctx, a: &GateSetArgs) -> Result<(), Failure> {
+    let (ns, name, alias) = a.target.parse()?;
     let spec = GateSpec {
-        conditions: flags.conditions()?,
+        conditions: a.flags.conditions()?,
     };
     let client = ctx.client()?;
-    let kind = repo_kind(&client, kind, ns.as_str(), name.as_str()).await?;
+    let kind = repo_kind(&client, a.kind.get(), ns.as_str(), name.as_str()).await?;
     let g = client
         .set_gate(kind, ns.as_str(), name.as_str(), alias.as_str(), &spec)
         .await?;
@@ -370,16 +475,10 @@ pub async fn gate_set(
 }
 
 /// `adapterctl gate show NS/NAME ALIAS`.
-pub async fn gate_show(
-    ctx: &Ctx,
-    repo: &str,
-    alias: &str,
-    kind: Option<Kind>,
-) -> Result<(), Failure> {
-    let (ns, name) = parse_repo(repo)?;
-    let alias = parse_alias(alias)?;
+async fn gate_show(ctx: &Ctx, a: &AliasArgs) -> Result<(), Failure> {
+    let (ns, name, alias) = a.target.parse()?;
     let client = ctx.client()?;
-    let kind = repo_kind(&client, kind, ns.as_str(), name.as_str()).await?;
+    let kind = repo_kind(&client, a.kind.get(), ns.as_str(), name.as_str()).await?;
     let g = client
         .gate(kind, ns.as_str(), name.as_str(), alias.as_str())
         .await?;
@@ -387,16 +486,10 @@ pub async fn gate_show(
 }
 
 /// `adapterctl gate rm NS/NAME ALIAS`.
-pub async fn gate_rm(
-    ctx: &Ctx,
-    repo: &str,
-    alias: &str,
-    kind: Option<Kind>,
-) -> Result<(), Failure> {
-    let (ns, name) = parse_repo(repo)?;
-    let alias = parse_alias(alias)?;
+async fn gate_rm(ctx: &Ctx, a: &AliasArgs) -> Result<(), Failure> {
+    let (ns, name, alias) = a.target.parse()?;
     let client = ctx.client()?;
-    let kind = repo_kind(&client, kind, ns.as_str(), name.as_str()).await?;
+    let kind = repo_kind(&client, a.kind.get(), ns.as_str(), name.as_str()).await?;
     client
         .delete_gate(kind, ns.as_str(), name.as_str(), alias.as_str())
         .await?;

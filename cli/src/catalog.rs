@@ -7,13 +7,33 @@ use adapter_core::name::Name;
 use anyhow::anyhow;
 use serde_json::{Value, json};
 
-use crate::Ctx;
 use crate::exit::Failure;
 use crate::output::{field, group_digits};
 use crate::pull::parse_reference;
+use crate::{Ctx, KindFlag};
 
 /// Page size asked of the server.
 const PAGE: u32 = 100;
+
+/// Arguments of `adapterctl ls`.
+#[derive(Debug, clap::Args)]
+pub struct LsArgs {
+    /// A namespace, or `namespace/name` to list its versions.
+    what: Option<String>,
+    #[command(flatten)]
+    kind: KindFlag,
+    #[command(flatten)]
+    filters: Filters,
+}
+
+/// Arguments of `adapterctl show`.
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// `namespace/name[@selector]` (default: the latest version).
+    reference: String,
+    #[command(flatten)]
+    kind: KindFlag,
+}
 
 /// Search filters of `ls` (sent to `GET /v1/{kind}` as they are; the server checks them).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -98,13 +118,9 @@ fn kinds(kind: Option<Kind>) -> Vec<Kind> {
     kind.map_or_else(|| vec![Kind::Adapter, Kind::Model], |k| vec![k])
 }
 
-pub async fn ls(
-    ctx: &Ctx,
-    what: Option<&str>,
-    kind: Option<Kind>,
-    filters: &Filters,
-) -> Result<(), Failure> {
-    match what {
+pub async fn ls(ctx: &Ctx, args: &LsArgs) -> Result<(), Failure> {
+    let (kind, filters) = (args.kind.get(), &args.filters);
+    match args.what.as_deref() {
         Some(w) if w.contains('/') || w.contains('@') => {
             if !filters.is_empty() {
                 return Err(Failure::usage(anyhow!(
@@ -254,8 +270,8 @@ async fn versions(ctx: &Ctx, what: &str, kind: Option<Kind>) -> Result<(), Failu
         .unwrap_or_else(|| Failure::usage(anyhow!("no kind to look in"))))
 }
 
-pub async fn show(ctx: &Ctx, reference: &str, kind: Option<Kind>) -> Result<(), Failure> {
-    let r = parse_reference(reference)?;
+pub async fn show(ctx: &Ctx, args: &ShowArgs) -> Result<(), Failure> {
+    let (r, kind) = (parse_reference(&args.reference)?, args.kind.get());
     let client = ctx.client()?;
     let (ns, name) = (r.namespace.as_str(), r.name.as_str());
     let (k, resolved) = client

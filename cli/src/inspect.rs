@@ -1,6 +1,6 @@
 //! `adapterctl inspect DIR [--base-dir BASE_DIR]`: offline inspection of an adapter or a model.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use adapter_core::model::{Hashing, ModelDir};
@@ -11,7 +11,19 @@ use serde_json::json;
 use crate::exit::{Failure, PROBLEMS};
 use crate::output::{field, findings, group_digits};
 
-pub fn run(dir: &Path, base_dir: Option<&Path>, json: bool) -> Result<ExitCode, Failure> {
+/// Arguments of `adapterctl inspect`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// An adapter directory (adapter_config.json + adapter_model.safetensors) or a model
+    /// directory (config.json + model.safetensors or a sharded index).
+    dir: PathBuf,
+    /// Also check the adapter against this base model directory (headers only).
+    #[arg(long, value_name = "BASE_DIR")]
+    base_dir: Option<PathBuf>,
+}
+
+pub fn run(args: &Args, json: bool) -> Result<ExitCode, Failure> {
+    let (dir, base_dir) = (args.dir.as_path(), args.base_dir.as_deref());
     if !dir.is_dir() {
         return Err(Failure::unreadable(anyhow::anyhow!(
             "{}: not a directory",

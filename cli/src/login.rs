@@ -11,10 +11,17 @@ use crate::config::{self, FileConfig};
 use crate::exit::Failure;
 use crate::output::field;
 
-/// Read the token from standard input (first line) instead of `--token`.
-pub async fn login(ctx: &Ctx, token_stdin: bool) -> Result<(), Failure> {
-    let mut ctx_token = ctx.token.clone();
-    if token_stdin {
+/// Arguments of `adapterctl login`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Read the token from the first line of standard input instead of --token.
+    #[arg(long)]
+    token_stdin: bool,
+}
+
+pub async fn login(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
+    let mut ctx_token = ctx.connection.token.clone();
+    if args.token_stdin {
         let mut line = String::new();
         std::io::stdin()
             .lock()
@@ -33,11 +40,7 @@ pub async fn login(ctx: &Ctx, token_stdin: bool) -> Result<(), Failure> {
         .ok_or_else(|| Failure::usage(anyhow!("no config directory: HOME is not set")))?;
     // A malformed config file is reported, not silently replaced.
     config::read_file(&path).map_err(Failure::usage)?;
-    let checked = Ctx {
-        token: Some(token.clone()),
-        ..ctx.detached()
-    };
-    let client = checked.client()?;
+    let client = ctx.with_token(token.clone()).client()?;
     // Only a token the registry accepts is saved.
     let me = client
         .whoami()

@@ -10,12 +10,12 @@ use adapter_core::reference::{Reference, Selector};
 use anyhow::anyhow;
 use serde_json::json;
 
-use crate::Ctx;
 use crate::cache::DigestCache;
 use crate::exit::{CONFLICT, Failure, VERIFY};
 use crate::fsutil::list_files;
 use crate::lock::{LockEntry, LockFile};
 use crate::progress::Bars;
+use crate::{Ctx, KindArg};
 
 /// Downloads in flight at once.
 pub const CONCURRENCY: usize = 4;
@@ -26,14 +26,26 @@ mod download;
 
 use download::download_all;
 
-#[derive(Debug)]
-pub struct Args<'a> {
-    pub reference: &'a str,
-    pub out: &'a Path,
-    pub lock: Option<&'a Path>,
-    pub locked: Option<&'a Path>,
-    pub force: bool,
-    pub kind: Option<Kind>,
+/// Arguments of `adapterctl pull`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// `namespace/name[@selector]`: a version, a range (`^1.2`), an alias or `sha256:…`.
+    reference: String,
+    /// Destination directory.
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    out: PathBuf,
+    /// Record the pulled version in this lock file (TOML; created or updated).
+    #[arg(long, value_name = "FILE")]
+    lock: Option<PathBuf>,
+    /// Pull exactly the manifest digest this lock file records for the repository.
+    #[arg(long, value_name = "FILE")]
+    locked: Option<PathBuf>,
+    /// Replace a destination that holds other files.
+    #[arg(long)]
+    force: bool,
+    /// Look only in adapters or models (default: adapters, then models).
+    #[arg(long, value_enum)]
+    kind: Option<KindArg>,
 }
 
 #[derive(Debug, Default)]
@@ -53,15 +65,16 @@ pub fn parse_reference(s: &str) -> Result<Reference, Failure> {
     })
 }
 
-pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
-    let r = parse_reference(args.reference)?;
+pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
+    let r = parse_reference(&args.reference)?;
+    let kind = args.kind.map(Kind::from);
     let Some(dir_name) = args.out.file_name().and_then(|n| n.to_str()) else {
         return Err(Failure::usage(anyhow!(
             "-o `{}` must end in a directory name",
             args.out.display()
         )));
     };
-    let locked = match args.locked {
+    let locked = match &args.locked {
         Some(path) => {
             if r.selector.is_some() {
                 return Err(Failure::usage(anyhow!(
@@ -77,7 +90,7 @@ pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
                     r.repository()
                 ))
             })?;
-            if args.kind.is_some_and(|k| k != entry.kind) {
+            if kind.is_some_and(|k| k != entry.kind) {
                 return Err(Failure::usage(anyhow!(
                     "--kind contradicts the lock file, which records {} as a {}",
                     r.repository(),
@@ -92,7 +105,7 @@ pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
         Some(e) => Some(Selector::Digest(e.manifest_digest)),
         None => r.selector.clone(),
     };
-    let kinds: Vec<Kind> = match (&locked, args.kind) {
+    let kinds: Vec<Kind> = match (&locked, kind) {
         (Some(e), _) => vec![e.kind],
         (None, Some(k)) => vec![k],
         (None, None) => vec![Kind::Adapter, Kind::Model],
@@ -162,7 +175,7 @@ pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
     let pinned = format!("{}@{}", r.repository(), resolved.version);
 
     let mut cache = DigestCache::load(ctx.cache_dir.as_deref());
-    let dest = destination(args.out, &manifest, &mut cache)?;
+    let dest = destination(&args.out, &manifest, &mut cache)?;
     let _ = cache.save();
     let stats = Stats::default();
     let placed = match dest {
@@ -187,13 +200,13 @@ pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
             let partial = parent.join(format!(".{dir_name}.partial-{hex12}"));
             download_all(&client, &manifest, &partial, &bars, &stats).await?;
             place(
-                &partial, args.out, &parent, dir_name, hex12, &dest, &manifest,
+                &partial, &args.out, &parent, dir_name, hex12, &dest, &manifest,
             )?;
             true
         }
     };
 
-    if let Some(path) = args.lock {
+    if let Some(path) = &args.lock {
         let mut lock = LockFile::read(path, true).map_err(Failure::unreadable)?;
         lock.entries.insert(
             r.repository(),

@@ -25,18 +25,37 @@ use crate::upload::{self, Blob, Source};
 /// Extensions of pickle checkpoints: never pushed (loading one can run arbitrary code).
 const PICKLE_EXTENSIONS: &[&str] = &["bin", "pt", "pth", "pkl", "pickle", "ckpt"];
 
-#[derive(Debug)]
-pub struct Args<'a> {
-    pub dir: &'a Path,
-    pub name: &'a str,
-    pub version: &'a str,
-    pub base: Option<&'a str>,
-    pub base_dir: Option<&'a Path>,
-    pub headers_only: bool,
-    /// `--eval` results, recorded after the publish (identical stored ones skipped).
-    pub evals: &'a [adapter_core::api::EvalInput],
-    /// `--label KEY=VALUE`: `metadata.labels`.
-    pub labels: &'a [(String, String)],
+/// Arguments of `adapterctl push`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// An adapter directory (adapter_config.json) or a model directory (config.json,
+    /// model.safetensors or its index). Every regular top-level file except dotfiles is pushed.
+    dir: PathBuf,
+    /// Repository: `namespace/name`.
+    #[arg(long, value_name = "NS/NAME")]
+    name: String,
+    /// Semver version to publish (immutable once published).
+    #[arg(long = "version", value_name = "VERSION")]
+    version: String,
+    /// Adapters: the registered base model (`ns/name[@selector]`); its content digest and
+    /// shape fingerprint are recorded.
+    #[arg(long, value_name = "REF", conflicts_with = "base_dir")]
+    base: Option<String>,
+    /// Adapters: a local base model directory; checked against the adapter, its content
+    /// digest and shape fingerprint are recorded.
+    #[arg(long, value_name = "DIR")]
+    base_dir: Option<PathBuf>,
+    /// Models: upload everything but the *.safetensors weights, whose headers, sizes and
+    /// digests are recorded instead.
+    #[arg(long)]
+    headers_only: bool,
+    /// After publishing, record an eval result `BENCHMARK:METRIC=VALUE` (repeatable;
+    /// results the version already has, identical, are not recorded again).
+    #[arg(long = "eval", value_name = "BENCH:METRIC=VALUE", value_parser = crate::evals::parse_eval)]
+    evals: Vec<adapter_core::api::EvalInput>,
+    /// A label `KEY=VALUE` stored in the manifest's `metadata.labels` (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = crate::labels::parse_label)]
+    labels: Vec<(String, String)>,
 }
 
 /// One local file to push.
@@ -48,7 +67,7 @@ struct LocalFile {
     digest: Digest,
 }
 
-pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
+pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
     // Everything the user typed is checked before any work or request.
     let repo: Reference = args
         .name
@@ -59,7 +78,7 @@ pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
             "--name is `namespace/name`; the version goes in --version"
         )));
     }
-    let version = semver::Version::parse(args.version).map_err(|e| {
+    let version = semver::Version::parse(&args.version).map_err(|e| {
         Failure::usage(anyhow!(
             "--version `{}` is not a semver version: {e}",
             args.version.escape_debug()
@@ -67,6 +86,7 @@ pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
     })?;
     let base_ref: Option<Reference> = args
         .base
+        .as_deref()
         .map(|b| {
             b.parse()
                 .map_err(|e| Failure::usage(anyhow!("--base `{}`: {e}", b.escape_debug())))
@@ -80,14 +100,14 @@ pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
             .check()
             .map_err(|e| Failure::usage(anyhow!("--eval: {e}")))?;
     }
-    let labels = crate::labels::to_metadata(args.labels)?;
+    let labels = crate::labels::to_metadata(&args.labels)?;
     if !args.dir.is_dir() {
         return Err(Failure::unreadable(anyhow!(
             "{}: not a directory",
             args.dir.display()
         )));
     }
-    let kind = detect_kind(args.dir)?;
+    let kind = detect_kind(&args.dir)?;
     match kind {
         Kind::Adapter if args.headers_only => {
             return Err(Failure::usage(anyhow!(
@@ -111,7 +131,7 @@ pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
         warnings.push(w);
     };
     let mut cache = DigestCache::load(ctx.cache_dir.as_deref());
-    let listed = list_top_level(args.dir)?;
+    let listed = list_top_level(&args.dir)?;
     for skipped in &listed.skipped_dirs {
         warn(
             &bars,
@@ -127,12 +147,12 @@ pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
     let mut extra_blobs: Vec<Blob> = Vec::new();
     match kind {
         Kind::Adapter => {
-            let base_dir = match args.base_dir {
+            let base_dir = match &args.base_dir {
                 Some(b) => Some(open_model(b, "base model")?),
                 None => None,
             };
             let base_tensors = base_dir.as_ref().map(ModelDir::tensor_infos);
-            let report = peft::inspect_adapter_dir(args.dir, base_tensors.as_ref())
+            let report = peft::inspect_adapter_dir(&args.dir, base_tensors.as_ref())
                 .with_context(|| format!("reading adapter {}", args.dir.display()))
                 .map_err(Failure::unreadable)?;
             for w in &report.findings.warnings {
@@ -189,7 +209,7 @@ pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
             );
         }
         Kind::Model => {
-            let m = open_model(args.dir, "model")?;
+            let m = open_model(&args.dir, "model")?;
             if args.headers_only {
                 let weights: BTreeSet<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
                 let others: Vec<(FilePath, PathBuf)> = listed
@@ -330,7 +350,7 @@ pub async fn run(ctx: &Ctx, args: Args<'_>) -> Result<(), Failure> {
         repo.namespace.as_str(),
         repo.name.as_str(),
         &version.to_string(),
-        args.evals,
+        &args.evals,
     )
     .await?;
     let pinned = format!("{}@{version}", repo.repository());

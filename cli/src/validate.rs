@@ -12,7 +12,25 @@ use crate::Ctx;
 use crate::exit::{self, Failure};
 use crate::pull::parse_reference;
 
-pub async fn run(ctx: &Ctx, adapter: &str, base: &str, wait: bool) -> Result<(), Failure> {
+/// Arguments of `adapterctl validate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The adapter: `ns/name[@selector]`.
+    adapter: String,
+    /// The base model: `ns/name[@selector]`.
+    #[arg(long, value_name = "MODEL_REF")]
+    base: String,
+    /// Wait for the verdict (a progress bar on a terminal) and print it.
+    #[arg(long)]
+    wait: bool,
+}
+
+pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
+    let Args {
+        adapter,
+        base,
+        wait,
+    } = args;
     parse_reference(adapter)?;
     parse_reference(base)?;
     let client = ctx.client()?;

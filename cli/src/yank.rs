@@ -8,10 +8,10 @@ use adapter_core::reference::Selector;
 use anyhow::anyhow;
 use reqwest::Method;
 
-use crate::Ctx;
 use crate::client::{self, Client};
 use crate::exit::Failure;
 use crate::pull::parse_reference;
+use crate::{Ctx, KindFlag};
 
 impl Client {
     /// `POST …/versions/{version}/yank` (`Some(reason)`) or `DELETE …/yank` (`None`).
@@ -42,8 +42,37 @@ impl Client {
     }
 }
 
+/// Arguments of `adapterctl yank`.
+#[derive(Debug, clap::Args)]
+pub struct YankArgs {
+    /// `namespace/name@version` (or `@sha256:…`).
+    reference: String,
+    /// Why (required; shown to everyone who pulls it).
+    #[arg(long, value_name = "TEXT")]
+    reason: String,
+    #[command(flatten)]
+    kind: KindFlag,
+}
+
+/// Arguments of `adapterctl unyank`.
+#[derive(Debug, clap::Args)]
+pub struct UnyankArgs {
+    /// `namespace/name@version` (or `@sha256:…`).
+    reference: String,
+    #[command(flatten)]
+    kind: KindFlag,
+}
+
+pub async fn yank(ctx: &Ctx, args: &YankArgs) -> Result<(), Failure> {
+    set(ctx, &args.reference, Some(&args.reason), args.kind.get()).await
+}
+
+pub async fn unyank(ctx: &Ctx, args: &UnyankArgs) -> Result<(), Failure> {
+    set(ctx, &args.reference, None, args.kind.get()).await
+}
+
 /// Yank (`Some(reason)`) or un-yank (`None`) the version `reference` names.
-pub async fn run(
+async fn set(
     ctx: &Ctx,
     reference: &str,
     reason: Option<&str>,
