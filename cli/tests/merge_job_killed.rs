@@ -3,8 +3,9 @@
 //! over once the lease ran out, and the version it publishes is byte-identical to
 //! `merge --local`. The staging objects of both attempts are gone afterwards.
 //!
-//! The first worker runs with the test-only `--test-tensor-delay-ms` (it needs
-//! `--enable-test-jobs`) so the kill lands mid-merge, not after it.
+//! The first worker runs with the fail point `job.tensor_written=sleep(400)` (the test
+//! suite's `test-hooks` build of the server reads FAILPOINTS) so the kill lands mid-merge,
+//! not after it.
 
 mod support;
 
@@ -16,8 +17,8 @@ use support::{
     Env, merge_examples_locally, model_files, pull_model_files, push_llama_and_bot, tree,
 };
 
-fn worker(backend: &Backend, extra: &[&str]) -> std::process::Child {
-    let mut args = vec![
+fn worker(backend: &Backend, env: &[(&str, &str)]) -> std::process::Child {
+    let args = [
         "--workers",
         "1",
         "--job-lease-ms",
@@ -25,8 +26,7 @@ fn worker(backend: &Backend, extra: &[&str]) -> std::process::Child {
         "--job-poll-ms",
         "50",
     ];
-    args.extend_from_slice(extra);
-    start_worker(backend, &args)
+    start_worker(backend, &args, env)
 }
 
 fn job(env: &Env, id: &str) -> Value {
@@ -79,10 +79,7 @@ fn a_worker_killed_mid_merge_leaves_no_version_and_another_completes_it() {
         );
         let id = submitted["id"].as_str().unwrap().to_owned();
 
-        let mut slow = worker(
-            &env.backend,
-            &["--enable-test-jobs", "--test-tensor-delay-ms", "400"],
-        );
+        let mut slow = worker(&env.backend, &[("FAILPOINTS", "job.tensor_written=sleep(400)")]);
         wait_until(&env, &id, "mid-merge", |j| {
             j["state"] == "running" && j["progress"].as_f64().unwrap_or(0.0) > 0.06
         });

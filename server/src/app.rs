@@ -1,5 +1,7 @@
 //! The application state: one handle (`AppState(Arc<App>)`) holding the configuration, the
-//! database and the blob store. Tests build the same `App` over temp storage.
+//! database and the blob store, and nothing else. Tests build the same `App` over temp
+//! storage. Bottom floor: imports only `config`, `db` and `blobs`; start-up work (the facts
+//! backfill) is `serve::open`.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -33,12 +35,6 @@ impl AppState {
     pub async fn new(config: Config) -> anyhow::Result<Self> {
         let db = Db::connect(&config.database_url).await?;
         let blobs = BlobStore::build(&config.blob_store)?;
-        let state = Self(Arc::new(App { config, db, blobs }));
-        // Catalogue facts for versions published before they were recorded (idempotent).
-        let n = crate::publish::facts::backfill(&state).await?;
-        if n > 0 {
-            tracing::info!(versions = n, "backfilled catalogue facts");
-        }
-        Ok(state)
+        Ok(Self(Arc::new(App { config, db, blobs })))
     }
 }

@@ -1,5 +1,6 @@
 //! Command line and environment: one clap struct for the binary, and the resolved runtime
 //! [`Config`] that [`crate::app::App`] is built from (tests build a `Config` directly).
+//! Plain types; bottom floor: imports nothing of the crate.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -7,8 +8,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-
-use crate::jobs::JobsConfig;
 
 /// The adapter registry server.
 #[derive(Debug, Parser)]
@@ -121,14 +120,11 @@ pub struct JobArgs {
     /// Attempts before a job ends `failed`.
     #[arg(long, env = "ADAPTER_REGISTRY_JOB_MAX_ATTEMPTS", default_value_t = 3)]
     pub job_max_attempts: u32,
-    /// Accept and run the test-only job kinds (`test.block`: it touches files
-    /// named in their parameters). Never on a real deployment.
+    /// Accept and run the test-only job kinds (`test.block`: it touches files named in its
+    /// parameters). Exists only in a build with the `test-hooks` feature (the test suite's).
+    #[cfg(feature = "test-hooks")]
     #[arg(long, env = "ADAPTER_REGISTRY_ENABLE_TEST_JOBS")]
     pub enable_test_jobs: bool,
-    /// Test only (needs --enable-test-jobs): pause this long after each tensor a merge or
-    /// quantise job writes, so a test can kill the worker in the middle of one.
-    #[arg(long, value_name = "MS", requires = "enable_test_jobs", hide = true)]
-    pub test_tensor_delay_ms: Option<u64>,
 }
 
 impl JobArgs {
@@ -138,11 +134,37 @@ impl JobArgs {
             poll: Duration::from_millis(self.job_poll_ms.max(10)),
             retry_base: Duration::from_millis(self.job_retry_ms),
             max_attempts: self.job_max_attempts.max(1),
+            #[cfg(feature = "test-hooks")]
             test_jobs: self.enable_test_jobs,
-            test_tensor_delay: self
-                .test_tensor_delay_ms
-                .filter(|_| self.enable_test_jobs)
-                .map(Duration::from_millis),
+        }
+    }
+}
+
+/// How jobs run (flags of `serve` and `worker`).
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// A claim holds the job this long unless renewed (renewed every third of it).
+    pub lease: Duration,
+    /// How often an idle worker looks for work when nothing woke it.
+    pub poll: Duration,
+    /// Backoff after the first failed attempt; doubles with every further one.
+    pub retry_base: Duration,
+    /// Attempts of a new job.
+    pub max_attempts: u32,
+    /// Accept and run the test-only kinds (`jobs::testing`); `test-hooks` builds only.
+    #[cfg(feature = "test-hooks")]
+    pub test_jobs: bool,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(30),
+            poll: Duration::from_secs(1),
+            retry_base: Duration::from_secs(2),
+            max_attempts: 3,
+            #[cfg(feature = "test-hooks")]
+            test_jobs: false,
         }
     }
 }

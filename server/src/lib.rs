@@ -1,13 +1,20 @@
-//! `adapter-registry`: the registry server (HTTP API, metadata store, blob store).
+//! `adapter-registry`: the registry server (HTTP API, metadata store, blob store, jobs).
 //! Map of the code: docs/ARCHITECTURE.md; the contract: docs/API.md.
+//!
+//! Three floors; a module imports only modules below it:
+//! * top: `serve` (puts it together), then `api` (`/v1`) and `ui` (pages);
+//! * middle, lowest first: `catalog` (every read), `auth`, `uploads`, `publish`, `jobs`;
+//! * bottom: `app` (handles), `config`, `db`, `blobs`, `error`, `extract`, `gates`.
 
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod blobs;
+pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod extract;
 pub mod gates;
 pub mod jobs;
 pub mod publish;

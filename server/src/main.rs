@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use adapter_registry::app::AppState;
 use adapter_registry::auth;
 use adapter_registry::config::{Cli, Command, Config, TokenCommand};
 use adapter_registry::db::Db;
@@ -19,6 +18,9 @@ async fn main() -> std::process::ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
+    // A `test-hooks` build reads fail points from FAILPOINTS (a no-op otherwise).
+    #[cfg(feature = "test-hooks")]
+    let _fail_points = fail::FailScenario::setup();
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -42,7 +44,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut config = Config::from_storage_args(&args.storage, Duration::from_secs(86_400))?;
             config.jobs = args.jobs.config();
             tracing::info!(?config, workers = args.workers, "starting workers");
-            let state = AppState::new(config).await?;
+            let state = serve::open(config).await?;
             let kinds = jobs::Kinds::standard(&state.config.jobs);
             let mut workers = jobs::spawn_workers(&state, kinds, &state.config.jobs, args.workers);
             println!("running {} job worker(s)", args.workers);
@@ -56,7 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.public_read = args.public_read;
             config.jobs = args.jobs.config();
             tracing::info!(?config, "starting");
-            let state = AppState::new(config).await?;
+            let state = serve::open(config).await?;
             if let Some((secret, path)) =
                 auth::bootstrap_admin(&state.db, &state.config.data_dir).await?
             {

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use adapter_core::api::JobState;
 use adapter_registry::app::AppState;
+use adapter_registry::db::jobs::new_job_id as new_id;
 use adapter_registry::db::jobs::{NewJob, Submitted};
-use adapter_registry::jobs::{self, Kinds, submit::new_id};
+use adapter_registry::jobs::{self, Kinds};
 use common::jobs::{Counter, enqueue, fast, wait_final, wait_for};
 use common::{TestServer, stacks};
 

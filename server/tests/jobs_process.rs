@@ -22,6 +22,7 @@ fn worker(backend: &Backend) -> Child {
             "--job-poll-ms",
             "50",
         ],
+        &[],
     )
 }
 

@@ -267,9 +267,10 @@ async fn loops_end_and_bad_input_is_refused() {
         s.get("/v1/adapters/acme/a/versions/9.9.9/lineage")
             .await
             .error(404, "version_not_found");
+        // No model repository of that name: the same answer as the version route gives.
         s.get("/v1/models/acme/a/versions/1.0.0/lineage")
             .await
-            .error(404, "version_not_found");
+            .error(404, "repository_not_found");
         s.get("/v1/adapters/acme/a/versions/one/lineage")
             .await
             .error(400, "invalid_version");

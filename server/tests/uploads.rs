@@ -239,10 +239,11 @@ async fn session_survives_restart_and_expires() {
             b"first half, second half"
         );
 
-        // Expiry: a 3-second TTL, then the sweeper deletes the session and its parts. (Expiry
-        // is kept in whole seconds, so a 1-second TTL could lapse before the first chunk.)
+        // Expiry: the TTL sets `expires_at` (renewed by every chunk); once it has passed,
+        // the session answers 404 and the sweeper deletes it and its parts. Time is not
+        // waited for: the session row is moved into the past, as the clock would.
         let mut short = config(&backend);
-        short.upload_ttl = Duration::from_secs(3);
+        short.upload_ttl = Duration::from_secs(3600);
         s.stop().await;
         let s = TestServer::start_with(&backend, short).await;
         let session = start_session(&s, "").await;
@@ -253,7 +254,20 @@ async fn session_survives_restart_and_expires() {
                 .status,
             202
         );
-        tokio::time::sleep(Duration::from_millis(4100)).await;
+        let status = s.get(&format!("/v1/uploads/{id}")).await.json();
+        let now = adapter_registry::db::now();
+        let expires = status["expires_at"].as_i64().unwrap();
+        assert!(
+            (now + 3590..=now + 3600).contains(&expires),
+            "{stack}: expires_at {expires}, now {now}"
+        );
+        assert_eq!(adapter_registry::uploads::sweep(&s.state).await.unwrap(), 0);
+        sqlx::query("UPDATE upload_sessions SET expires_at = $1 WHERE id = $2")
+            .bind(now - 1)
+            .bind(id.clone())
+            .execute(&s.state.db.pool)
+            .await
+            .unwrap();
         s.get(&format!("/v1/uploads/{id}"))
             .await
             .error(404, "upload_not_found");

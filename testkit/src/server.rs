@@ -37,6 +37,8 @@ pub struct ServerProcess {
 /// Drop the caller's `ADAPTER_REGISTRY_*` settings (a developer's shell must not change
 /// what a test starts), keeping the test-service variables.
 fn clean_env(command: &mut Command) {
+    // Fail points (a `test-hooks` build) are set per process by the test that wants them.
+    command.env_remove("FAILPOINTS");
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
         if name.starts_with("ADAPTER_REGISTRY_") && !name.starts_with("ADAPTER_REGISTRY_TEST_") {
@@ -45,14 +47,15 @@ fn clean_env(command: &mut Command) {
     }
 }
 
-/// Start `adapter-registry worker` on `backend` with `args` (output discarded): a job
-/// worker process a test can kill.
-pub fn start_worker(backend: &Backend, args: &[&str]) -> Child {
+/// Start `adapter-registry worker` on `backend` with `args` and extra environment variables
+/// `env` (output discarded): a job worker process a test can kill.
+pub fn start_worker(backend: &Backend, args: &[&str], env: &[(&str, &str)]) -> Child {
     let mut command = Command::new(bin("adapter-registry"));
     command.arg("worker").args(backend.server_args()).args(args);
     clean_env(&mut command);
     command
         .envs(backend.server_env())
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

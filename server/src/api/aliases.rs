@@ -5,7 +5,6 @@ use adapter_core::api::{
     AliasHistory, AliasHistoryEntry, AliasInfo, AliasList, AliasMove, ErrorBody, GateFailure,
     GateInfo, GateSpec, MAX_GATE_CONDITIONS, check_reason,
 };
-use adapter_core::manifest::Kind;
 use adapter_core::name::AliasName;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -14,40 +13,21 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::app::AppState;
 use crate::auth::{AuditDetails, Caller};
+use crate::catalog;
 use crate::db::aliases::{AliasChange, AliasRow, ChangeOutcome, GateRow};
 use crate::db::repositories::RepoRow;
 use crate::error::{ApiError, ApiResult};
-use crate::publish::{parse_name, parse_version};
-
-fn parse_alias(s: &str) -> ApiResult<AliasName> {
-    AliasName::new(s).map_err(|e| {
-        ApiError::new(
-            "invalid_alias",
-            format!("alias `{}`: {e}", s.escape_debug()),
-        )
-    })
-}
+use crate::extract::{AliasPath, ApiQuery, JsonBody, RepoPath, parse_version};
 
 fn parse_reason(reason: Option<&str>, required: bool) -> ApiResult<()> {
     check_reason(reason, required).map_err(|m| ApiError::new("invalid_reason", m))
 }
 
-/// The repository and the alias named by the path.
-async fn target(
-    app: &AppState,
-    kind: Kind,
-    ns: &str,
-    name: &str,
-    alias: &str,
-) -> ApiResult<(RepoRow, AliasName)> {
-    let ns = parse_name("namespace", ns)?;
-    let name = parse_name("name", name)?;
-    let alias = parse_alias(alias)?;
-    let repo = super::repositories::repository(app, kind, &ns, &name).await?;
-    Ok((repo, alias))
+/// The repository the path names.
+async fn repository(app: &AppState, p: &RepoPath) -> ApiResult<RepoRow> {
+    Ok(catalog::repository(&app.db, p.kind, &p.ns, &p.name).await?)
 }
 
 fn info(row: AliasRow) -> AliasInfo {
@@ -141,14 +121,8 @@ fn gate_failed(alias: &AliasName, failures: &[GateFailure]) -> ApiError {
         (status = 500, description = "`internal`.", body = ErrorBody),
     )
 )]
-pub async fn list(
-    State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
-    ApiPath((ns, name)): ApiPath<(String, String)>,
-) -> ApiResult<Json<AliasList>> {
-    let ns = parse_name("namespace", &ns)?;
-    let name = parse_name("name", &name)?;
-    let repo = super::repositories::repository(&app, kind, &ns, &name).await?;
+pub async fn list(State(app): State<AppState>, p: RepoPath) -> ApiResult<Json<AliasList>> {
+    let repo = repository(&app, &p).await?;
     let aliases = app
         .db
         .aliases(repo.id)
@@ -174,10 +148,9 @@ pub async fn list(
 )]
 pub async fn get(
     State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
-    ApiPath((ns, name, alias)): ApiPath<(String, String, String)>,
+    AliasPath { repo: p, alias }: AliasPath,
 ) -> ApiResult<Response> {
-    let (repo, alias) = target(&app, kind, &ns, &name, &alias).await?;
+    let repo = repository(&app, &p).await?;
     let row = app
         .db
         .alias(repo.id, alias.as_str())
@@ -220,13 +193,12 @@ fn alias_not_found(alias: &AliasName) -> ApiError {
 )]
 pub async fn put(
     State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
     Extension(caller): Extension<Caller>,
-    ApiPath((ns, name, alias)): ApiPath<(String, String, String)>,
+    AliasPath { repo: p, alias }: AliasPath,
     headers: HeaderMap,
     JsonBody(body): JsonBody<AliasMove>,
 ) -> ApiResult<Response> {
-    let (repo, alias) = target(&app, kind, &ns, &name, &alias).await?;
+    let repo = repository(&app, &p).await?;
     let to = parse_version(&body.version)?.to_string();
     let expect = expectation(body.expect.as_deref(), &headers)?;
     parse_reason(body.reason.as_deref(), false)?;
@@ -297,13 +269,12 @@ pub struct DeleteQuery {
 )]
 pub async fn delete(
     State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
     Extension(caller): Extension<Caller>,
-    ApiPath((ns, name, alias)): ApiPath<(String, String, String)>,
+    AliasPath { repo: p, alias }: AliasPath,
     ApiQuery(q): ApiQuery<DeleteQuery>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    let (repo, alias) = target(&app, kind, &ns, &name, &alias).await?;
+    let repo = repository(&app, &p).await?;
     let expect = expectation(q.expect.as_deref(), &headers)?.ok_or_else(|| {
         ApiError::new(
             "invalid_precondition",
@@ -341,10 +312,9 @@ pub async fn delete(
 )]
 pub async fn history(
     State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
-    ApiPath((ns, name, alias)): ApiPath<(String, String, String)>,
+    AliasPath { repo: p, alias }: AliasPath,
 ) -> ApiResult<Json<AliasHistory>> {
-    let (repo, alias) = target(&app, kind, &ns, &name, &alias).await?;
+    let repo = repository(&app, &p).await?;
     let rows = app.db.alias_history(repo.id, alias.as_str()).await?;
     if rows.is_empty() {
         return Err(alias_not_found(&alias));
@@ -390,12 +360,11 @@ fn gate_info(g: GateRow) -> GateInfo {
 )]
 pub async fn set_gate(
     State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
     Extension(caller): Extension<Caller>,
-    ApiPath((ns, name, alias)): ApiPath<(String, String, String)>,
+    AliasPath { repo: p, alias }: AliasPath,
     JsonBody(spec): JsonBody<GateSpec>,
 ) -> ApiResult<Json<GateInfo>> {
-    let (repo, alias) = target(&app, kind, &ns, &name, &alias).await?;
+    let repo = repository(&app, &p).await?;
     if spec.conditions.is_empty() || spec.conditions.len() > MAX_GATE_CONDITIONS {
         return Err(ApiError::new(
             "invalid_gate",
@@ -437,10 +406,9 @@ fn gate_not_found(alias: &AliasName) -> ApiError {
 )]
 pub async fn get_gate(
     State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
-    ApiPath((ns, name, alias)): ApiPath<(String, String, String)>,
+    AliasPath { repo: p, alias }: AliasPath,
 ) -> ApiResult<Json<GateInfo>> {
-    let (repo, alias) = target(&app, kind, &ns, &name, &alias).await?;
+    let repo = repository(&app, &p).await?;
     let row = app
         .db
         .gate(repo.id, alias.as_str())
@@ -464,10 +432,9 @@ pub async fn get_gate(
 )]
 pub async fn delete_gate(
     State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
-    ApiPath((ns, name, alias)): ApiPath<(String, String, String)>,
+    AliasPath { repo: p, alias }: AliasPath,
 ) -> ApiResult<StatusCode> {
-    let (repo, alias) = target(&app, kind, &ns, &name, &alias).await?;
+    let repo = repository(&app, &p).await?;
     if app.db.delete_gate(repo.id, alias.as_str()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -5,10 +5,10 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 
-use super::extract::{ApiQuery, page_limit};
 use crate::app::AppState;
 use crate::db::audit::AuditFilter;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiQuery, page_limit};
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;

@@ -9,11 +9,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::doc::Binary;
-use super::extract::{ApiPath, JsonBody};
 use super::range;
 use crate::app::AppState;
 use crate::blobs::blob_key;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiPath, JsonBody};
 
 /// Most digests one check may ask about.
 pub const MAX_CHECK: usize = 10_000;

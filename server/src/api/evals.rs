@@ -1,43 +1,16 @@
 //! `POST|GET /v1/{kind}/{ns}/{name}/versions/{version}/evals`: append-only eval results.
 
-use adapter_core::api::{ErrorBody, EvalBatch, EvalList, VersionInfo};
-use adapter_core::manifest::Kind;
-use adapter_core::name::Name;
+use adapter_core::api::{ErrorBody, EvalBatch, EvalList};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde_json::json;
 
-use super::extract::{ApiPath, JsonBody};
 use crate::app::AppState;
 use crate::auth::Caller;
+use crate::catalog;
 use crate::error::{ApiError, ApiResult};
-use crate::publish::{parse_name, parse_version};
-
-/// The version's id, or 404 `repository_not_found` / `version_not_found`.
-pub(super) async fn version_id(
-    app: &AppState,
-    kind: Kind,
-    (ns, name, version): (&str, &str, &str),
-) -> ApiResult<(Name, Name, String, i64)> {
-    let ns = parse_name("namespace", ns)?;
-    let name = parse_name("name", name)?;
-    let version = parse_version(version)?.to_string();
-    match app
-        .db
-        .version_id(kind, ns.as_str(), name.as_str(), &version)
-        .await?
-    {
-        Some(id) => Ok((ns, name, version, id)),
-        None => {
-            super::repositories::repository(app, kind, &ns, &name).await?;
-            Err(ApiError::new(
-                "version_not_found",
-                format!("{ns}/{name}@{version} does not exist"),
-            ))
-        }
-    }
-}
+use crate::extract::{JsonBody, VersionPath};
 
 /// Record eval results for a version.
 ///
@@ -61,12 +34,11 @@ pub(super) async fn version_id(
 )]
 pub async fn add(
     State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
     Extension(caller): Extension<Caller>,
-    ApiPath((ns, name, version)): ApiPath<(String, String, String)>,
+    p: VersionPath,
     JsonBody(batch): JsonBody<EvalBatch>,
 ) -> ApiResult<(StatusCode, Json<EvalList>)> {
-    let (.., id) = version_id(&app, kind, (&ns, &name, &version)).await?;
+    let id = version_id(&app, &p).await?;
     batch.check().map_err(|e| {
         ApiError::with_details(
             "invalid_eval",
@@ -94,25 +66,19 @@ pub async fn add(
         (status = 500, description = "`internal`.", body = ErrorBody),
     )
 )]
-pub async fn list(
-    State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
-    ApiPath((ns, name, version)): ApiPath<(String, String, String)>,
-) -> ApiResult<Json<EvalList>> {
-    let (.., id) = version_id(&app, kind, (&ns, &name, &version)).await?;
+pub async fn list(State(app): State<AppState>, p: VersionPath) -> ApiResult<Json<EvalList>> {
+    let id = version_id(&app, &p).await?;
     Ok(Json(EvalList {
         evals: app.db.evals(id).await?,
     }))
 }
 
-/// Fill `VersionInfo.evals` with the latest result per `benchmark:metric`.
-pub(super) async fn attach_latest(app: &AppState, info: &mut VersionInfo) -> ApiResult<()> {
-    if let Some(id) = app
-        .db
-        .version_id(info.kind, &info.namespace, &info.name, &info.version)
-        .await?
-    {
-        info.evals = app.db.latest_evals(id).await?;
-    }
-    Ok(())
+/// The row id of the version a path names (404 `repository_not_found` / `version_not_found`).
+pub(super) async fn version_id(app: &AppState, p: &VersionPath) -> ApiResult<i64> {
+    let r = &p.repo;
+    Ok(
+        catalog::version(&app.db, r.kind, &r.ns, &r.name, &p.version)
+            .await?
+            .id,
+    )
 }

@@ -16,13 +16,14 @@ use axum::{Extension, Json};
 use futures::Stream;
 use serde::Deserialize;
 
-use super::extract::{ApiPath, ApiQuery, JsonBody, page_limit};
 use crate::app::AppState;
 use crate::auth::Caller;
+use crate::db::jobs::is_job_id;
 use crate::db::jobs::{JobFilter, Submitted};
 use crate::db::validations::Side;
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::submit::{Submitter, is_job_id};
+use crate::extract::{ApiPath, ApiQuery, JsonBody, VersionPath, page_limit};
+use crate::jobs::submit::Submitter;
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 100;
@@ -349,11 +350,10 @@ pub async fn events(
 )]
 pub async fn validations(
     State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
-    ApiPath((ns, name, version)): ApiPath<(String, String, String)>,
+    p: VersionPath,
 ) -> ApiResult<Json<ValidationList>> {
-    let (.., id) = super::evals::version_id(&app, kind, (&ns, &name, &version)).await?;
-    let side = match kind {
+    let id = super::evals::version_id(&app, &p).await?;
+    let side = match p.repo.kind {
         Kind::Adapter => Side::Adapter,
         Kind::Model => Side::Base,
     };

@@ -2,18 +2,17 @@
 //! what was made from it, and its chain back to the first base.
 
 use adapter_core::api::{ErrorBody, LineageNode, LineageView};
-use adapter_core::manifest::Kind;
 use axum::extract::State;
 use axum::{Extension, Json};
 use serde_json::Value;
 
-use super::extract::ApiPath;
 use crate::app::AppState;
 use crate::auth::Caller;
+use crate::catalog;
 use crate::db::facts::{LineageRow, kind_of};
 use crate::db::lineage::VersionRef;
 use crate::error::{ApiError, ApiResult};
-use crate::publish::{parse_name, parse_version};
+use crate::extract::VersionPath;
 
 /// Longest chain followed (lineage written by jobs could, in theory, loop).
 pub const MAX_CHAIN: usize = 32;
@@ -78,29 +77,27 @@ fn upward(rows: &[LineageRow]) -> Option<&LineageRow> {
     responses(
         (status = 200, description = "Parents, children and the chain to the first base.", body = LineageView),
         (status = 400, description = "`invalid_name`, `invalid_version`, `invalid_path`.", body = ErrorBody),
-        (status = 404, description = "`version_not_found`.", body = ErrorBody),
+        (status = 404, description = "`repository_not_found`, `version_not_found`.", body = ErrorBody),
         (status = 500, description = "`internal`.", body = ErrorBody),
     )
 )]
 pub async fn get(
     State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
     Extension(caller): Extension<Caller>,
-    ApiPath((ns, name, version)): ApiPath<(String, String, String)>,
+    p: VersionPath,
 ) -> ApiResult<Json<LineageView>> {
-    let ns = parse_name("namespace", &ns)?;
-    let name = parse_name("name", &name)?;
-    let version = parse_version(&version)?.to_string();
+    let r = &p.repo;
+    let version = catalog::version(&app.db, r.kind, &r.ns, &r.name, &p.version).await?;
     let me = app
         .db
-        .version_ref(kind, ns.as_str(), name.as_str(), &version)
+        .version_ref(
+            r.kind,
+            r.ns.as_str(),
+            r.name.as_str(),
+            &version.head.version,
+        )
         .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                "version_not_found",
-                format!("{kind} {ns}/{name}@{version} does not exist"),
-            )
-        })?;
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("{r}@{} vanished", p.version)))?;
     let rows = app.db.lineage_of(me.id).await?;
     let mut parents = Vec::with_capacity(rows.len());
     for l in &rows {

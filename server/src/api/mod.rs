@@ -1,5 +1,6 @@
-//! The HTTP API (docs/API.md): routes, the not-found/405 mapping, request tracing.
-//! Handlers are thin: each parses its input and calls a store or service.
+//! The HTTP API `/v1` (docs/API.md): routes, the 405 mapping, request spans. Handlers are
+//! thin: each parses its input (`extract`) and calls the catalogue or a service. Top floor;
+//! `serve` puts it together with the pages (`ui`) under the shared layers.
 //!
 //! Every route is registered through utoipa-axum's `routes!`, so each one carries its
 //! OpenAPI description; [`openapi`] is the spec (committed at `openapi/openapi.json`,
@@ -10,7 +11,6 @@ mod audit;
 mod blobs;
 mod doc;
 mod evals;
-pub(crate) mod extract;
 mod health;
 mod jobs;
 mod lineage;
@@ -22,11 +22,10 @@ mod uploads;
 mod versions;
 mod yank;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Router, middleware};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use axum::{Extension, Router};
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -36,12 +35,9 @@ use adapter_core::api::kind_segment;
 use adapter_core::manifest::Kind;
 
 use crate::app::AppState;
-use crate::auth;
 use crate::error::ApiError;
 
 pub use adapter_core::api::ErrorBody;
-pub use extract::{JSON_LIMIT, MANIFEST_LIMIT};
-pub use repositories::alias_targets;
 pub use tokens::validate as validate_token_request;
 
 /// Where the spec is served.
@@ -49,28 +45,14 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
 /// Where Swagger UI (assets embedded in the binary) is served.
 pub const DOCS_PATH: &str = "/docs";
 
-/// The whole API over one state, plus `GET /openapi.json` and Swagger UI at `/docs`.
-pub fn router(state: AppState) -> Router {
+/// The API routes, plus `GET /openapi.json` and Swagger UI at `/docs`.
+pub fn router() -> Router<AppState> {
     let (api, spec) = api_router().split_for_parts();
     // `validator_url("none")`: Swagger UI would otherwise send the spec to swagger.io.
     let docs = SwaggerUi::new(DOCS_PATH)
         .url(OPENAPI_PATH, spec)
         .config(Config::new([OPENAPI_PATH]).validator_url("none"));
     api.merge(docs)
-        .merge(crate::ui::router())
-        // After routing, so the layer sees the matched route (docs: server/src/auth/policy.rs).
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::layer))
-        .fallback(|| async { ApiError::not_found() })
-        // Bodies are read by our own extractors with explicit caps (JSON) or streamed
-        // (uploads); axum's 2 MB default would silently cut uploads.
-        .layer(DefaultBodyLimit::disable())
-        .layer(middleware::map_response(error_shape_for_405))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(span_for)
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
-        .with_state(state)
 }
 
 /// The OpenAPI 3.1 description of every API route (what `GET /openapi.json` serves).
@@ -135,7 +117,7 @@ fn kind_routes(kind: Kind) -> OpenApiRouter<AppState> {
 }
 
 /// axum answers a known route with the wrong method with an empty 405; give it our shape.
-async fn error_shape_for_405(res: Response) -> Response {
+pub async fn error_shape_for_405(res: Response) -> Response {
     if res.status() == StatusCode::METHOD_NOT_ALLOWED
         && !res.headers().contains_key(header::CONTENT_TYPE)
     {
@@ -150,7 +132,7 @@ async fn error_shape_for_405(res: Response) -> Response {
     res
 }
 
-fn span_for(req: &Request) -> tracing::Span {
+pub fn span_for(req: &Request) -> tracing::Span {
     let route = req
         .extensions()
         .get::<MatchedPath>()

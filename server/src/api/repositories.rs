@@ -1,62 +1,20 @@
 //! `GET /v1/{kind}` (search), `GET /v1/{kind}/{ns}/{name}`, `…/versions`, `…/resolve[/{selector}]`.
 
-use std::collections::BTreeMap;
-
 use adapter_core::api::{
     ErrorBody, MatchedVersion, RepositoryInfo, RepositoryList, ResolveResponse, VersionList,
 };
 use adapter_core::manifest::Kind;
-use adapter_core::name::{AliasName, Name};
-use adapter_core::reference::{Selector, resolve as resolve_selector};
+use adapter_core::reference::Selector;
 use axum::extract::{RawQuery, State};
 use axum::{Extension, Json};
-use serde_json::json;
 
-use super::extract::ApiPath;
 use super::search;
 use crate::app::AppState;
 use crate::auth::Caller;
-use crate::db::repositories::RepoRow;
+use crate::catalog;
 use crate::db::search::{After, Hit, SearchFilter, SortKey};
 use crate::error::{ApiError, ApiResult};
-use crate::publish::info::{sorted_summaries, version_records};
-use crate::publish::parse_name;
-
-pub(super) async fn repository(
-    app: &AppState,
-    kind: Kind,
-    ns: &Name,
-    name: &Name,
-) -> ApiResult<RepoRow> {
-    app.db
-        .repository(kind, ns.as_str(), name.as_str())
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                "repository_not_found",
-                format!("{kind} repository {ns}/{name} does not exist"),
-            )
-        })
-}
-
-async fn info_of(app: &AppState, kind: Kind, repo: &RepoRow) -> ApiResult<RepositoryInfo> {
-    let heads = app.db.version_heads(repo.id).await?;
-    let records = version_records(&heads);
-    let aliases = app.db.alias_map(repo.id).await?;
-    let latest = resolve_selector(None, &records, &alias_targets(&aliases))
-        .ok()
-        .map(|r| r.version.to_string());
-    Ok(RepositoryInfo {
-        kind,
-        namespace: repo.namespace.clone(),
-        name: repo.name.clone(),
-        version_count: heads.len() as u64,
-        latest,
-        aliases,
-        created_at: repo.created_at,
-        matched: None,
-    })
-}
+use crate::extract::{ApiPath, RepoPath};
 
 /// The parameters of `GET /v1/{kind}` (documentation only: the raw query is parsed by
 /// `search::parse`, because `target`, `label` and `eval` repeat).
@@ -154,7 +112,7 @@ pub async fn list(
     let mut evals = app.db.latest_evals_of(&ids).await?;
     let mut repositories = Vec::with_capacity(hits.len());
     for h in &hits {
-        let mut info = info_of(&app, kind, &h.repo).await?;
+        let mut info = catalog::repository_info(&app.db, kind, &h.repo).await?;
         info.matched = Some(MatchedVersion {
             version: h.version.clone(),
             manifest_digest: h.manifest_digest.parse().map_err(ApiError::internal)?,
@@ -190,10 +148,6 @@ fn position(key: &SortKey, h: &Hit) -> After {
     }
 }
 
-fn names(ns: &str, name: &str) -> ApiResult<(Name, Name)> {
-    Ok((parse_name("namespace", ns)?, parse_name("name", name)?))
-}
-
 /// A repository.
 #[utoipa::path(
     get,
@@ -207,14 +161,11 @@ fn names(ns: &str, name: &str) -> ApiResult<(Name, Name)> {
         (status = 500, description = "`internal`.", body = ErrorBody),
     )
 )]
-pub async fn info(
-    State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
-    ApiPath((ns, name)): ApiPath<(String, String)>,
-) -> ApiResult<Json<RepositoryInfo>> {
-    let (ns, name) = names(&ns, &name)?;
-    let repo = repository(&app, kind, &ns, &name).await?;
-    Ok(Json(info_of(&app, kind, &repo).await?))
+pub async fn info(State(app): State<AppState>, p: RepoPath) -> ApiResult<Json<RepositoryInfo>> {
+    let repo = catalog::repository(&app.db, p.kind, &p.ns, &p.name).await?;
+    Ok(Json(
+        catalog::repository_info(&app.db, p.kind, &repo).await?,
+    ))
 }
 
 /// A repository's versions, newest semver first.
@@ -230,27 +181,18 @@ pub async fn info(
         (status = 500, description = "`internal`.", body = ErrorBody),
     )
 )]
-pub async fn versions(
-    State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
-    ApiPath((ns, name)): ApiPath<(String, String)>,
-) -> ApiResult<Json<VersionList>> {
-    let (ns, name) = names(&ns, &name)?;
-    let repo = repository(&app, kind, &ns, &name).await?;
-    let heads = app.db.version_heads(repo.id).await?;
+pub async fn versions(State(app): State<AppState>, p: RepoPath) -> ApiResult<Json<VersionList>> {
+    let repo = catalog::repository(&app.db, p.kind, &p.ns, &p.name).await?;
     Ok(Json(VersionList {
-        versions: sorted_summaries(&heads),
+        versions: catalog::versions(&app.db, &repo).await?,
     }))
 }
 
 async fn resolve_in(
     app: &AppState,
-    kind: Kind,
-    ns: &str,
-    name: &str,
+    p: &RepoPath,
     selector: Option<&str>,
 ) -> ApiResult<ResolveResponse> {
-    let (ns, name) = names(ns, name)?;
     let selector = selector
         .map(|s| {
             Selector::parse(s).map_err(|e| {
@@ -258,20 +200,11 @@ async fn resolve_in(
             })
         })
         .transpose()?;
-    let repo = repository(app, kind, &ns, &name).await?;
-    let records = version_records(&app.db.version_heads(repo.id).await?);
-    let aliases = alias_targets(&app.db.alias_map(repo.id).await?);
-    let r = resolve_selector(selector.as_ref(), &records, &aliases).map_err(|e| {
-        ApiError::with_details(
-            "no_match",
-            format!("{ns}/{name}: {e}"),
-            json!({ "selector": selector.as_ref().map(ToString::to_string) }),
-        )
-    })?;
+    let r = catalog::resolve(&app.db, p.kind, &p.ns, &p.name, selector.as_ref()).await?;
     let version = r.version.to_string();
     let yank_reason = if r.yanked {
         app.db
-            .yank_state(repo.id, &version)
+            .yank_state(r.repo.id, &version)
             .await?
             .and_then(|y| y.reason)
     } else {
@@ -283,14 +216,6 @@ async fn resolve_in(
         yanked: r.yanked,
         yank_reason,
     })
-}
-
-/// Stored aliases as resolution takes them (rows that do not parse are skipped).
-pub fn alias_targets(aliases: &BTreeMap<String, String>) -> BTreeMap<AliasName, semver::Version> {
-    aliases
-        .iter()
-        .filter_map(|(a, v)| Some((AliasName::new(a.as_str()).ok()?, v.parse().ok()?)))
-        .collect()
 }
 
 /// Resolve the latest version (highest, not yanked, not a pre-release).
@@ -308,10 +233,9 @@ pub fn alias_targets(aliases: &BTreeMap<String, String>) -> BTreeMap<AliasName, 
 )]
 pub async fn resolve_latest(
     State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
-    ApiPath((ns, name)): ApiPath<(String, String)>,
+    p: RepoPath,
 ) -> ApiResult<Json<ResolveResponse>> {
-    Ok(Json(resolve_in(&app, kind, &ns, &name, None).await?))
+    Ok(Json(resolve_in(&app, &p, None).await?))
 }
 
 /// Resolve a selector: exact version, semver range, alias or manifest digest.
@@ -331,10 +255,14 @@ pub async fn resolve_latest(
 )]
 pub async fn resolve(
     State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
-    ApiPath((ns, name, selector)): ApiPath<(String, String, String)>,
+    p: RepoPath,
+    ApiPath(SelectorParam { selector }): ApiPath<SelectorParam>,
 ) -> ApiResult<Json<ResolveResponse>> {
-    Ok(Json(
-        resolve_in(&app, kind, &ns, &name, Some(&selector)).await?,
-    ))
+    Ok(Json(resolve_in(&app, &p, Some(&selector)).await?))
+}
+
+/// The `{selector}` path parameter.
+#[derive(Debug, serde::Deserialize)]
+pub struct SelectorParam {
+    selector: String,
 }

@@ -7,10 +7,10 @@
 use adapter_core::digest::Digest;
 use serde_json::{Value, json};
 
-use super::extract::page_limit;
 use crate::db::search::{After, BaseFilter, CmpOp, EvalCond, SearchFilter, Sort, SortKey};
 use crate::error::{ApiError, ApiResult};
-use crate::publish::parse_name;
+use crate::extract::page_limit;
+use crate::extract::parse_name;
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 100;
@@ -131,7 +131,7 @@ fn parse_compatible_with(v: &str) -> ApiResult<(String, String, Option<String>)>
     let name = parse_name("name", name)?;
     let version = version
         .map(|ver| {
-            crate::publish::parse_version(ver)
+            crate::extract::parse_version(ver)
                 .map(|v| v.to_string())
                 .map_err(|_| invalid())
         })
@@ -281,20 +281,16 @@ fn parse_sort(v: &str) -> ApiResult<Sort> {
 
 // ---- cursors ----
 
-/// HMAC-SHA256 (RFC 2104) over the project's sha256.
-fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(Digest::of_bytes(key).as_bytes());
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
-    let mut inner = pad(0x36);
-    inner.extend_from_slice(msg);
-    let mut outer = pad(0x5c);
-    outer.extend_from_slice(Digest::of_bytes(&inner).as_bytes());
-    *Digest::of_bytes(&outer).as_bytes()
+/// The search cursors' MAC: HMAC-SHA256, truncated to its first 16 bytes.
+type CursorMac = hmac::Hmac<sha2::Sha256>;
+const MAC_LEN: usize = 16;
+
+fn cursor_mac(secret: &str, payload: &[u8]) -> CursorMac {
+    // HMAC takes a key of any length.
+    let mut mac = <CursorMac as hmac::KeyInit>::new_from_slice(secret.as_bytes())
+        .expect("HMAC accepts any key length");
+    hmac::Mac::update(&mut mac, payload);
+    mac
 }
 
 fn after_json(a: &After) -> Value {
@@ -342,8 +338,8 @@ impl SearchRequest {
     /// server's secret.
     pub fn encode_cursor(&self, secret: &str, after: &After) -> String {
         let payload = json!({ "f": self.fingerprint, "a": after_json(after) }).to_string();
-        let mac = hmac(secret.as_bytes(), payload.as_bytes());
-        format!("{}.{}", hex::encode(payload), hex::encode(&mac[..16]))
+        let tag = hmac::Mac::finalize(cursor_mac(secret, payload.as_bytes())).into_bytes();
+        format!("{}.{}", hex::encode(payload), hex::encode(&tag[..MAC_LEN]))
     }
 
     /// The position a cursor names; refused unless this server signed it for this very
@@ -358,14 +354,9 @@ impl SearchRequest {
         let (payload, mac) = cursor.split_once('.').ok_or_else(invalid)?;
         let payload = hex::decode(payload).map_err(|_| invalid())?;
         let mac = hex::decode(mac).map_err(|_| invalid())?;
-        let expected = hmac(secret.as_bytes(), &payload);
-        // Constant-time comparison.
-        if mac.len() != 16
-            || mac
-                .iter()
-                .zip(&expected[..16])
-                .fold(0, |acc, (a, b)| acc | (a ^ b))
-                != 0
+        // Constant-time comparison of the truncated tag.
+        if mac.len() != MAC_LEN
+            || hmac::Mac::verify_truncated_left(cursor_mac(secret, &payload), &mac).is_err()
         {
             return Err(invalid());
         }
@@ -392,11 +383,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hmac_matches_rfc4231_case_2() {
+    fn cursor_mac_is_hmac_sha256_rfc4231_case_2() {
+        let tag = hmac::Mac::finalize(cursor_mac("Jefe", b"what do ya want for nothing?"));
         assert_eq!(
-            hex::encode(hmac(b"Jefe", b"what do ya want for nothing?")),
+            hex::encode(tag.into_bytes()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn cursors_verify_and_refuse_tampering() {
+        let req = parse(Some("q=bot")).unwrap();
+        let after = After::Name {
+            namespace: "acme".into(),
+            name: "bot".into(),
+        };
+        let c = req.encode_cursor("secret", &after);
+        assert!(matches!(
+            req.decode_cursor("secret", &c),
+            Ok(After::Name { .. })
+        ));
+        assert!(req.decode_cursor("other secret", &c).is_err());
+        let (payload, tag) = c.split_once('.').unwrap();
+        let mut bad = tag.to_owned().into_bytes();
+        bad[0] = if bad[0] == b'0' { b'1' } else { b'0' };
+        let bad = format!("{payload}.{}", String::from_utf8(bad).unwrap());
+        assert!(req.decode_cursor("secret", &bad).is_err());
+        // A full-length (untruncated) tag is not accepted either.
+        assert!(req.decode_cursor("secret", &format!("{c}00")).is_err());
+        // Another search (other filters) cannot use it.
+        let other = parse(Some("q=other")).unwrap();
+        assert!(other.decode_cursor("secret", &c).is_err());
     }
 
     #[test]

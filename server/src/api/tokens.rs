@@ -5,12 +5,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 
-use super::extract::{ApiPath, JsonBody};
 use crate::app::AppState;
 use crate::auth::{self, Caller};
 use crate::db::now;
 use crate::error::{ApiError, ApiResult};
-use crate::publish::parse_name;
+use crate::extract::parse_name;
+use crate::extract::{ApiPath, JsonBody};
 
 /// Longest token name.
 pub const MAX_TOKEN_NAME: usize = 64;

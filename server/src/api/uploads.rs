@@ -10,9 +10,9 @@ use serde::Deserialize;
 
 use super::blobs::parse_digest;
 use super::doc::Binary;
-use super::extract::{ApiPath, ApiQuery, LimitedBytes, parse_json};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiPath, ApiQuery, LimitedBytes, parse_json};
 use crate::uploads;
 
 fn with_offset(status: StatusCode, s: UploadStatus) -> Response {

@@ -1,16 +1,17 @@
 //! `PUT|GET /v1/{kind}/{ns}/{name}/versions/{version}`.
 
 use adapter_core::api::{ErrorBody, VersionInfo};
-use adapter_core::manifest::{Kind, Manifest};
+use adapter_core::manifest::Manifest;
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 
-use super::extract::{ApiPath, LimitedBytes, MANIFEST_LIMIT};
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
-use crate::publish::{self, info::version_info, parse_name, parse_version};
+use crate::catalog;
+use crate::error::ApiResult;
+use crate::extract::{LimitedBytes, MANIFEST_LIMIT, VersionPath};
+use crate::publish;
 
 /// Publish a version with its manifest.
 ///
@@ -35,18 +36,15 @@ use crate::publish::{self, info::version_info, parse_name, parse_version};
 )]
 pub async fn publish(
     State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
-    ApiPath((ns, name, version)): ApiPath<(String, String, String)>,
+    p: VersionPath,
     LimitedBytes(body): LimitedBytes<MANIFEST_LIMIT>,
 ) -> ApiResult<Response> {
-    let ns = parse_name("namespace", &ns)?;
-    let name = parse_name("name", &name)?;
-    let version = parse_version(&version)?;
-    let mut out = publish::publish(&app, kind, &ns, &name, &version, &body).await?;
+    let r = &p.repo;
+    let mut out = publish::publish(&app, r.kind, &r.ns, &r.name, &p.version, &body).await?;
     let status = if out.created {
         StatusCode::CREATED
     } else {
-        super::evals::attach_latest(&app, &mut out.info).await?;
+        catalog::attach_latest_evals(&app.db, &mut out.info, out.version_id).await?;
         StatusCode::OK
     };
     Ok((status, Json(out.info)).into_response())
@@ -65,34 +63,9 @@ pub async fn publish(
         (status = 500, description = "`internal`.", body = ErrorBody),
     )
 )]
-pub async fn get(
-    State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
-    ApiPath((ns, name, version)): ApiPath<(String, String, String)>,
-) -> ApiResult<Json<VersionInfo>> {
-    let ns = parse_name("namespace", &ns)?;
-    let name = parse_name("name", &name)?;
-    let version = parse_version(&version)?.to_string();
-    let Some(row) = app
-        .db
-        .version(kind, ns.as_str(), name.as_str(), &version)
-        .await?
-    else {
-        super::repositories::repository(&app, kind, &ns, &name).await?;
-        return Err(ApiError::new(
-            "version_not_found",
-            format!("{ns}/{name}@{version} does not exist"),
-        ));
-    };
-    let mut info = version_info(kind, ns.as_str(), name.as_str(), &row)?;
-    super::evals::attach_latest(&app, &mut info).await?;
-    if let Some(y) = app
-        .db
-        .yank_state_by_name(kind, ns.as_str(), name.as_str(), &version)
-        .await?
-        .filter(|y| y.yanked)
-    {
-        (info.yank_reason, info.yanked_at, info.yanked_by) = (y.reason, y.at, y.by);
-    }
-    Ok(Json(info))
+pub async fn get(State(app): State<AppState>, p: VersionPath) -> ApiResult<Json<VersionInfo>> {
+    let r = &p.repo;
+    Ok(Json(
+        catalog::version_info(&app.db, r.kind, &r.ns, &r.name, &p.version).await?,
+    ))
 }

@@ -3,16 +3,15 @@
 //! still resolve it (with `yanked: true` and the reason).
 
 use adapter_core::api::{ErrorBody, YankRequest, YankState, check_reason};
-use adapter_core::manifest::Kind;
 use axum::extract::State;
 use axum::{Extension, Json};
 
-use super::extract::{ApiPath, JsonBody};
 use crate::app::AppState;
 use crate::auth::Caller;
+use crate::catalog::{self, CatalogError};
 use crate::db::yank::YankRow;
 use crate::error::{ApiError, ApiResult};
-use crate::publish::{parse_name, parse_version};
+use crate::extract::{JsonBody, VersionPath};
 
 pub fn yank_state(row: YankRow) -> YankState {
     YankState {
@@ -26,27 +25,26 @@ pub fn yank_state(row: YankRow) -> YankState {
 
 async fn set(
     app: &AppState,
-    kind: Kind,
-    (ns, name, version): (String, String, String),
+    p: &VersionPath,
     reason: Option<&str>,
     actor: &str,
 ) -> ApiResult<YankState> {
-    let ns = parse_name("namespace", &ns)?;
-    let name = parse_name("name", &name)?;
-    let version = parse_version(&version)?.to_string();
     if reason.is_some() {
         check_reason(reason, true).map_err(|m| ApiError::new("invalid_reason", m))?;
     }
-    let repo = super::repositories::repository(app, kind, &ns, &name).await?;
+    let r = &p.repo;
+    let repo = catalog::repository(&app.db, r.kind, &r.ns, &r.name).await?;
     let row = app
         .db
-        .set_yank(repo.id, &version, reason, actor)
+        .set_yank(repo.id, &p.version.to_string(), reason, actor)
         .await?
         .ok_or_else(|| {
-            ApiError::new(
-                "version_not_found",
-                format!("{ns}/{name}@{version} does not exist"),
-            )
+            ApiError::from(CatalogError::VersionNotFound {
+                kind: r.kind,
+                namespace: r.ns.to_string(),
+                name: r.name.to_string(),
+                version: p.version.to_string(),
+            })
         })?;
     Ok(yank_state(row))
 }
@@ -69,13 +67,12 @@ async fn set(
 )]
 pub async fn yank(
     State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
     Extension(caller): Extension<Caller>,
-    ApiPath(path): ApiPath<(String, String, String)>,
+    p: VersionPath,
     JsonBody(body): JsonBody<YankRequest>,
 ) -> ApiResult<Json<YankState>> {
     Ok(Json(
-        set(&app, kind, path, Some(&body.reason), &caller.actor()).await?,
+        set(&app, &p, Some(&body.reason), &caller.actor()).await?,
     ))
 }
 
@@ -94,9 +91,8 @@ pub async fn yank(
 )]
 pub async fn unyank(
     State(app): State<AppState>,
-    Extension(kind): Extension<Kind>,
     Extension(caller): Extension<Caller>,
-    ApiPath(path): ApiPath<(String, String, String)>,
+    p: VersionPath,
 ) -> ApiResult<Json<YankState>> {
-    Ok(Json(set(&app, kind, path, None, &caller.actor()).await?))
+    Ok(Json(set(&app, &p, None, &caller.actor()).await?))
 }

@@ -17,6 +17,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt as _};
+use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::config::BlobStoreConfig;
 
@@ -26,34 +27,8 @@ pub use sink::Sink;
 const LOCAL_READ_CHUNK: usize = 4 * 1024 * 1024;
 
 /// A blob-store stream read from a blocking thread ([`BlobStore::blocking_reader`]).
-pub struct BlockingReader {
-    handle: tokio::runtime::Handle,
-    stream: BoxStream<'static, object_store::Result<Bytes>>,
-    buf: Bytes,
-}
-
-impl std::fmt::Debug for BlockingReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlockingReader")
-            .field("buffered", &self.buf.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::io::Read for BlockingReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.buf.is_empty() {
-            match self.handle.block_on(self.stream.next()) {
-                None => return Ok(0),
-                Some(Ok(b)) => self.buf = b,
-                Some(Err(e)) => return Err(std::io::Error::other(e)),
-            }
-        }
-        let n = out.len().min(self.buf.len());
-        out[..n].copy_from_slice(&self.buf.split_to(n));
-        Ok(n)
-    }
-}
+pub type BlockingReader =
+    SyncIoBridge<StreamReader<BoxStream<'static, std::io::Result<Bytes>>, Bytes>>;
 
 /// The blob store handle.
 #[derive(Debug, Clone)]
@@ -133,14 +108,6 @@ impl BlobStore {
         })
     }
 
-    /// A store over any object_store (tests).
-    pub fn from_object_store(inner: Arc<dyn ObjectStore>) -> Self {
-        Self {
-            inner,
-            local_root: None,
-        }
-    }
-
     /// Make the object at `key` survive a crash before the registry acknowledges it: on a
     /// local store, fsync the file and its directory (object_store writes and renames
     /// without syncing); an S3 store has made it durable when the write returned.
@@ -193,12 +160,14 @@ impl BlobStore {
         key: &Path,
         range: Range<u64>,
     ) -> object_store::Result<BlockingReader> {
-        let stream = handle.block_on(self.stream_range(key, range))?;
-        Ok(BlockingReader {
-            handle: handle.clone(),
-            stream,
-            buf: Bytes::new(),
-        })
+        let stream = handle
+            .block_on(self.stream_range(key, range))?
+            .map_err(std::io::Error::other)
+            .boxed();
+        Ok(SyncIoBridge::new_with_handle(
+            StreamReader::new(stream),
+            handle.clone(),
+        ))
     }
 
     /// Read a small range whole (headers, configs).

@@ -3,13 +3,22 @@
 //! finish; progress and log lines. Every write by a worker is conditional on its lease token
 //! (`locked_by`), so a worker that lost its lease can never overwrite the job.
 
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use adapter_core::api::{JobInfo, JobLogLine, JobState};
-use sqlx::Row as _;
+use adapter_core::api::{JobInfo, JobInput, JobLogLine, JobState};
+use adapter_core::digest::Digest;
+use serde_json::{Value, json};
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row as _};
+use tokio::sync::Notify;
 
 use super::{Backend, Db, now, retry_busy};
+
+/// Wakes the workers of this process when a job is queued here.
+pub static WAKE: Notify = Notify::const_new();
+/// The PostgreSQL channel submits notify and workers listen on.
+pub const CHANNEL: &str = "adapter_registry_jobs";
 
 /// Unix time in milliseconds (leases and backoff).
 pub fn now_ms() -> i64 {
@@ -30,6 +39,82 @@ pub struct NewJob {
     pub idempotency_key: String,
     pub max_attempts: u32,
     pub submitter: Option<String>,
+}
+
+impl NewJob {
+    /// A job of `kind` over inputs resolved to manifest digests. `key`: the caller's
+    /// idempotency key; by default kind + input digests + parameters, hashed, so the same
+    /// work asked twice is one job.
+    pub fn new(
+        kind: &str,
+        inputs: &BTreeMap<String, JobInput>,
+        params: &Value,
+        key: Option<&str>,
+        max_attempts: u32,
+        submitter: String,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            id: new_job_id(),
+            kind: kind.to_owned(),
+            inputs: serde_json::to_string(inputs)?,
+            params: params.to_string(),
+            idempotency_key: key
+                .map_or_else(|| default_key(kind, inputs, params), |k| format!("key:{k}")),
+            max_attempts: max_attempts.max(1),
+            submitter: Some(submitter),
+        })
+    }
+}
+
+/// `job_` + a time-ordered UUID (v7) in hex: ids sort by creation.
+pub fn new_job_id() -> String {
+    format!("job_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Whether `s` has the shape of a job id.
+pub fn is_job_id(s: &str) -> bool {
+    s.strip_prefix("job_").is_some_and(|h| {
+        h.len() == 32
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// kind + resolved input digests + parameters, hashed.
+fn default_key(kind: &str, inputs: &BTreeMap<String, JobInput>, params: &Value) -> String {
+    let digests: BTreeMap<&str, String> = inputs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.manifest_digest.to_string()))
+        .collect();
+    let v = json!({ "kind": kind, "inputs": digests, "params": params });
+    format!(
+        "auto:{}",
+        Digest::of_bytes(&adapter_core::json::canonical(&v))
+    )
+}
+
+/// Queue `job` on `conn` (the transaction of the change that asked for it) unless a job
+/// with its idempotency key exists (`false`). Call [`Db::wake_workers`] after the commit.
+pub async fn enqueue_in(conn: &mut AnyConnection, job: &NewJob) -> Result<bool, sqlx::Error> {
+    let at = now();
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, inputs, params, idempotency_key, state, attempts, \
+         max_attempts, run_after, submitter, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $9, $9) \
+         ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(job.id.clone())
+    .bind(job.kind.clone())
+    .bind(job.inputs.clone())
+    .bind(job.params.clone())
+    .bind(job.idempotency_key.clone())
+    .bind(i64::from(job.max_attempts))
+    .bind(now_ms())
+    .bind(job.submitter.clone())
+    .bind(at)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected() == 1)
 }
 
 /// What a submit did.
@@ -104,31 +189,28 @@ fn job_of(row: &AnyRow) -> Result<JobInfo, sqlx::Error> {
 }
 
 impl Db {
+    /// Tell workers (this process's at once; other processes' through PostgreSQL NOTIFY)
+    /// that there is work. Best effort: idle workers also poll.
+    pub async fn wake_workers(&self) {
+        WAKE.notify_waiters();
+        if self.backend == Backend::Postgres {
+            let notify = sqlx::query(sqlx::AssertSqlSafe(format!("NOTIFY {CHANNEL}")));
+            if let Err(e) = notify.execute(&self.pool).await {
+                tracing::warn!(error = %e, "cannot notify workers");
+            }
+        }
+    }
+
     /// Insert a job unless one with its idempotency key exists; a failed or cancelled one is
     /// queued again (its attempts reset). Returns the job as stored now.
     pub async fn submit_job(&self, job: &NewJob) -> Result<(Submitted, JobInfo), sqlx::Error> {
         let at = now();
         let inserted = retry_busy(|| async {
-            sqlx::query(
-                "INSERT INTO jobs (id, kind, inputs, params, idempotency_key, state, attempts, \
-                 max_attempts, run_after, submitter, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $9, $9) \
-                 ON CONFLICT (idempotency_key) DO NOTHING",
-            )
-            .bind(job.id.clone())
-            .bind(job.kind.clone())
-            .bind(job.inputs.clone())
-            .bind(job.params.clone())
-            .bind(job.idempotency_key.clone())
-            .bind(i64::from(job.max_attempts))
-            .bind(now_ms())
-            .bind(job.submitter.clone())
-            .bind(at)
-            .execute(&self.pool)
-            .await
+            let mut conn = self.pool.acquire().await?;
+            enqueue_in(&mut conn, job).await
         })
         .await?;
-        let how = if inserted.rows_affected() == 1 {
+        let how = if inserted {
             Submitted::Created
         } else {
             let requeued = retry_busy(|| async {

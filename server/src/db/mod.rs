@@ -11,6 +11,7 @@ pub mod facts;
 pub mod jobs;
 pub mod lineage;
 pub mod repositories;
+pub mod resolve;
 pub mod search;
 pub mod tokens;
 pub mod uploads;

@@ -14,7 +14,7 @@ pub struct RepoRow {
     pub created_at: i64,
 }
 
-fn repo_of(row: &AnyRow) -> Result<RepoRow, sqlx::Error> {
+pub(super) fn repo_of(row: &AnyRow) -> Result<RepoRow, sqlx::Error> {
     Ok(RepoRow {
         id: row.try_get(0)?,
         namespace: row.try_get(1)?,

@@ -2,11 +2,11 @@
 //! version (written by the `validate` job), listed on either side and read by the alias gate
 //! condition `validated_against`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use adapter_core::api::{Condition, GateCondition, ValidationInfo};
-use adapter_core::name::AliasName;
-use adapter_core::reference::{Reference, VersionRecord, resolve};
+use adapter_core::manifest::Kind;
+use adapter_core::reference::Reference;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row as _, Transaction};
 
@@ -132,50 +132,9 @@ async fn resolve_model(
     tx: &mut Transaction<'static, Any>,
     r: &Reference,
 ) -> Result<Option<i64>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT v.id, v.version, v.manifest_digest, v.yanked, v.repository_id FROM versions v \
-         JOIN repositories r ON r.id = v.repository_id \
-         WHERE r.kind = 'model' AND r.namespace = $1 AND r.name = $2",
-    )
-    .bind(r.namespace.as_str().to_owned())
-    .bind(r.name.as_str().to_owned())
-    .fetch_all(&mut **tx)
-    .await?;
-    let Some(repo_id) = rows
-        .first()
-        .map(|row| row.try_get::<i64, _>(4))
-        .transpose()?
-    else {
-        return Ok(None);
-    };
-    let mut ids = BTreeMap::new();
-    let mut records = Vec::new();
-    for row in &rows {
-        let version: String = row.try_get(1)?;
-        let digest: String = row.try_get(2)?;
-        let (Ok(v), Ok(d)) = (version.parse::<semver::Version>(), digest.parse()) else {
-            continue;
-        };
-        ids.insert(v.clone(), row.try_get::<i64, _>(0)?);
-        records.push(VersionRecord {
-            version: v,
-            manifest_digest: d,
-            yanked: row.try_get::<i64, _>(3)? != 0,
-        });
-    }
-    let aliases: BTreeMap<AliasName, semver::Version> =
-        sqlx::query("SELECT alias, version FROM aliases WHERE repository_id = $1")
-            .bind(repo_id)
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .filter_map(|row| {
-                let a: String = row.try_get(0).ok()?;
-                let v: String = row.try_get(1).ok()?;
-                Some((AliasName::new(a.as_str()).ok()?, v.parse().ok()?))
-            })
-            .collect();
-    Ok(resolve(r.selector.as_ref(), &records, &aliases)
-        .ok()
-        .and_then(|res| ids.get(&res.version).copied()))
+    let found =
+        super::resolve::resolvable(tx, Kind::Model, r.namespace.as_str(), r.name.as_str()).await?;
+    Ok(found
+        .and_then(|f| f.resolve(r.selector.as_ref()).ok())
+        .map(|res| res.version_id))
 }

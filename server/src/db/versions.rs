@@ -1,5 +1,6 @@
-//! Versions and their files. A publish writes the repository (if missing), the version and
-//! its file list in one transaction; a unique violation means someone else published it.
+//! Versions and their files. A publish writes the repository (if missing), the version, its
+//! file list, facts and the job it asks for in one transaction; a unique violation means
+//! someone else published it.
 
 use adapter_core::manifest::{FileEntry, Kind};
 use sqlx::Row as _;
@@ -20,6 +21,8 @@ pub struct VersionHead {
 /// A version in full.
 #[derive(Debug, Clone)]
 pub struct VersionRow {
+    /// The row id (evals, validations, facts and lineage refer to it).
+    pub id: i64,
     pub head: VersionHead,
     /// Canonical manifest JSON.
     pub manifest: String,
@@ -41,6 +44,9 @@ pub struct NewVersion<'a> {
     pub files: &'a [FileEntry],
     /// Searchable facts, labels and lineage, written in the same transaction.
     pub facts: &'a super::facts::Facts,
+    /// A job the version asks for (an adapter's validation), queued in the same
+    /// transaction: the version is never visible without it.
+    pub job: Option<&'a super::jobs::NewJob>,
 }
 
 /// Outcome of an insert.
@@ -82,7 +88,7 @@ impl Db {
         version: &str,
     ) -> Result<Option<VersionRow>, sqlx::Error> {
         let sql = format!(
-            "SELECT {HEAD_COLUMNS}, v.manifest, v.summary FROM versions v \
+            "SELECT {HEAD_COLUMNS}, v.manifest, v.summary, v.id FROM versions v \
              JOIN repositories r ON r.id = v.repository_id \
              WHERE r.kind = $1 AND r.namespace = $2 AND r.name = $3 AND v.version = $4"
         );
@@ -95,6 +101,7 @@ impl Db {
             .await?;
         row.map(|r| {
             Ok(VersionRow {
+                id: r.try_get(7)?,
                 head: head_of(&r)?,
                 manifest: r.try_get(5)?,
                 summary: r.try_get(6)?,
@@ -176,6 +183,12 @@ impl Db {
             .await?;
         }
         super::facts::insert(&mut tx, version_id, v.facts).await?;
+        if let Some(job) = v.job {
+            super::jobs::enqueue_in(&mut tx, job).await?;
+        }
+        fail::fail_point!("publish.before_commit", |_| Err(sqlx::Error::Protocol(
+            "fail point publish.before_commit".into()
+        )));
         tx.commit().await
     }
 }

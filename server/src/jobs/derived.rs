@@ -15,13 +15,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::blobio::{StoredFile, clear_staging};
-use super::validate::Loaded;
+use super::inputs::{Loaded, no_safetensors};
 use super::{Ctx, JobError};
 use crate::app::AppState;
+use crate::catalog;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::parse_version;
 use crate::publish::facts::derivation;
 use crate::publish::model::{is_headers_only, weights};
-use crate::publish::{parse_version, publish_derived};
+use crate::publish::publish_derived;
 
 /// The version a job is asked to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,15 +97,6 @@ pub(super) fn stored_weights(
     Ok(files)
 }
 
-/// A model without safetensors weights (a GGUF a quantise job made) cannot be read as a
-/// base: say so instead of failing on a missing tensor.
-pub(super) fn no_safetensors(reference: &str) -> JobError {
-    JobError::fatal(format!(
-        "{reference} has no safetensors weights (a GGUF model is an output of quantise, not an \
-         input of merge, quantise or validate)"
-    ))
-}
-
 /// Check `params.device` (default `auto`) for a job that can use a GPU (`gpu`: merge) or not
 /// (quantise: its encoders run at the speed of reading the input on the CPU). Returns the
 /// canonical name (`auto`, `cpu`, `cuda:N`); `cuda[:N]` is refused with a reason by a build
@@ -146,8 +139,7 @@ pub async fn existing(app: &AppState, out: &Output, job: &str) -> anyhow::Result
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .map(|d| d.job);
     if made_by.as_deref() == Some(job) {
-        let info = crate::publish::info::version_info(Kind::Model, ns, nm, &row)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let info = catalog::version_info_of(Kind::Model, ns, nm, &row)?;
         return Ok(Existing::Ours(Box::new(info)));
     }
     Ok(Existing::Taken(row.head.manifest_digest))

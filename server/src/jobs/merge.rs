@@ -28,7 +28,7 @@ use super::blobio::{
     BlobTensors, BlobWriter, Staged, StoredFile, clear_staging, commit, put_small,
 };
 use super::derived::{self, Output, check_device};
-use super::validate::{Loaded, adapter_facts, base_facts_of, load};
+use super::inputs::{Loaded, adapter_facts, base_facts_of, load};
 use super::{Ctx, JobError, JobResult};
 use crate::error::ApiResult;
 
@@ -200,15 +200,14 @@ async fn write_shards(
         .collect();
     let shards = planned.shards.clone();
     let counter = done.clone();
-    let delay = ctx.app.config.jobs.test_tensor_delay;
     derived::run_blocking(ctx, done, total, "tensors", move || {
         let mut out = Vec::new();
         for (shard, mut writer) in shards.iter().zip(writers) {
             let mut tick = |_p: adapter_core::merge::Progress<'_>| {
                 counter.fetch_add(1, Ordering::Relaxed);
-                if let Some(d) = delay {
-                    std::thread::sleep(d);
-                }
+                // A `test-hooks` build: `FAILPOINTS=job.tensor_written=sleep(400)` slows the
+                // merge so a test can kill the worker in the middle of it.
+                fail::fail_point!("job.tensor_written");
             };
             write_shard(
                 shard,

@@ -11,14 +11,17 @@
 //!   when the attempts run out. A job whose worker died is claimed again once its lease ran
 //!   out. Cancel stops a running job at its next checkpoint ([`Ctx::checkpoint`]).
 //! * Kinds: `validate` ([`validate`]), `merge` ([`merge`]) and `quantise` ([`quantise`])
-//!   (the last two share the output plumbing in [`derived`] and [`blobio`]); with `--enable-test-jobs` also the test kinds of
-//!   [`testing`] (never reachable without that flag).
+//!   (the last two share the output plumbing in [`derived`] and [`blobio`]); in a build with
+//!   the `test-hooks` feature and `--enable-test-jobs`, also the test kinds of `testing`
+//!   (not compiled into other builds).
 
 pub mod blobio;
 pub mod derived;
+mod inputs;
 pub mod merge;
 pub mod quantise;
 pub mod submit;
+#[cfg(feature = "test-hooks")]
 pub mod testing;
 pub mod validate;
 pub mod worker;
@@ -26,7 +29,6 @@ pub mod worker;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use adapter_core::api::JobInput;
 use futures::future::BoxFuture;
@@ -35,38 +37,9 @@ use serde_json::Value;
 use crate::app::AppState;
 use crate::db::jobs::Claimed;
 
-pub use submit::{SubmitError, submit};
+pub use crate::config::JobsConfig;
+pub use submit::submit;
 pub use worker::{Workers, spawn_workers};
-
-/// How jobs run (flags of `serve` and `worker`).
-#[derive(Debug, Clone)]
-pub struct JobsConfig {
-    /// A claim holds the job this long unless renewed (renewed every third of it).
-    pub lease: Duration,
-    /// How often an idle worker looks for work when nothing woke it.
-    pub poll: Duration,
-    /// Backoff after the first failed attempt; doubles with every further one.
-    pub retry_base: Duration,
-    /// Attempts of a new job.
-    pub max_attempts: u32,
-    /// Accept and run the test-only kinds (`test.*`, [`testing`]).
-    pub test_jobs: bool,
-    /// Test only: a pause after each tensor a merge or quantise job writes.
-    pub test_tensor_delay: Option<Duration>,
-}
-
-impl Default for JobsConfig {
-    fn default() -> Self {
-        Self {
-            lease: Duration::from_secs(30),
-            poll: Duration::from_secs(1),
-            retry_base: Duration::from_secs(2),
-            max_attempts: 3,
-            test_jobs: false,
-            test_tensor_delay: None,
-        }
-    }
-}
 
 /// Why a job stopped without a result.
 #[derive(Debug, thiserror::Error)]
@@ -108,15 +81,19 @@ impl std::fmt::Debug for Kinds {
 }
 
 impl Kinds {
-    /// The built-in kinds (and the test kinds when `config.test_jobs`).
-    pub fn standard(config: &JobsConfig) -> Self {
-        let mut k = Self::default()
+    /// The built-in kinds (and, in a `test-hooks` build, the test kinds when
+    /// `config.test_jobs`).
+    pub fn standard(#[allow(unused_variables)] config: &JobsConfig) -> Self {
+        let k = Self::default()
             .with(validate::KIND, |ctx| Box::pin(validate::run(ctx)))
             .with(merge::KIND, |ctx| Box::pin(merge::run(ctx)))
             .with(quantise::KIND, |ctx| Box::pin(quantise::run(ctx)));
-        if config.test_jobs {
-            k = testing::register(k);
-        }
+        #[cfg(feature = "test-hooks")]
+        let k = if config.test_jobs {
+            testing::register(k)
+        } else {
+            k
+        };
         k
     }
 
@@ -140,9 +117,12 @@ impl Kinds {
 }
 
 /// Whether the API accepts jobs of `kind` (workers may run elsewhere).
-pub fn is_submittable(config: &JobsConfig, kind: &str) -> bool {
+pub fn is_submittable(#[allow(unused_variables)] config: &JobsConfig, kind: &str) -> bool {
+    #[cfg(feature = "test-hooks")]
+    if config.test_jobs && testing::KINDS.contains(&kind) {
+        return true;
+    }
     [validate::KIND, merge::KIND, quantise::KIND].contains(&kind)
-        || (config.test_jobs && testing::KINDS.contains(&kind))
 }
 
 /// What a running job sees: the app, its row, and its lease.

@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use adapter_core::api::QuantiseParams;
 use adapter_core::manifest::Kind;
@@ -23,7 +22,7 @@ use serde_json::{Value, json};
 
 use super::blobio::{BlobTensors, BlobWriter, clear_staging, commit, put_small};
 use super::derived::{self, Output, check_device};
-use super::validate::{json_file, load};
+use super::inputs::{json_file, load};
 use super::{Ctx, JobError, JobResult};
 use crate::blobs::blob_key;
 use crate::error::ApiResult;
@@ -104,19 +103,17 @@ pub fn check_params(params: &Value) -> ApiResult<Checked> {
     })
 }
 
-/// Counts the tensors the kernel reads (progress), pausing after each in tests.
+/// Counts the tensors the kernel reads (progress). Fail point `job.tensor_written` (a
+/// `test-hooks` build; e.g. `FAILPOINTS=job.tensor_written=sleep(400)`) after each.
 struct Counting<'a> {
     inner: &'a mut dyn TensorSource,
     done: Arc<AtomicUsize>,
-    delay: Option<Duration>,
 }
 
 impl TensorSource for Counting<'_> {
     fn tensor(&mut self, info: &TensorInfo) -> Result<Box<dyn std::io::Read + '_>, MergeError> {
-        if self.done.fetch_add(1, Ordering::Relaxed) > 0
-            && let Some(d) = self.delay
-        {
-            std::thread::sleep(d);
+        if self.done.fetch_add(1, Ordering::Relaxed) > 0 {
+            fail::fail_point!("job.tensor_written");
         }
         self.inner.tensor(info)
     }
@@ -185,7 +182,7 @@ pub async fn run(ctx: Ctx) -> JobResult {
     clear_staging(&ctx.app, &ctx.id).await?;
     let mut writer = BlobWriter::new(&ctx.app, &ctx.id, ctx.cancel_flag());
     let done = Arc::new(AtomicUsize::new(0));
-    let (counter, delay) = (done.clone(), ctx.app.config.jobs.test_tensor_delay);
+    let counter = done.clone();
     let (name, format, total) = (model_in.reference.clone(), checked.format, tensors.len());
     let summary: Value = serde_json::from_str(&model.row.summary).unwrap_or_default();
     let digest = |k: &str| summary.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -211,7 +208,6 @@ pub async fn run(ctx: Ctx) -> JobResult {
             let mut counting = Counting {
                 inner: &mut source,
                 done: counter,
-                delay,
             };
             let mut input = ModelInput {
                 name,

@@ -4,26 +4,22 @@
 use std::collections::BTreeMap;
 
 use adapter_core::api::{JobInfo, JobInput, JobSubmit};
-use adapter_core::digest::Digest;
 use adapter_core::manifest::Kind;
-use adapter_core::reference::{Reference, resolve};
+use adapter_core::reference::{Reference, Selector};
 use serde_json::{Value, json};
 
 use super::derived::{self, Existing, Output};
-use super::{JobsConfig, is_submittable, merge, quantise, testing, validate};
+use super::{JobsConfig, is_submittable, merge, quantise, validate};
 use crate::app::AppState;
 use crate::auth::Caller;
+use crate::catalog;
 use crate::db::jobs::{NewJob, Submitted};
 use crate::error::{ApiError, ApiResult};
-use crate::publish::info::version_records;
 
 /// Longest caller-chosen idempotency key.
 pub const MAX_KEY_LEN: usize = 200;
 /// Largest `params` object, serialised.
 pub const MAX_PARAMS: usize = 64 * 1024;
-
-/// Kept for callers that want to tell submit failures apart from other errors.
-pub type SubmitError = ApiError;
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new("invalid_job", message)
@@ -105,8 +101,9 @@ pub async fn submit(
     if req.kind == validate::KIND && params.as_object().is_some_and(|o| !o.is_empty()) {
         return Err(invalid("a validate job takes no params"));
     }
-    if testing::KINDS.contains(&req.kind.as_str()) {
-        testing::check_params(&params).map_err(invalid)?;
+    #[cfg(feature = "test-hooks")]
+    if super::testing::KINDS.contains(&req.kind.as_str()) {
+        super::testing::check_params(&params).map_err(invalid)?;
     }
     let output = match req.kind.as_str() {
         k if k == merge::KIND => Some(merge::check_params(&params)?.output),
@@ -144,32 +141,28 @@ pub async fn submit(
         let resolved = resolve_input(app, *kind, &reference).await?;
         inputs.insert((*name).to_owned(), resolved);
     }
-    let key = match &req.idempotency_key {
-        Some(k) => {
-            if k.is_empty() || k.len() > MAX_KEY_LEN || k.chars().any(char::is_control) {
-                return Err(invalid(format!(
-                    "idempotency_key is 1..={MAX_KEY_LEN} bytes without control characters"
-                )));
-            }
-            format!("key:{k}")
-        }
-        None => default_key(&req.kind, &inputs, &params),
-    };
-    if let Some(out) = &output {
-        output_free(app, out, &key).await?;
+    if let Some(k) = &req.idempotency_key
+        && (k.is_empty() || k.len() > MAX_KEY_LEN || k.chars().any(char::is_control))
+    {
+        return Err(invalid(format!(
+            "idempotency_key is 1..={MAX_KEY_LEN} bytes without control characters"
+        )));
     }
-    let new = NewJob {
-        id: new_id(),
-        kind: req.kind.clone(),
-        inputs: serde_json::to_string(&inputs).map_err(ApiError::internal)?,
-        params: params.to_string(),
-        idempotency_key: key,
-        max_attempts: config.max_attempts.max(1),
-        submitter: Some(submitter.name()),
-    };
+    let new = NewJob::new(
+        &req.kind,
+        &inputs,
+        &params,
+        req.idempotency_key.as_deref(),
+        config.max_attempts,
+        submitter.name(),
+    )
+    .map_err(ApiError::internal)?;
+    if let Some(out) = &output {
+        output_free(app, out, &new.idempotency_key).await?;
+    }
     let (how, job) = app.db.submit_job(&new).await?;
     if how != Submitted::Existing {
-        super::worker::wake(app).await;
+        app.db.wake_workers().await;
     }
     Ok((how, job))
 }
@@ -182,22 +175,13 @@ async fn default_input(
 ) -> ApiResult<String> {
     let adapter = &resolved["adapter"];
     let r: Reference = adapter.reference.parse().map_err(ApiError::internal)?;
-    let version = r.selector.map(|s| s.to_string()).unwrap_or_default();
-    let row = app
-        .db
-        .version(
-            Kind::Adapter,
-            r.namespace.as_str(),
-            r.name.as_str(),
-            &version,
-        )
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                "no_match",
-                format!("{} no longer exists", adapter.reference),
-            )
-        })?;
+    let Some(Selector::Version(version)) = &r.selector else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "a resolved input is not pinned: {}",
+            adapter.reference
+        )));
+    };
+    let row = catalog::version(&app.db, Kind::Adapter, &r.namespace, &r.name, version).await?;
     let summary: Value = serde_json::from_str(&row.summary).map_err(ApiError::internal)?;
     summary
         .get("base")
@@ -232,33 +216,6 @@ async fn output_free(app: &AppState, out: &Output, key: &str) -> ApiResult<()> {
     }
 }
 
-/// `job_` + a time-ordered UUID (v7) in hex: ids sort by creation.
-pub fn new_id() -> String {
-    format!("job_{}", uuid::Uuid::now_v7().simple())
-}
-
-/// Whether `s` has the shape of a job id.
-pub fn is_job_id(s: &str) -> bool {
-    s.strip_prefix("job_").is_some_and(|h| {
-        h.len() == 32
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
-
-/// kind + resolved input digests + parameters, hashed.
-fn default_key(kind: &str, inputs: &BTreeMap<String, JobInput>, params: &Value) -> String {
-    let digests: BTreeMap<&str, String> = inputs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.manifest_digest.to_string()))
-        .collect();
-    let v = json!({ "kind": kind, "inputs": digests, "params": params });
-    format!(
-        "auto:{}",
-        Digest::of_bytes(&adapter_core::json::canonical(&v))
-    )
-}
-
 /// `ns/name[@selector]` of `kind` → the exact version and its manifest digest.
 pub async fn resolve_input(app: &AppState, kind: Kind, reference: &str) -> ApiResult<JobInput> {
     let r: Reference = reference.parse().map_err(|e| {
@@ -268,41 +225,23 @@ pub async fn resolve_input(app: &AppState, kind: Kind, reference: &str) -> ApiRe
             json!({ "reference": reference }),
         )
     })?;
-    let repo = app
-        .db
-        .repository(kind, r.namespace.as_str(), r.name.as_str())
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                "repository_not_found",
-                format!(
-                    "{kind} repository {}/{} does not exist",
-                    r.namespace, r.name
-                ),
-            )
-        })?;
-    let records = version_records(&app.db.version_heads(repo.id).await?);
-    let aliases = crate::api::alias_targets(&app.db.alias_map(repo.id).await?);
-    let res = resolve(r.selector.as_ref(), &records, &aliases).map_err(|e| {
-        ApiError::with_details(
-            "no_match",
-            format!("{}/{}: {e}", r.namespace, r.name),
-            json!({ "reference": reference }),
-        )
-    })?;
-    Ok(JobInput {
-        reference: format!("{}/{}@{}", r.namespace, r.name, res.version),
-        manifest_digest: res.manifest_digest,
-    })
+    Ok(catalog::job_input(&app.db, kind, &r).await?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::jobs::is_job_id;
+
+    fn key(params: &Value) -> String {
+        NewJob::new("validate", &BTreeMap::new(), params, None, 1, "t".into())
+            .unwrap()
+            .idempotency_key
+    }
 
     #[test]
     fn ids_have_one_shape() {
-        let id = new_id();
+        let id = crate::db::jobs::new_job_id();
         assert!(is_job_id(&id), "{id}");
         assert!(!is_job_id("job_../../etc"));
         assert!(!is_job_id(&id.to_uppercase()));
@@ -310,13 +249,8 @@ mod tests {
 
     #[test]
     fn default_key_ignores_param_order() {
-        let inputs = BTreeMap::new();
-        let a = default_key("validate", &inputs, &json!({"a": 1, "b": 2}));
-        let b = default_key("validate", &inputs, &json!({"b": 2, "a": 1}));
-        assert_eq!(a, b);
-        assert_ne!(
-            a,
-            default_key("validate", &inputs, &json!({"a": 2, "b": 2}))
-        );
+        let a = key(&json!({"a": 1, "b": 2}));
+        assert_eq!(a, key(&json!({"b": 2, "a": 1})));
+        assert_ne!(a, key(&json!({"a": 2, "b": 2})));
     }
 }

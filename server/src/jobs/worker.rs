@@ -6,30 +6,12 @@ use std::time::Duration;
 
 use adapter_core::api::JobState;
 use futures::FutureExt as _;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::{Ctx, JobError, JobsConfig, Kinds};
 use crate::app::AppState;
 use crate::db::Backend;
-use crate::db::jobs::{Claimed, now_ms};
-
-/// Wakes the workers of this process when a job is submitted here.
-static WAKE: Notify = Notify::const_new();
-/// The PostgreSQL channel submits notify and workers listen on.
-pub const CHANNEL: &str = "adapter_registry_jobs";
-
-/// Tell workers (this process's at once; other processes' through PostgreSQL NOTIFY) that
-/// there is work.
-pub async fn wake(app: &AppState) {
-    WAKE.notify_waiters();
-    if app.db.backend == Backend::Postgres {
-        let notify = sqlx::query(sqlx::AssertSqlSafe(format!("NOTIFY {CHANNEL}")));
-        if let Err(e) = notify.execute(&app.db.pool).await {
-            tracing::warn!(error = %e, "cannot notify workers");
-        }
-    }
-}
+use crate::db::jobs::{CHANNEL, Claimed, WAKE, now_ms};
 
 /// Running workers; [`Workers::stop`] (or dropping it) aborts them. An aborted job's lease
 /// runs out and another worker takes it.

@@ -1,13 +1,14 @@
 //! The summary of an adapter version, derived from its stored config and weights header.
 
-use adapter_core::api::{BaseModelRef, metadata};
+use adapter_core::api::{BaseModelRef, JobInput, metadata};
 use adapter_core::manifest::{Kind, Manifest};
 use adapter_core::peft::{AdapterConfig, CONFIG_FILE, WEIGHTS_FILE, build_report};
-use adapter_core::reference::{Reference, resolve};
+use adapter_core::reference::Reference;
 use serde_json::{Value, json};
 
 use super::read::{safetensors_header, small_file};
 use crate::app::AppState;
+use crate::catalog::{self, CatalogError};
 use crate::error::{ApiError, ApiResult};
 
 const CODE: &str = "invalid_adapter";
@@ -70,7 +71,8 @@ pub async fn stored_rank_range(app: &AppState, manifest: &Manifest) -> ApiResult
     Ok(rank_range(&report(app, manifest).await?.1))
 }
 
-pub async fn summary(app: &AppState, manifest: &Manifest) -> ApiResult<Value> {
+/// The summary, and the registered base version it names (pinned), if any.
+pub async fn summary(app: &AppState, manifest: &Manifest) -> ApiResult<(Value, Option<JobInput>)> {
     let (config, report) = report(app, manifest).await?;
     if report.findings.has_errors() {
         return Err(invalid(
@@ -86,8 +88,9 @@ pub async fn summary(app: &AppState, manifest: &Manifest) -> ApiResult<Value> {
         ));
     }
     let (rank_min, rank_max) = rank_range(&report);
-    let base = base_ref(app, manifest, config.base_model_name_or_path.clone()).await?;
-    Ok(json!({
+    let (base, registered) =
+        base_ref(app, manifest, config.base_model_name_or_path.clone()).await?;
+    let summary = json!({
         "peft_type": report.peft_type,
         "variant": report.variant,
         "r": report.r,
@@ -105,7 +108,8 @@ pub async fn summary(app: &AppState, manifest: &Manifest) -> ApiResult<Value> {
         "mergeable": report.mergeable,
         "warnings": report.findings.warnings,
         "base": base,
-    }))
+    });
+    Ok((summary, registered))
 }
 
 fn base_mismatch(message: impl Into<String>, details: Value) -> ApiError {
@@ -113,12 +117,13 @@ fn base_mismatch(message: impl Into<String>, details: Value) -> ApiError {
 }
 
 /// `metadata.base`, checked against the registered model it references (if any), with the
-/// identities filled in from that model when the manifest left them out.
+/// identities filled in from that model when the manifest left them out; and that model
+/// version, pinned.
 async fn base_ref(
     app: &AppState,
     manifest: &Manifest,
     config_base: Option<String>,
-) -> ApiResult<BaseModelRef> {
+) -> ApiResult<(BaseModelRef, Option<JobInput>)> {
     let mut base: BaseModelRef = match manifest.metadata().get(metadata::BASE) {
         None | Some(Value::Null) => BaseModelRef::default(),
         Some(v) => serde_json::from_value(v.clone())
@@ -128,7 +133,7 @@ async fn base_ref(
         base.name_or_path = config_base;
     }
     let Some(reference) = base.reference.clone() else {
-        return Ok(base);
+        return Ok((base, None));
     };
     let r: Reference = reference
         .parse()
@@ -139,25 +144,33 @@ async fn base_ref(
             json!({ "reference": reference }),
         )
     };
-    let repo = app
-        .db
-        .repository(Kind::Model, r.namespace.as_str(), r.name.as_str())
-        .await?
-        .ok_or_else(not_registered)?;
-    let records = super::info::version_records(&app.db.version_heads(repo.id).await?);
-    let aliases = crate::api::alias_targets(&app.db.alias_map(repo.id).await?);
-    let resolved = resolve(r.selector.as_ref(), &records, &aliases).map_err(|e| {
-        base_mismatch(
-            format!("base model `{reference}`: {e}"),
-            json!({ "reference": reference }),
-        )
-    })?;
+    let resolved = match catalog::resolve_reference(&app.db, Kind::Model, &r).await {
+        Ok(resolved) => resolved,
+        Err(CatalogError::NoMatch { reason, .. }) => {
+            return Err(base_mismatch(
+                format!("base model `{reference}`: {reason}"),
+                json!({ "reference": reference }),
+            ));
+        }
+        Err(e) if e.is_not_found() => return Err(not_registered()),
+        Err(e) => return Err(e.into()),
+    };
     let version = resolved.version.to_string();
-    let row = app
-        .db
-        .version(Kind::Model, r.namespace.as_str(), r.name.as_str(), &version)
-        .await?
-        .ok_or_else(not_registered)?;
+    let row = catalog::version(
+        &app.db,
+        Kind::Model,
+        &r.namespace,
+        &r.name,
+        &resolved.version,
+    )
+    .await
+    .map_err(|e| {
+        if e.is_not_found() {
+            not_registered()
+        } else {
+            e.into()
+        }
+    })?;
     let summary: Value = serde_json::from_str(&row.summary).map_err(ApiError::internal)?;
     let registered = |key: &str| {
         summary
@@ -190,5 +203,9 @@ async fn base_ref(
         }
     }
     base.reference = Some(format!("{}/{}@{version}", r.namespace, r.name));
-    Ok(base)
+    let pinned = JobInput {
+        reference: resolved.pinned(),
+        manifest_digest: resolved.manifest_digest,
+    };
+    Ok((base, Some(pinned)))
 }

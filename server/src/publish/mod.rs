@@ -1,16 +1,18 @@
 //! Publishing a version: validate the manifest against the path, check that every blob it
 //! needs is stored (with the declared size), derive the summary from the stored bytes, and
-//! insert it all in one transaction. Idempotent for identical content; 409 otherwise.
+//! insert it all in one transaction, with the validation job of an adapter that names a
+//! registered base. Idempotent for identical content; 409 otherwise. Middle floor: imports
+//! `catalog`, `db`, `blobs`, `error` (never `jobs`: the job is a row it inserts).
 
 mod adapter;
 pub mod facts;
-pub mod info;
 pub(crate) mod model;
 pub(crate) mod read;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use adapter_core::api::VersionInfo;
+use adapter_core::api::jobs::KIND_VALIDATE;
 use adapter_core::api::metadata::DERIVED_FROM;
 use adapter_core::digest::Digest;
 use adapter_core::manifest::{Kind, Manifest, ManifestError};
@@ -18,41 +20,20 @@ use adapter_core::name::Name;
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::catalog;
+use crate::db::jobs::NewJob;
 use crate::db::versions::{Inserted, NewVersion, VersionRow};
 use crate::error::{ApiError, ApiResult};
 
-/// Longest accepted version string.
-pub const MAX_VERSION_LEN: usize = 256;
-
-pub fn parse_name(what: &str, s: &str) -> ApiResult<Name> {
-    Name::new(s).map_err(|e| {
-        ApiError::with_details(
-            "invalid_name",
-            format!("{what} `{}`: {e}", s.escape_debug()),
-            json!({ "field": what }),
-        )
-    })
-}
-
-pub fn parse_version(s: &str) -> ApiResult<semver::Version> {
-    let invalid = |m: String| ApiError::new("invalid_version", m);
-    if s.len() > MAX_VERSION_LEN {
-        return Err(invalid(format!(
-            "a version is at most {MAX_VERSION_LEN} bytes"
-        )));
-    }
-    semver::Version::parse(s).map_err(|e| {
-        invalid(format!(
-            "`{}` is not a semver version: {e}",
-            s.escape_debug()
-        ))
-    })
-}
+/// Who the validation jobs queued by a publish are submitted by.
+pub const VALIDATION_SUBMITTER: &str = "registry (on publish)";
 
 /// Outcome of a publish.
 #[derive(Debug)]
 pub struct Published {
     pub created: bool,
+    /// The version's row id.
+    pub version_id: i64,
     pub info: VersionInfo,
 }
 
@@ -123,9 +104,34 @@ async fn publish_manifest(
         return existing(kind, ns, nm, &row, &digest);
     }
     let sizes = stored_sizes(app, &manifest).await?;
-    let summary = match kind {
-        Kind::Adapter => adapter::summary(app, &manifest).await?,
-        Kind::Model => model::summary(app, &manifest, &sizes).await?,
+    let (summary, validation) = match kind {
+        Kind::Adapter => {
+            let (summary, base) = adapter::summary(app, &manifest).await?;
+            // Validated against the registered base it names: queued with the insert.
+            let job = base
+                .map(|base| {
+                    let adapter = adapter_core::api::JobInput {
+                        reference: format!("{ns}/{nm}@{ver}"),
+                        manifest_digest: digest,
+                    };
+                    let inputs = BTreeMap::from([
+                        ("adapter".to_owned(), adapter),
+                        ("base".to_owned(), base),
+                    ]);
+                    NewJob::new(
+                        KIND_VALIDATE,
+                        &inputs,
+                        &json!({}),
+                        None,
+                        app.config.jobs.max_attempts,
+                        VALIDATION_SUBMITTER.to_owned(),
+                    )
+                })
+                .transpose()
+                .map_err(ApiError::internal)?;
+            (summary, job)
+        }
+        Kind::Model => (model::summary(app, &manifest, &sizes).await?, None),
     };
     let facts = facts::derive(app, &manifest, &summary, labels, None).await?;
     let new = NewVersion {
@@ -139,17 +145,20 @@ async fn publish_manifest(
         total_size: manifest.total_size(),
         files: manifest.files(),
         facts: &facts,
+        job: validation.as_ref(),
     };
     match app.db.insert_version(&new).await? {
         Inserted::Created(row) => {
-            if kind == Kind::Adapter {
-                let adapter = format!("{ns}/{nm}@{ver}");
-                crate::jobs::validate::after_publish(app, &app.config.jobs, &adapter, &summary)
-                    .await;
+            fail::fail_point!("publish.after_insert", |_| Err(ApiError::internal(
+                anyhow::anyhow!("fail point publish.after_insert")
+            )));
+            if validation.is_some() {
+                app.db.wake_workers().await;
             }
             Ok(Published {
                 created: true,
-                info: info::version_info(kind, ns, nm, &row)?,
+                version_id: row.id,
+                info: catalog::version_info_of(kind, ns, nm, &row)?,
             })
         }
         Inserted::Existing(row) => existing(kind, ns, nm, &row, &digest),
@@ -166,7 +175,8 @@ fn existing(
     if row.head.manifest_digest == digest.to_string() {
         return Ok(Published {
             created: false,
-            info: info::version_info(kind, ns, nm, row)?,
+            version_id: row.id,
+            info: catalog::version_info_of(kind, ns, nm, row)?,
         });
     }
     Err(ApiError::with_details(

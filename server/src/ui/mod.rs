@@ -3,7 +3,8 @@
 //! version with base, rank, targets, labels, aliases, yanked state and evals, and a chart
 //! of each `benchmark:metric` across versions). Server-rendered HTML, inline CSS and SVG,
 //! no scripts, no external assets. Outside the `/v1` API and its OpenAPI description;
-//! errors keep the API's JSON shape.
+//! errors (the catalogue's typed errors included) keep the API's JSON shape. Top floor:
+//! reads through `catalog` (and `db`'s facts/evals for the tables).
 
 mod chart;
 pub mod html;
@@ -17,12 +18,12 @@ use axum::extract::State;
 use axum::response::Html;
 use axum::routing::get;
 
-use crate::api::extract::ApiPath;
 use crate::app::AppState;
+use crate::catalog;
 use crate::db::catalog::PageVersion;
-use crate::db::facts::kind_of;
-use crate::error::{ApiError, ApiResult};
-use crate::publish::parse_name;
+use crate::db::repositories::RepoRow;
+use crate::error::ApiResult;
+use crate::extract::RepoPath;
 use html::{esc, page, seg, tags};
 
 /// Most repositories the index lists.
@@ -33,23 +34,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/ui/{kind}/{ns}/{name}", get(repository))
-}
-
-fn kind_of_segment(s: &str) -> Option<Kind> {
-    [Kind::Adapter, Kind::Model]
-        .into_iter()
-        .find(|k| kind_segment(*k) == s)
-}
-
-/// Newest first by semver (unparsable versions last).
-fn sort_newest_first(versions: &mut [PageVersion]) {
-    versions.sort_by(|a, b| {
-        let (pa, pb) = (
-            semver::Version::parse(&a.version).ok(),
-            semver::Version::parse(&b.version).ok(),
-        );
-        pb.cmp(&pa)
-    });
 }
 
 /// The version "latest" resolution picks: highest not yanked and not a pre-release, else
@@ -124,18 +108,18 @@ fn labels_cell(labels: Option<&BTreeMap<String, String>>) -> String {
 }
 
 async fn index(State(app): State<AppState>) -> ApiResult<Html<String>> {
-    let repos = app.db.all_repositories(INDEX_LIMIT + 1).await?;
+    let repos = catalog::all_repositories(&app.db, INDEX_LIMIT + 1).await?;
     let truncated = repos.len() as i64 > INDEX_LIMIT;
     let mut body = String::from("<h1>Adapter registry</h1>");
     if repos.is_empty() {
         body.push_str("<p class=\"muted\">No repositories yet. Push one with <code>adapterctl push</code>.</p>");
     }
-    let mut by_ns: BTreeMap<String, Vec<(Kind, crate::db::repositories::RepoRow)>> =
-        BTreeMap::new();
+    let mut by_ns: BTreeMap<String, Vec<(Kind, RepoRow)>> = BTreeMap::new();
     for (kind, r) in repos.into_iter().take(INDEX_LIMIT as usize) {
-        if let Some(k) = kind_of(&kind) {
-            by_ns.entry(r.namespace.clone()).or_default().push((k, r));
-        }
+        by_ns
+            .entry(r.namespace.clone())
+            .or_default()
+            .push((kind, r));
     }
     body.push_str("<p>");
     for ns in by_ns.keys() {
@@ -155,9 +139,7 @@ async fn index(State(app): State<AppState>) -> ApiResult<Html<String>> {
             esc(ns)
         ));
         for (kind, r) in repos {
-            let mut versions = app.db.page_versions(r.id).await?;
-            sort_newest_first(&mut versions);
-            let aliases = app.db.aliases_of(r.id).await?;
+            let (versions, aliases) = catalog::page_versions(&app.db, r).await?;
             let head = latest(&versions);
             let ids: Vec<i64> = head.map(|v| v.id).into_iter().collect();
             let facts = app.db.facts_of(&ids).await?;
@@ -221,30 +203,14 @@ async fn index(State(app): State<AppState>) -> ApiResult<Html<String>> {
     Ok(Html(page("Adapter registry", &body)))
 }
 
-async fn repository(
-    State(app): State<AppState>,
-    ApiPath((kind, ns, name)): ApiPath<(String, String, String)>,
-) -> ApiResult<Html<String>> {
-    let kind = kind_of_segment(&kind).ok_or_else(ApiError::not_found)?;
-    let ns = parse_name("namespace", &ns)?;
-    let name = parse_name("name", &name)?;
-    let repo = app
-        .db
-        .repository(kind, ns.as_str(), name.as_str())
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                "repository_not_found",
-                format!("{kind} repository {ns}/{name} does not exist"),
-            )
-        })?;
-    let mut versions = app.db.page_versions(repo.id).await?;
-    sort_newest_first(&mut versions);
+async fn repository(State(app): State<AppState>, p: RepoPath) -> ApiResult<Html<String>> {
+    let RepoPath { kind, ns, name } = p;
+    let repo = catalog::repository(&app.db, kind, &ns, &name).await?;
+    let (versions, aliases) = catalog::page_versions(&app.db, &repo).await?;
     let ids: Vec<i64> = versions.iter().map(|v| v.id).collect();
     let facts = app.db.facts_of(&ids).await?;
     let labels = app.db.labels_of(&ids).await?;
     let evals = app.db.latest_evals_of(&ids).await?;
-    let aliases = app.db.aliases_of(repo.id).await?;
     let mut by_version: HashMap<&str, Vec<&str>> = HashMap::new();
     for (a, v) in &aliases {
         by_version.entry(v.as_str()).or_default().push(a.as_str());

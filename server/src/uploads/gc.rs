@@ -1,7 +1,4 @@
-//! The sweeper: deletes expired upload sessions and their parts, and the staging objects
-//! of jobs that ended.
-
-use std::time::Duration;
+//! Expired upload sessions: deleted with their parts (run periodically by `serve`).
 
 use uuid::Uuid;
 
@@ -26,24 +23,4 @@ pub async fn sweep(app: &AppState) -> anyhow::Result<usize> {
             deleted += 1;
         }
     }
-}
-
-/// Run [`sweep`] every `interval` until the task is aborted.
-pub fn spawn_gc(app: AppState, interval: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        loop {
-            tick.tick().await;
-            match sweep(&app).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(sessions = n, "expired upload sessions deleted"),
-                Err(e) => tracing::warn!(error = %e, "upload sweep failed"),
-            }
-            match crate::jobs::blobio::sweep_staging(&app).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(jobs = n, "staging objects of ended jobs deleted"),
-                Err(e) => tracing::warn!(error = %e, "job staging sweep failed"),
-            }
-        }
-    })
 }

@@ -18,7 +18,7 @@ use crate::db::now;
 use crate::db::uploads::{Part, Session};
 use crate::error::{ApiError, ApiResult};
 
-pub use gc::{spawn_gc, sweep};
+pub use gc::sweep;
 
 pub(crate) fn digest_mismatch(expected: &Digest, actual: &Digest) -> ApiError {
     ApiError::with_details(

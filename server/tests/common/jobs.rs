@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use adapter_core::api::JobInfo;
 use adapter_registry::app::AppState;
+use adapter_registry::db::jobs::new_job_id as new_id;
 use adapter_registry::db::jobs::{NewJob, Submitted};
-use adapter_registry::jobs::{JobsConfig, Kinds, submit::new_id};
+use adapter_registry::jobs::{JobsConfig, Kinds};
 use serde_json::json;
 
 pub fn fast() -> JobsConfig {
@@ -17,7 +18,6 @@ pub fn fast() -> JobsConfig {
         retry_base: Duration::from_millis(10),
         max_attempts: 3,
         test_jobs: false,
-        test_tensor_delay: None,
     }
 }
 

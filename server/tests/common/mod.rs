@@ -81,7 +81,9 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: &Backend, config: Config) -> Self {
-        let state = AppState::new(config).await.expect("building the app");
+        let state = adapter_registry::serve::open(config)
+            .await
+            .expect("building the app");
         let (admin_token, admin) = adapter_registry::auth::create_token(
             &state.db,
             "test-admin",

@@ -1,0 +1,111 @@
+//! Versions: one by exact version, the API's full view of it (manifest, summary, latest
+//! evals, yank state), and its files.
+
+use adapter_core::api::VersionInfo;
+use adapter_core::manifest::{FileEntry, Kind, Manifest};
+use adapter_core::name::Name;
+
+use super::CatalogResult;
+use super::error::CatalogError;
+use crate::db::Db;
+use crate::db::versions::VersionRow;
+
+/// `kind` `ns/name@version`, or [`CatalogError::RepositoryNotFound`] /
+/// [`CatalogError::VersionNotFound`].
+pub async fn version(
+    db: &Db,
+    kind: Kind,
+    ns: &Name,
+    name: &Name,
+    version: &semver::Version,
+) -> CatalogResult<VersionRow> {
+    let v = version.to_string();
+    if let Some(row) = db.version(kind, ns.as_str(), name.as_str(), &v).await? {
+        return Ok(row);
+    }
+    super::repository(db, kind, ns, name).await?;
+    Err(CatalogError::VersionNotFound {
+        kind,
+        namespace: ns.to_string(),
+        name: name.to_string(),
+        version: v,
+    })
+}
+
+/// A stored row as the API shows it: manifest and summary; evals and the yank details are
+/// left empty ([`version_info`] fills them).
+pub fn version_info_of(
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    row: &VersionRow,
+) -> CatalogResult<VersionInfo> {
+    let manifest = Manifest::from_json(row.manifest.as_bytes()).map_err(CatalogError::corrupt)?;
+    let summary = serde_json::from_str(&row.summary).map_err(CatalogError::corrupt)?;
+    Ok(VersionInfo {
+        kind,
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        version: row.head.version.clone(),
+        manifest_digest: row
+            .head
+            .manifest_digest
+            .parse()
+            .map_err(CatalogError::corrupt)?,
+        manifest,
+        summary,
+        yanked: row.head.yanked,
+        yank_reason: None,
+        yanked_at: None,
+        yanked_by: None,
+        created_at: row.head.created_at,
+        evals: Vec::new(),
+    })
+}
+
+/// Fill `info.evals` with the latest result per `benchmark:metric` of version `id`.
+pub async fn attach_latest_evals(db: &Db, info: &mut VersionInfo, id: i64) -> CatalogResult<()> {
+    info.evals = db.latest_evals(id).await?;
+    Ok(())
+}
+
+/// A version in full: manifest, summary, the latest evals, and why and when it was yanked.
+pub async fn version_info(
+    db: &Db,
+    kind: Kind,
+    ns: &Name,
+    name: &Name,
+    v: &semver::Version,
+) -> CatalogResult<VersionInfo> {
+    let row = version(db, kind, ns, name, v).await?;
+    let mut info = version_info_of(kind, ns.as_str(), name.as_str(), &row)?;
+    attach_latest_evals(db, &mut info, row.id).await?;
+    if let Some(y) = db
+        .yank_state_by_name(kind, ns.as_str(), name.as_str(), &info.version)
+        .await?
+        .filter(|y| y.yanked)
+    {
+        (info.yank_reason, info.yanked_at, info.yanked_by) = (y.reason, y.at, y.by);
+    }
+    Ok(info)
+}
+
+/// One file of a version, by its path in the manifest.
+pub async fn file(
+    db: &Db,
+    kind: Kind,
+    ns: &Name,
+    name: &Name,
+    v: &semver::Version,
+    path: &str,
+) -> CatalogResult<FileEntry> {
+    let row = version(db, kind, ns, name, v).await?;
+    let manifest = Manifest::from_json(row.manifest.as_bytes()).map_err(CatalogError::corrupt)?;
+    manifest
+        .file(path)
+        .cloned()
+        .ok_or_else(|| CatalogError::FileNotFound {
+            reference: format!("{ns}/{name}@{v}"),
+            path: path.to_owned(),
+        })
+}

@@ -1,0 +1,112 @@
+//! What resolving a reference needs from the database: a repository's versions (as
+//! [`VersionRecord`]s, with their row ids) and its aliases, read in one place on any
+//! connection (the pool, or the transaction of an alias move whose gate resolves a base).
+//! The rules themselves are `adapter_core::reference::resolve`; `catalog` maps the outcome.
+
+use std::collections::BTreeMap;
+
+use adapter_core::manifest::Kind;
+use adapter_core::name::AliasName;
+use adapter_core::reference::{Resolution, ResolveError, Selector, VersionRecord, resolve};
+use sqlx::{AnyConnection, Row as _};
+
+use super::repositories::RepoRow;
+
+/// A repository with everything resolution reads.
+#[derive(Debug, Clone)]
+pub struct Resolvable {
+    pub repo: RepoRow,
+    pub records: Vec<VersionRecord>,
+    pub aliases: BTreeMap<AliasName, semver::Version>,
+    ids: BTreeMap<semver::Version, i64>,
+}
+
+/// A resolved version with its row id.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub resolution: Resolution,
+    pub version_id: i64,
+}
+
+impl Resolvable {
+    /// Resolve `selector` (`None`: the latest non-yanked, non-pre-release version).
+    pub fn resolve(&self, selector: Option<&Selector>) -> Result<Resolved, ResolveError> {
+        let resolution = resolve(selector, &self.records, &self.aliases)?;
+        let version_id = self.ids[&resolution.version];
+        Ok(Resolved {
+            resolution,
+            version_id,
+        })
+    }
+}
+
+/// The versions and aliases of `kind` `ns/name`, or `None` when no such repository exists.
+/// Rows that do not parse (never written by this code) are skipped.
+pub async fn resolvable(
+    conn: &mut AnyConnection,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+) -> Result<Option<Resolvable>, sqlx::Error> {
+    let Some(repo) = sqlx::query(
+        "SELECT id, namespace, name, created_at FROM repositories \
+         WHERE kind = $1 AND namespace = $2 AND name = $3",
+    )
+    .bind(kind.as_str())
+    .bind(ns.to_owned())
+    .bind(name.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?
+    .as_ref()
+    .map(super::repositories::repo_of)
+    .transpose()?
+    else {
+        return Ok(None);
+    };
+    resolvable_in(conn, repo).await.map(Some)
+}
+
+/// [`resolvable`] of a repository already read.
+pub async fn resolvable_in(
+    conn: &mut AnyConnection,
+    repo: RepoRow,
+) -> Result<Resolvable, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, version, manifest_digest, yanked FROM versions WHERE repository_id = $1",
+    )
+    .bind(repo.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut ids = BTreeMap::new();
+    let mut records = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let version: String = row.try_get(1)?;
+        let digest: String = row.try_get(2)?;
+        let (Ok(v), Ok(d)) = (version.parse::<semver::Version>(), digest.parse()) else {
+            continue;
+        };
+        ids.insert(v.clone(), row.try_get::<i64, _>(0)?);
+        records.push(VersionRecord {
+            version: v,
+            manifest_digest: d,
+            yanked: row.try_get::<i64, _>(3)? != 0,
+        });
+    }
+    let aliases = sqlx::query("SELECT alias, version FROM aliases WHERE repository_id = $1")
+        .bind(repo.id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .filter_map(|row| {
+            let a: String = row.try_get(0).ok()?;
+            let v: String = row.try_get(1).ok()?;
+            Some((AliasName::new(a.as_str()).ok()?, v.parse().ok()?))
+        })
+        .collect();
+    Ok(Resolvable {
+        repo,
+        records,
+        aliases,
+        ids,
+    })
+}
