@@ -8,6 +8,7 @@ pub mod api;
 pub mod compat;
 pub mod diag;
 pub mod digest;
+pub mod floats;
 pub mod json;
 pub mod manifest;
 pub mod merge;

@@ -1,7 +1,7 @@
 //! Block encoders: hand-checked bytes following ggml's reference algorithms, and round-trip
 //! error bounds on random data for every format.
 
-use adapter_core::quant::half::{f16_to_f32, f32_to_f16};
+use adapter_core::floats::{f16_to_f32, f32_to_f16};
 use adapter_core::quant::nf4::{NF4_CODE, dequantize_nf4, quantize_nf4};
 use adapter_core::quant::{GgmlType, decode, encode, relative_rmse};
 

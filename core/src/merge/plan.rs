@@ -7,10 +7,14 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::MergeError;
-use super::floats::is_supported;
 use crate::compat::{AdapterFacts, BaseFacts, Verdict, validate};
 use crate::peft::{AdapterConfig, ModuleKind, analyze, check_against_base};
 use crate::safetensors::{Dtype, TensorInfo};
+
+/// The dtypes a merge decodes and encodes (F32, F16, BF16).
+fn is_supported(dtype: Dtype) -> bool {
+    crate::floats::width(dtype).is_some()
+}
 
 /// The default shard size: 5 GB, as `save_pretrained(max_shard_size="5GB")`.
 pub const DEFAULT_SHARD_SIZE: u64 = 5_000_000_000;

@@ -7,9 +7,9 @@ use std::io::{ErrorKind, Read, Write};
 
 use super::Device;
 use super::MergeError;
-use super::floats::{decode, encode, width};
 use super::kernel::{Matrix, add_bias, apply_dora};
 use super::plan::{ShardPlan, Source, TensorPlan};
+use crate::floats::{decode, encode, width};
 use crate::safetensors::TensorInfo;
 
 /// Bytes moved per step (a multiple of every element width).
@@ -50,7 +50,7 @@ fn fill(r: &mut dyn Read, buf: &mut [u8], info: &TensorInfo, done: u64) -> Resul
 fn read_f32(src: &mut dyn TensorSource, info: &TensorInfo) -> Result<Vec<f32>, MergeError> {
     let total = usize::try_from(info.byte_len())
         .map_err(|_| MergeError::Input(format!("{}: too large for this machine", info.name)))?;
-    let mut out = Vec::with_capacity(total / width(info.dtype));
+    let mut out = Vec::with_capacity(width(info.dtype).map_or(0, |w| total / w));
     let mut reader = src.tensor(info)?;
     let mut buf = vec![0u8; CHUNK.min(total)];
     let mut done = 0usize;

@@ -3,7 +3,7 @@
 //! ggml/src/ggml-quants.c; block structs in ggml/src/ggml-common.h). Byte-identical output:
 //! the same float operations in the same order, the same f16 rounding.
 
-use super::half::{f16_to_f32, f32_to_f16};
+use crate::floats::{f16_to_f32, f32_to_f16};
 
 /// Values per Q8_0 / Q4_0 block.
 pub const QK: usize = 32;

@@ -7,10 +7,10 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::input::{decode_into, float_width};
 use super::stream::{ModelInput, write_gguf, write_nf4};
 use super::tokenizer::MAX_TOKENIZER_JSON;
 use super::{GgmlType, QuantError};
+use crate::floats::{decode, width};
 use crate::merge::{DirSource, TensorSource};
 use crate::model::ModelDir;
 use crate::safetensors::Dtype;
@@ -20,9 +20,8 @@ pub use super::report::{Options, QuantReport, TensorReport};
 
 /// Decode F32 / F16 / BF16 little-endian bytes.
 pub fn to_f32(dtype: Dtype, raw: &[u8]) -> Option<Vec<f32>> {
-    float_width(dtype)?;
-    let mut out = Vec::with_capacity(raw.len() / 2);
-    decode_into(dtype, raw, &mut out);
+    let mut out = Vec::with_capacity(raw.len() / width(dtype)?);
+    decode(dtype, raw, &mut out);
     Some(out)
 }
 

@@ -3,9 +3,10 @@
 
 use std::io::{ErrorKind, Read};
 
-use super::{QuantError, half};
+use super::QuantError;
+use crate::floats::{decode, width};
 use crate::merge::{MergeError, TensorSource};
-use crate::safetensors::{Dtype, TensorInfo};
+use crate::safetensors::TensorInfo;
 
 /// Bytes read per step (a multiple of every float width).
 const CHUNK: usize = 4 << 20;
@@ -28,18 +29,9 @@ fn short(info: &TensorInfo, got: u64) -> QuantError {
     )
 }
 
-/// Bytes per value of the float dtypes we quantise.
-pub(crate) fn float_width(dtype: Dtype) -> Option<usize> {
-    match dtype {
-        Dtype::F32 => Some(4),
-        Dtype::F16 | Dtype::BF16 => Some(2),
-        _ => None,
-    }
-}
-
 /// Bytes per value of a tensor we can quantise (F32 / F16 / BF16); other dtypes are refused.
 pub(crate) fn quantisable_width(info: &TensorInfo) -> Result<usize, QuantError> {
-    float_width(info.dtype).ok_or_else(|| {
+    width(info.dtype).ok_or_else(|| {
         QuantError::Unsupported(format!(
             "tensor `{}`: dtype {} cannot be quantised (F32, F16 or BF16 expected)",
             info.name, info.dtype
@@ -153,43 +145,11 @@ pub(crate) fn read_f32(
     while done < total {
         let step = buf.len().min(total - done);
         fill(&mut r, &mut buf[..step], info, done as u64)?;
-        decode_into(info.dtype, &buf[..step], &mut out);
+        decode(info.dtype, &buf[..step], &mut out);
         done += step;
     }
     at_end(&mut r, info)?;
     Ok(out)
-}
-
-/// Append F32 / F16 / BF16 little-endian values (other dtypes append nothing).
-pub(crate) fn decode_into(dtype: Dtype, raw: &[u8], out: &mut Vec<f32>) {
-    let Some(width) = float_width(dtype) else {
-        return;
-    };
-    let at = out.len();
-    out.resize(at + raw.len() / width, 0.0);
-    decode_slice(dtype, raw, &mut out[at..]);
-}
-
-/// Decode F32 / F16 / BF16 little-endian values into `out` (as many as both hold).
-pub(crate) fn decode_slice(dtype: Dtype, raw: &[u8], out: &mut [f32]) {
-    match dtype {
-        Dtype::F32 => {
-            for (o, c) in out.iter_mut().zip(raw.chunks_exact(4)) {
-                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            }
-        }
-        Dtype::F16 => {
-            for (o, c) in out.iter_mut().zip(raw.chunks_exact(2)) {
-                *o = half::f16_to_f32(u16::from_le_bytes([c[0], c[1]]));
-            }
-        }
-        Dtype::BF16 => {
-            for (o, c) in out.iter_mut().zip(raw.chunks_exact(2)) {
-                *o = half::bf16_to_f32(u16::from_le_bytes([c[0], c[1]]));
-            }
-        }
-        _ => {}
-    }
 }
 
 /// A writer that counts the bytes it passes on.

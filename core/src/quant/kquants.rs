@@ -5,7 +5,15 @@
 //! ggml/src/ggml-common.h). Same float operations in the same order. A C compiler allowed to
 //! contract `a*b + c` into FMA may differ from these bytes in rare last-bit cases.
 
-use super::half::{f16_to_f32, f32_to_f16, nearest_int};
+use crate::floats::{f16_to_f32, f32_to_f16};
+
+/// ggml's `nearest_int`: round to nearest, ties to even, for |x| ≤ 4194303 (the 1.5·2^23
+/// trick of ggml-quants.c).
+#[inline]
+fn nearest_int(x: f32) -> i32 {
+    let val = x + 12_582_912.0;
+    (val.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
+}
 
 /// Values per K-quant super-block (`QK_K`).
 pub const QK_K: usize = 256;
@@ -348,5 +356,21 @@ pub fn dequantize_q6_k(bytes: &[u8], out: &mut Vec<f32>) {
                 y[l + 96] = d * s(6) * f32::from(q4);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nearest_int;
+
+    #[test]
+    fn nearest_int_ties_to_even() {
+        assert_eq!(nearest_int(0.5), 0);
+        assert_eq!(nearest_int(1.5), 2);
+        assert_eq!(nearest_int(2.5), 2);
+        assert_eq!(nearest_int(-0.5), 0);
+        assert_eq!(nearest_int(-1.5), -2);
+        assert_eq!(nearest_int(-7.49), -7);
+        assert_eq!(nearest_int(31.6), 32);
     }
 }

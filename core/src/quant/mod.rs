@@ -1,17 +1,16 @@
 //! Quantisation: ggml block formats (Q8_0, Q4_0, Q4_K, Q6_K) with a GGUF v3 writer and
 //! reader, and NF4 in the bitsandbytes layout. See docs/QUANTISE.md.
 //!
-//! Pure Rust, no dependency: the encoders are ports of ggml's reference quantisers (cited
-//! per module) so that the bytes match llama.cpp's; everything streams one tensor at a time
-//! so that the same code serves `adapterctl quantise --local` and a server job: the
-//! streaming entry points [`write_gguf`] / [`write_nf4`] read a [`ModelInput`] through any
-//! `TensorSource` and write to any `Write`; `convert::to_gguf` / `to_nf4` wrap them for a
-//! local directory.
+//! Pure Rust, no dependency but `half` (f16 / bf16, through `crate::floats`): the encoders
+//! are ports of ggml's reference quantisers (cited per module) so that the bytes match
+//! llama.cpp's; everything streams one tensor at a time so that the same code serves
+//! `adapterctl quantise --local` and a server job: the streaming entry points
+//! [`write_gguf`] / [`write_nf4`] read a [`ModelInput`] through any `TensorSource` and write
+//! to any `Write`; `convert::to_gguf` / `to_nf4` wrap them for a local directory.
 
 mod blocks;
 pub mod convert;
 pub mod gguf;
-pub mod half;
 mod input;
 mod kquants;
 pub mod llama;
@@ -26,6 +25,9 @@ pub mod tokenizer;
 
 use std::fmt;
 use std::str::FromStr;
+
+use crate::floats;
+use crate::safetensors::Dtype;
 
 pub use blocks::{Q4_0_BYTES, Q8_0_BYTES, QK};
 pub use kquants::{Q4_K_BYTES, Q6_K_BYTES, QK_K};
@@ -254,9 +256,9 @@ pub(crate) fn ratio(err: f64, norm: f64) -> f64 {
 
 fn encode_into(ty: GgmlType, x: &[f32], out: &mut Vec<u8>) {
     match ty {
-        GgmlType::F32 => out.extend(x.iter().flat_map(|v| v.to_le_bytes())),
-        GgmlType::F16 => out.extend(x.iter().flat_map(|&v| half::f32_to_f16(v).to_le_bytes())),
-        GgmlType::BF16 => out.extend(x.iter().flat_map(|&v| f32_to_bf16(v).to_le_bytes())),
+        GgmlType::F32 => floats::encode(Dtype::F32, x, out),
+        GgmlType::F16 => floats::encode(Dtype::F16, x, out),
+        GgmlType::BF16 => floats::encode(Dtype::BF16, x, out),
         GgmlType::Q8_0 => blocks::quantize_q8_0(x, out),
         GgmlType::Q4_0 => blocks::quantize_q4_0(x, out),
         GgmlType::Q4K => kquants::quantize_q4_k(x, out),
@@ -264,34 +266,13 @@ fn encode_into(ty: GgmlType, x: &[f32], out: &mut Vec<u8>) {
     }
 }
 
-/// bf16 by round to nearest even (NaN stays NaN).
-fn f32_to_bf16(v: f32) -> u16 {
-    let b = v.to_bits();
-    if v.is_nan() {
-        return ((b >> 16) | 0x40) as u16;
-    }
-    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
-}
-
 /// Decode `ty`'s bytes back to f32.
 pub fn decode(ty: GgmlType, bytes: &[u8]) -> Vec<f32> {
     let mut out = Vec::new();
     match ty {
-        GgmlType::F32 => out.extend(
-            bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        ),
-        GgmlType::F16 => out.extend(
-            bytes
-                .chunks_exact(2)
-                .map(|c| half::f16_to_f32(u16::from_le_bytes([c[0], c[1]]))),
-        ),
-        GgmlType::BF16 => out.extend(
-            bytes
-                .chunks_exact(2)
-                .map(|c| half::bf16_to_f32(u16::from_le_bytes([c[0], c[1]]))),
-        ),
+        GgmlType::F32 => floats::decode(Dtype::F32, bytes, &mut out),
+        GgmlType::F16 => floats::decode(Dtype::F16, bytes, &mut out),
+        GgmlType::BF16 => floats::decode(Dtype::BF16, bytes, &mut out),
         GgmlType::Q8_0 => blocks::dequantize_q8_0(bytes, &mut out),
         GgmlType::Q4_0 => blocks::dequantize_q4_0(bytes, &mut out),
         GgmlType::Q4K => kquants::dequantize_q4_k(bytes, &mut out),

@@ -11,9 +11,10 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Mutex, PoisonError};
 
 use super::gguf::GgufWriter;
-use super::input::{at_end, decode_slice, fill, float_width, quantisable_width, source_error};
+use super::input::{at_end, fill, quantisable_width, source_error};
 use super::llama::{head_rows, permuted_row};
 use super::{GgmlType, QuantError, encode_chunk, ratio};
+use crate::floats::{decode_slice, width};
 use crate::merge::TensorSource;
 use crate::safetensors::{Dtype, TensorInfo};
 
@@ -102,7 +103,7 @@ struct Done {
 impl Work {
     /// Decode (and permute) into `x`, encode into `out`.
     fn run(self, x: &mut Vec<f32>, mut out: Vec<u8>) -> Done {
-        let width = float_width(self.dtype).unwrap_or(4);
+        let width = width(self.dtype).unwrap_or(4);
         x.resize(self.raw.len() / width, 0.0);
         match self.group {
             None => decode_slice(self.dtype, &self.raw, x),
@@ -267,8 +268,8 @@ mod tests {
     use std::io::Read;
 
     use super::*;
+    use crate::floats::{self, f32_to_f16};
     use crate::merge::MergeError;
-    use crate::quant::input::decode_into;
     use crate::quant::llama::permute_rows;
     use crate::quant::{decode, encode, relative_rmse};
 
@@ -290,7 +291,7 @@ mod tests {
                 let v = ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.3;
                 match dtype {
                     Dtype::F32 => v.to_le_bytes().to_vec(),
-                    Dtype::F16 => crate::quant::half::f32_to_f16(v).to_le_bytes().to_vec(),
+                    Dtype::F16 => f32_to_f16(v).to_le_bytes().to_vec(),
                     _ => ((v.to_bits() >> 16) as u16).to_le_bytes().to_vec(),
                 }
             })
@@ -335,7 +336,7 @@ mod tests {
         let mut want_err = Vec::new();
         for (info, (_, _, shape, ty, heads)) in infos.iter().zip(&specs) {
             let mut x = Vec::new();
-            decode_into(info.dtype, &data[&info.name], &mut x);
+            floats::decode(info.dtype, &data[&info.name], &mut x);
             if let Some(h) = heads {
                 x = permute_rows(&x, shape[0] as usize, shape[1] as usize, *h as usize).unwrap();
             }

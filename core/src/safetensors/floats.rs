@@ -1,5 +1,6 @@
-//! Classifying float values by their bits: NaN, infinity, zero. No float crate; each rule
-//! below names the source it was checked against.
+//! Classifying float values by their bits: NaN, infinity, zero, for every float dtype of
+//! safetensors (the 8-bit ones too, which the `half` crate does not cover); each rule below
+//! names the source it was checked against.
 
 use super::Dtype;
 
