@@ -1,7 +1,9 @@
 //! `adapterctl ls [NS | NS/NAME] [--kind K] [filters]` and `adapterctl show REF`: browsing
 //! the catalogue (search filters and sort: docs/API.md "Catalogue search").
 
-use adapter_core::api::{LineageNode, RepositoryInfo, kind_segment};
+use adapter_core::api::{
+    AdapterSummary, BaseModelRef, LineageNode, ModelSummary, RepositoryInfo, Summary, kind_segment,
+};
 use adapter_core::manifest::Kind;
 use adapter_core::name::Name;
 use anyhow::anyhow;
@@ -330,7 +332,7 @@ pub async fn show(ctx: &Ctx, args: &ShowArgs) -> Result<(), Failure> {
         );
     }
     print_object("metadata", &Value::Object(info.manifest.metadata().clone()));
-    print_object("summary", &info.summary);
+    print_summary(&info.summary);
     print_nodes("parents", &lineage.parents);
     print_nodes("derived", &lineage.children);
     if lineage.chain.len() > 1 {
@@ -370,6 +372,112 @@ fn print_nodes(title: &str, nodes: &[LineageNode]) {
             ""
         };
         println!("    {:<8}{}{registered}{yanked}", n.relation, node_name(n));
+    }
+}
+
+/// The registry's summary of a version, a field a line.
+fn print_summary(summary: &Summary) {
+    println!("  summary");
+    let line = |k: &str, v: String| println!("    {k:<22}{v}");
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "–".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    match summary {
+        Summary::Adapter(a) => print_adapter_summary(a, &line, &list),
+        Summary::Model(m) => print_model_summary(m, &line, &list),
+    }
+}
+
+fn print_adapter_summary(
+    a: &AdapterSummary,
+    line: &dyn Fn(&str, String),
+    list: &dyn Fn(&[String]) -> String,
+) {
+    let (lo, hi) = a.rank_range();
+    let rank = if lo == hi {
+        lo.to_string()
+    } else {
+        format!("{lo}–{hi} (r {})", a.r)
+    };
+    line("type", format!("{} ({})", a.peft_type, a.variant));
+    line("rank", rank);
+    line("alpha", a.lora_alpha.to_string());
+    line("targets", list(&a.target_modules));
+    line("modules", a.module_count.to_string());
+    line("tensors", a.tensor_count.to_string());
+    line("parameters", group_digits(a.parameters));
+    line("dtypes", list(&a.dtypes));
+    let layers: Vec<String> = a.layers.iter().map(u64::to_string).collect();
+    line("layers", list(&layers));
+    line(
+        "mergeable",
+        if a.mergeable { "yes" } else { "no" }.to_owned(),
+    );
+    print_base(&a.base, line);
+    for w in &a.warnings {
+        let about = w
+            .subject
+            .as_deref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        line("warning", format!("{}{about}: {}", w.code, w.message));
+    }
+}
+
+fn print_base(b: &BaseModelRef, line: &dyn Fn(&str, String)) {
+    if let Some(n) = &b.name_or_path {
+        line("base", n.clone());
+    }
+    if let Some(r) = &b.reference {
+        line("base reference", r.clone());
+    }
+    if let Some(d) = &b.content_digest {
+        line("base content", d.to_string());
+    }
+    if let Some(d) = &b.shape_fingerprint {
+        line("base shapes", d.to_string());
+    }
+}
+
+fn print_model_summary(
+    m: &ModelSummary,
+    line: &dyn Fn(&str, String),
+    list: &dyn Fn(&[String]) -> String,
+) {
+    let format = m.format.as_deref().unwrap_or("safetensors");
+    let how = if m.headers_only {
+        " (headers only)"
+    } else {
+        ""
+    };
+    line("format", format!("{format}{how}"));
+    line("content", m.content_digest.to_string());
+    if let Some(d) = &m.shape_fingerprint {
+        line("shapes", d.to_string());
+    }
+    line("weight files", m.weight_files.to_string());
+    line("tensors", m.tensor_count.to_string());
+    line("parameters", group_digits(m.parameters));
+    let dtypes: Vec<String> = m.dtypes.iter().map(|(t, n)| format!("{t} ×{n}")).collect();
+    line("dtypes", list(&dtypes));
+    if let Some(t) = &m.model_type {
+        line("model type", t.clone());
+    }
+    if let Some(a) = &m.architectures {
+        line("architectures", list(a));
+    }
+    if let Some(a) = &m.architecture {
+        line("architecture", a.clone());
+    }
+    if let Some(n) = m.num_hidden_layers {
+        line("layers", n.to_string());
+    }
+    if let Some(t) = m.file_type {
+        line("file type", t.to_string());
     }
 }
 

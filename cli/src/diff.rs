@@ -273,16 +273,6 @@ fn bare(v: &Value) -> String {
     }
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 impl Report {
     fn build(a: &Side, b: &Side, rule: &Forgetting) -> Self {
         let config = match (&a.config, &b.config) {
@@ -293,20 +283,22 @@ impl Report {
             Kind::Adapter => ADAPTER_FIELDS,
             Kind::Model => MODEL_FIELDS,
         };
+        let (sa, sb) = (
+            serde_json::to_value(&a.info.summary).unwrap_or_default(),
+            serde_json::to_value(&b.info.summary).unwrap_or_default(),
+        );
         let summary = fields
             .iter()
-            .map(|f| {
-                (
-                    (*f).to_owned(),
-                    field(&a.info.summary, f),
-                    field(&b.info.summary, f),
-                )
-            })
+            .map(|f| ((*f).to_owned(), field(&sa, f), field(&sb, f)))
             .collect();
-        let (ta, tb) = (
-            strings(&a.info.summary["target_modules"]),
-            strings(&b.info.summary["target_modules"]),
-        );
+        let targets = |s: &Side| {
+            s.info
+                .summary
+                .adapter()
+                .map(|a| a.target_modules.clone())
+                .unwrap_or_default()
+        };
+        let (ta, tb) = (targets(a), targets(b));
         Self {
             config,
             summary,

@@ -583,15 +583,10 @@ async fn resolve_base(
         .version(Kind::Model, ns, name, &resolved.version)
         .await
         .map_err(|e| Failure::from(e).context(format!("reading base model {r}")))?;
-    let digest_of = |key: &str| -> Option<Digest> {
-        info.summary
-            .get(key)
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse().ok())
-    };
+    let model = info.summary.model();
     base.reference = Some(format!("{}@{}", r.repository(), resolved.version));
-    base.content_digest = digest_of("content_digest");
-    base.shape_fingerprint = digest_of("shape_fingerprint");
+    base.content_digest = model.map(|m| m.content_digest);
+    base.shape_fingerprint = model.and_then(|m| m.shape_fingerprint);
     if base.content_digest.is_none() || base.shape_fingerprint.is_none() {
         warn(format!(
             "the registry's summary of {}@{} lacks content_digest/shape_fingerprint; the base identity is incomplete",

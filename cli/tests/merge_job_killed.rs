@@ -79,7 +79,10 @@ fn a_worker_killed_mid_merge_leaves_no_version_and_another_completes_it() {
         );
         let id = submitted["id"].as_str().unwrap().to_owned();
 
-        let mut slow = worker(&env.backend, &[("FAILPOINTS", "job.tensor_written=sleep(400)")]);
+        let mut slow = worker(
+            &env.backend,
+            &[("FAILPOINTS", "job.tensor_written=sleep(400)")],
+        );
         wait_until(&env, &id, "mid-merge", |j| {
             j["state"] == "running" && j["progress"].as_f64().unwrap_or(0.0) > 0.06
         });

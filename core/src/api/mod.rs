@@ -20,6 +20,8 @@ pub mod aliases;
 pub use aliases::*;
 pub mod catalog;
 pub use catalog::{LatestEval, LineageNode, LineageView, MatchedVersion, VersionFacts};
+pub mod summary;
+pub use summary::{AdapterSummary, ModelSummary, Summary, SummaryWarning};
 pub mod jobs;
 pub use jobs::{
     Derivation, DerivedInput, JobInfo, JobInput, JobList, JobLogLine, JobLogs, JobState, JobSubmit,
@@ -162,7 +164,7 @@ pub struct VersionInfo {
     pub manifest: Manifest,
     /// What the server derived from the stored files (adapter: the PEFT report summary and
     /// base identity; model: digests, fingerprint, counts). See docs/API.md.
-    pub summary: Value,
+    pub summary: Summary,
     pub yanked: bool,
     /// Why it was yanked (only while yanked).
     #[serde(default, skip_serializing_if = "Option::is_none")]

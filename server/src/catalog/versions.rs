@@ -1,7 +1,7 @@
 //! Versions: one by exact version, the API's full view of it (manifest, summary, latest
 //! evals, yank state), and its files.
 
-use adapter_core::api::VersionInfo;
+use adapter_core::api::{Summary, VersionInfo};
 use adapter_core::manifest::{FileEntry, Kind, Manifest};
 use adapter_core::name::Name;
 
@@ -41,7 +41,7 @@ pub fn version_info_of(
     row: &VersionRow,
 ) -> CatalogResult<VersionInfo> {
     let manifest = Manifest::from_json(row.manifest.as_bytes()).map_err(CatalogError::corrupt)?;
-    let summary = serde_json::from_str(&row.summary).map_err(CatalogError::corrupt)?;
+    let summary = summary_of(row)?;
     Ok(VersionInfo {
         kind,
         namespace: namespace.to_owned(),
@@ -61,6 +61,11 @@ pub fn version_info_of(
         created_at: row.head.created_at,
         evals: Vec::new(),
     })
+}
+
+/// The stored summary of a version.
+pub fn summary_of(row: &VersionRow) -> CatalogResult<Summary> {
+    serde_json::from_str(&row.summary).map_err(CatalogError::corrupt)
 }
 
 /// Fill `info.evals` with the latest result per `benchmark:metric` of version `id`.

@@ -237,7 +237,7 @@ pub fn result_of(info: &VersionInfo, key: &str, report: Option<Value>) -> Value 
         "output": format!("{}/{}@{}", info.namespace, info.name, info.version),
         "manifest_digest": info.manifest_digest,
         "files": info.manifest.files(),
-        "content_digest": info.summary.get("content_digest"),
+        "content_digest": info.summary.model().map(|m| m.content_digest),
     });
     v[key] = report.unwrap_or(Value::Null);
     v

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use adapter_core::api::BaseModelRef;
+use adapter_core::api::Summary;
 use adapter_core::compat::{AdapterFacts, BaseFacts};
 use adapter_core::json::parse_strict;
 use adapter_core::manifest::{Kind, Manifest};
@@ -18,7 +18,6 @@ use serde_json::Value;
 use super::{Ctx, JobError};
 use crate::app::AppState;
 use crate::catalog;
-use crate::db::versions::VersionRow;
 use crate::error::{ApiError, ApiResult};
 use crate::publish::model::weights;
 use crate::publish::read::{safetensors_header, small_file};
@@ -26,8 +25,8 @@ use crate::publish::read::{safetensors_header, small_file};
 /// A version named by a resolved input, with its id.
 pub(super) struct Loaded {
     pub id: i64,
-    pub row: VersionRow,
     pub manifest: Manifest,
+    pub summary: Summary,
 }
 
 pub(super) async fn load(app: &AppState, kind: Kind, reference: &str) -> anyhow::Result<Loaded> {
@@ -40,8 +39,8 @@ pub(super) async fn load(app: &AppState, kind: Kind, reference: &str) -> anyhow:
         .with_context(|| format!("{reference} no longer exists"))?;
     let manifest = Manifest::from_json(row.manifest.as_bytes())?;
     Ok(Loaded {
+        summary: catalog::summary_of(&row)?,
         id: row.id,
-        row,
         manifest,
     })
 }
@@ -71,16 +70,10 @@ pub(super) async fn adapter_facts(app: &AppState, a: &Loaded) -> anyhow::Result<
     let header = safetensors_header(app, &weights.digest, weights.size, weights.size)
         .await
         .map_err(|e| api(e.into_api("invalid_adapter", WEIGHTS_FILE)))?;
-    let summary: Value = serde_json::from_str(&a.row.summary)?;
-    let recorded_base = summary
-        .get("base")
-        .cloned()
-        .map(serde_json::from_value::<BaseModelRef>)
-        .transpose()?;
     Ok(AdapterFacts {
         config_json,
         tensors: header.tensors,
-        recorded_base,
+        recorded_base: a.summary.adapter().map(|s| s.base.clone()),
     })
 }
 
@@ -139,14 +132,14 @@ pub(super) async fn base_facts_of(
     let config = json_file(app, &b.manifest, MODEL_CONFIG, "invalid_model")
         .await
         .map_err(api)?;
-    let summary: Value = serde_json::from_str(&b.row.summary)?;
-    let digest = |k: &str| summary.get(k).and_then(Value::as_str).map(str::parse);
+    let model = b.summary.model().context("the base is not a model")?;
     Ok(BaseFacts {
         tensors,
         config,
-        content_digest: digest("content_digest").transpose()?,
-        shape_fingerprint: digest("shape_fingerprint")
-            .context("the base has no shape fingerprint")??,
+        content_digest: Some(model.content_digest),
+        shape_fingerprint: model
+            .shape_fingerprint
+            .context("the base has no shape fingerprint")?,
     })
 }
 

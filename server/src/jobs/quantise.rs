@@ -184,8 +184,11 @@ pub async fn run(ctx: Ctx) -> JobResult {
     let done = Arc::new(AtomicUsize::new(0));
     let counter = done.clone();
     let (name, format, total) = (model_in.reference.clone(), checked.format, tensors.len());
-    let summary: Value = serde_json::from_str(&model.row.summary).unwrap_or_default();
-    let digest = |k: &str| summary.get(k).and_then(Value::as_str).map(str::to_owned);
+    let from = model.summary.model();
+    let digests = [
+        ("content_digest", from.map(|m| m.content_digest)),
+        ("shape_fingerprint", from.and_then(|m| m.shape_fingerprint)),
+    ];
     let mut lineage = vec![
         (
             "adapter_registry.source.reference".to_owned(),
@@ -196,13 +199,13 @@ pub async fn run(ctx: Ctx) -> JobResult {
             model_in.manifest_digest.to_string(),
         ),
     ];
-    for k in ["content_digest", "shape_fingerprint"] {
-        if let Some(d) = digest(k) {
-            lineage.push((format!("adapter_registry.source.{k}"), d));
+    for (k, d) in digests {
+        if let Some(d) = d {
+            lineage.push((format!("adapter_registry.source.{k}"), d.to_string()));
         }
     }
     lineage.push(("adapter_registry.tool".to_owned(), derived::tool()));
-    let content_digest = digest("content_digest").and_then(|d| d.parse().ok());
+    let content_digest = digests[0].1;
     let (report, new_config, staged) =
         derived::run_blocking(&ctx, done, total, "tensors", move || {
             let mut counting = Counting {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use adapter_core::api::{JobInfo, JobInput, JobSubmit};
 use adapter_core::manifest::Kind;
 use adapter_core::reference::{Reference, Selector};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::derived::{self, Existing, Output};
 use super::{JobsConfig, is_submittable, merge, quantise, validate};
@@ -182,12 +182,9 @@ async fn default_input(
         )));
     };
     let row = catalog::version(&app.db, Kind::Adapter, &r.namespace, &r.name, version).await?;
-    let summary: Value = serde_json::from_str(&row.summary).map_err(ApiError::internal)?;
-    summary
-        .get("base")
-        .and_then(|b| b.get("reference"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
+    catalog::summary_of(&row)?
+        .adapter()
+        .and_then(|a| a.base.reference.clone())
         .ok_or_else(|| {
             invalid(format!(
                 "{} names no registered base model: give the input `{name}`",
@@ -232,6 +229,7 @@ pub async fn resolve_input(app: &AppState, kind: Kind, reference: &str) -> ApiRe
 mod tests {
     use super::*;
     use crate::db::jobs::is_job_id;
+    use serde_json::Value;
 
     fn key(params: &Value) -> String {
         NewJob::new("validate", &BTreeMap::new(), params, None, 1, "t".into())

@@ -1,6 +1,6 @@
 //! The summary of an adapter version, derived from its stored config and weights header.
 
-use adapter_core::api::{BaseModelRef, JobInput, metadata};
+use adapter_core::api::{AdapterSummary, BaseModelRef, JobInput, Summary, metadata};
 use adapter_core::manifest::{Kind, Manifest};
 use adapter_core::peft::{AdapterConfig, CONFIG_FILE, WEIGHTS_FILE, build_report};
 use adapter_core::reference::Reference;
@@ -72,7 +72,10 @@ pub async fn stored_rank_range(app: &AppState, manifest: &Manifest) -> ApiResult
 }
 
 /// The summary, and the registered base version it names (pinned), if any.
-pub async fn summary(app: &AppState, manifest: &Manifest) -> ApiResult<(Value, Option<JobInput>)> {
+pub async fn summary(
+    app: &AppState,
+    manifest: &Manifest,
+) -> ApiResult<(Summary, Option<JobInput>)> {
     let (config, report) = report(app, manifest).await?;
     if report.findings.has_errors() {
         return Err(invalid(
@@ -90,26 +93,30 @@ pub async fn summary(app: &AppState, manifest: &Manifest) -> ApiResult<(Value, O
     let (rank_min, rank_max) = rank_range(&report);
     let (base, registered) =
         base_ref(app, manifest, config.base_model_name_or_path.clone()).await?;
-    let summary = json!({
-        "peft_type": report.peft_type,
-        "variant": report.variant,
-        "r": report.r,
-        "rank_min": rank_min,
-        "rank_max": rank_max,
-        "lora_alpha": report.lora_alpha,
-        "use_rslora": report.use_rslora,
-        "use_dora": report.use_dora,
-        "target_modules": report.target_modules,
-        "module_count": report.modules.len(),
-        "tensor_count": report.tensor_count,
-        "parameters": report.parameters,
-        "dtypes": report.dtypes,
-        "layers": report.layers,
-        "mergeable": report.mergeable,
-        "warnings": report.findings.warnings,
-        "base": base,
-    });
-    Ok((summary, registered))
+    let summary = AdapterSummary {
+        peft_type: report.peft_type,
+        variant: report.variant,
+        r: report.r,
+        rank_min: Some(rank_min),
+        rank_max: Some(rank_max),
+        lora_alpha: report.lora_alpha,
+        use_rslora: report.use_rslora,
+        use_dora: report.use_dora,
+        target_modules: report.target_modules,
+        module_count: report.modules.len() as u64,
+        tensor_count: report.tensor_count as u64,
+        parameters: report.parameters,
+        dtypes: report
+            .dtypes
+            .iter()
+            .map(|d| d.as_str().to_owned())
+            .collect(),
+        layers: report.layers,
+        mergeable: report.mergeable,
+        warnings: report.findings.warnings.iter().map(Into::into).collect(),
+        base,
+    };
+    Ok((Summary::Adapter(summary), registered))
 }
 
 fn base_mismatch(message: impl Into<String>, details: Value) -> ApiError {
@@ -156,7 +163,7 @@ async fn base_ref(
         Err(e) => return Err(e.into()),
     };
     let version = resolved.version.to_string();
-    let row = catalog::version(
+    let info = catalog::version(
         &app.db,
         Kind::Model,
         &r.namespace,
@@ -164,6 +171,9 @@ async fn base_ref(
         &resolved.version,
     )
     .await
+    .and_then(|row| {
+        catalog::version_info_of(Kind::Model, r.namespace.as_str(), r.name.as_str(), &row)
+    })
     .map_err(|e| {
         if e.is_not_found() {
             not_registered()
@@ -171,26 +181,21 @@ async fn base_ref(
             e.into()
         }
     })?;
-    let summary: Value = serde_json::from_str(&row.summary).map_err(ApiError::internal)?;
-    let registered = |key: &str| {
-        summary
-            .get(key)
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse().ok())
-    };
-    for (key, declared, slot) in [
+    let model = info.summary.model();
+    for (key, declared, found, slot) in [
         (
             "content_digest",
             base.content_digest,
+            model.map(|m| m.content_digest),
             &mut base.content_digest,
         ),
         (
             "shape_fingerprint",
             base.shape_fingerprint,
+            model.and_then(|m| m.shape_fingerprint),
             &mut base.shape_fingerprint,
         ),
     ] {
-        let found: Option<adapter_core::digest::Digest> = registered(key);
         match (declared, found) {
             (Some(d), Some(f)) if d != f => {
                 return Err(base_mismatch(

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 
 use adapter_core::api::catalog::{LABELS, parse_labels};
 use adapter_core::api::metadata::DERIVED_FROM;
-use adapter_core::api::{BaseModelRef, Derivation, VersionFacts};
+use adapter_core::api::{BaseModelRef, Derivation, Summary, VersionFacts};
 use adapter_core::manifest::{Kind, Manifest};
-use adapter_core::reference::Reference;
-use serde_json::{Value, json};
+use adapter_core::reference::{Reference, Selector};
+use serde_json::json;
 
 use crate::app::AppState;
+use crate::catalog;
 use crate::db::facts::{Facts, LineageRow, kind_of};
 use crate::error::{ApiError, ApiResult};
 
@@ -24,17 +25,6 @@ pub fn labels(manifest: &Manifest) -> ApiResult<BTreeMap<String, String>> {
             json!({ "field": "metadata.labels" }),
         )
     })
-}
-
-fn text(summary: &Value, key: &str) -> Option<String> {
-    summary.get(key).and_then(Value::as_str).map(str::to_owned)
-}
-
-fn digest(summary: &Value, key: &str) -> Option<adapter_core::digest::Digest> {
-    summary
-        .get(key)
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok())
 }
 
 /// `metadata.derived_from` (written by jobs only; see [`super::publish_derived`]).
@@ -74,48 +64,28 @@ fn derived_lineage(d: &Derivation) -> Vec<LineageRow> {
 pub async fn derive(
     app: &AppState,
     manifest: &Manifest,
-    summary: &Value,
+    summary: &Summary,
     labels: BTreeMap<String, String>,
     ranks: Option<(u64, u64)>,
 ) -> ApiResult<Facts> {
-    let kind = manifest.kind();
     let mut facts = VersionFacts::default();
     let mut lineage = derivation(manifest)?
         .as_ref()
         .map(derived_lineage)
         .unwrap_or_default();
-    match kind {
-        Kind::Adapter => {
-            facts.peft_type = text(summary, "peft_type");
-            facts.variant = text(summary, "variant");
-            let r = summary.get("r").and_then(Value::as_u64);
-            let (lo, hi) = ranks.map_or(
-                (
-                    summary.get("rank_min").and_then(Value::as_u64).or(r),
-                    summary.get("rank_max").and_then(Value::as_u64).or(r),
-                ),
-                |(a, b)| (Some(a), Some(b)),
-            );
-            facts.rank_min = lo;
-            facts.rank_max = hi;
-            let mut targets: Vec<String> = summary
-                .get("target_modules")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
+    match summary {
+        Summary::Adapter(a) => {
+            facts.peft_type = Some(a.peft_type.clone());
+            facts.variant = Some(a.variant.clone());
+            let (lo, hi) = ranks.unwrap_or_else(|| a.rank_range());
+            facts.rank_min = Some(lo);
+            facts.rank_max = Some(hi);
+            let mut targets = a.target_modules.clone();
             targets.sort();
             targets.dedup();
             facts.targets = targets;
-            let base: Option<BaseModelRef> = summary
-                .get("base")
-                .filter(|b| !b.is_null())
-                .and_then(|b| serde_json::from_value(b.clone()).ok());
-            if let Some(b) = base.filter(|b| *b != BaseModelRef::default()) {
+            let b = &a.base;
+            if *b != BaseModelRef::default() {
                 // A base known only by name has no identity to link to (the name is a fact).
                 let identified = b.reference.is_some()
                     || b.content_digest.is_some()
@@ -131,12 +101,12 @@ pub async fn derive(
                         recipe: None,
                     });
                 }
-                facts.base = Some(b);
+                facts.base = Some(b.clone());
             }
         }
-        Kind::Model => {
-            facts.content_digest = digest(summary, "content_digest");
-            facts.shape_fingerprint = digest(summary, "shape_fingerprint");
+        Summary::Model(m) => {
+            facts.content_digest = Some(m.content_digest);
+            facts.shape_fingerprint = m.shape_fingerprint;
         }
     }
     Ok(Facts {
@@ -154,14 +124,14 @@ async fn base_manifest_digest(
     let Some(r) = reference.and_then(|r| r.parse::<Reference>().ok()) else {
         return Ok(None);
     };
-    let Some(version) = r.selector.as_ref().map(ToString::to_string) else {
+    let Some(Selector::Version(version)) = &r.selector else {
         return Ok(None);
     };
-    Ok(app
-        .db
-        .version(Kind::Model, r.namespace.as_str(), r.name.as_str(), &version)
-        .await?
-        .map(|row| row.head.manifest_digest))
+    match catalog::version(&app.db, Kind::Model, &r.namespace, &r.name, version).await {
+        Ok(row) => Ok(Some(row.head.manifest_digest)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Write facts for every version that has none (versions published before the catalogue
@@ -197,10 +167,10 @@ pub async fn backfill(app: &AppState) -> anyhow::Result<u64> {
 }
 
 async fn backfill_one(app: &AppState, v: &crate::db::facts::Unfacted) -> anyhow::Result<bool> {
-    let kind = kind_of(&v.kind).ok_or_else(|| anyhow::anyhow!("unknown kind {}", v.kind))?;
+    kind_of(&v.kind).ok_or_else(|| anyhow::anyhow!("unknown kind {}", v.kind))?;
     let manifest = Manifest::from_json(v.manifest.as_bytes())?;
-    let summary: Value = serde_json::from_str(&v.summary)?;
-    let ranks = if kind == Kind::Adapter && summary.get("rank_min").is_none() {
+    let summary: Summary = serde_json::from_str(&v.summary)?;
+    let ranks = if summary.adapter().is_some_and(|a| a.rank_min.is_none()) {
         Some(
             super::adapter::stored_rank_range(app, &manifest)
                 .await

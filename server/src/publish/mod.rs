@@ -141,7 +141,7 @@ async fn publish_manifest(
         version: &ver,
         manifest_digest: digest.to_string(),
         manifest: String::from_utf8(manifest.canonical_bytes()).map_err(ApiError::internal)?,
-        summary: summary.to_string(),
+        summary: serde_json::to_string(&summary).map_err(ApiError::internal)?,
         total_size: manifest.total_size(),
         files: manifest.files(),
         facts: &facts,

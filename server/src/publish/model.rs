@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use adapter_core::api::{HeadersOnlyWeight, metadata};
+use adapter_core::api::{HeadersOnlyWeight, ModelSummary, Summary, metadata};
 use adapter_core::digest::Digest;
 use adapter_core::json::parse_strict;
 use adapter_core::manifest::{FileEntry, FilePath, Manifest};
@@ -90,7 +90,7 @@ pub async fn summary(
     app: &AppState,
     manifest: &Manifest,
     sizes: &std::collections::HashMap<Digest, u64>,
-) -> ApiResult<Value> {
+) -> ApiResult<Summary> {
     let headers_only = is_headers_only(manifest)?;
     let weights = weights(manifest)?;
     let gguf: Vec<&FileEntry> = manifest
@@ -137,42 +137,48 @@ pub async fn summary(
         .iter()
         .map(|w| (w.path.as_str(), w.size, w.sha256))
         .collect();
-    let mut dtypes: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut dtypes: BTreeMap<String, u64> = BTreeMap::new();
     for t in tensors.values() {
-        *dtypes.entry(t.dtype.as_str()).or_default() += 1;
+        *dtypes.entry(t.dtype.as_str().to_owned()).or_default() += 1;
     }
     let config = model_config(app, manifest).await?;
-    let field = |k: &str| {
-        config
-            .as_ref()
-            .and_then(|c| c.get(k))
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
-    Ok(json!({
-        "headers_only": headers_only,
-        "content_digest": content_digest(&files),
-        "shape_fingerprint": shape_fingerprint(
-            tensors.values().map(|t| (t.name.as_str(), t.dtype, t.shape.as_slice()))
-        ),
-        "weight_files": weights.len(),
-        "tensor_count": tensors.len(),
-        "parameters": tensors.values().map(TensorInfo::num_elements).fold(0u64, u64::saturating_add),
-        "dtypes": dtypes,
-        "model_type": field("model_type"),
-        "architectures": field("architectures"),
-        "num_hidden_layers": field("num_hidden_layers"),
+    Ok(Summary::Model(ModelSummary {
+        format: None,
+        headers_only,
+        content_digest: content_digest(&files),
+        shape_fingerprint: Some(shape_fingerprint(
+            tensors
+                .values()
+                .map(|t| (t.name.as_str(), t.dtype, t.shape.as_slice())),
+        )),
+        weight_files: weights.len() as u64,
+        tensor_count: tensors.len() as u64,
+        parameters: tensors
+            .values()
+            .map(TensorInfo::num_elements)
+            .fold(0u64, u64::saturating_add),
+        dtypes,
+        model_type: config_field(config.as_ref(), "model_type"),
+        architectures: config_field(config.as_ref(), "architectures"),
+        num_hidden_layers: config_field(config.as_ref(), "num_hidden_layers"),
+        architecture: None,
+        file_type: None,
     }))
+}
+
+/// A value copied from config.json, when it has the expected type.
+fn config_field<T: serde::de::DeserializeOwned>(config: Option<&Value>, key: &str) -> Option<T> {
+    serde_json::from_value(config?.get(key)?.clone()).ok()
 }
 
 /// Longest GGUF header (metadata with tokenizer arrays, tensor infos) a summary reads.
 const MAX_GGUF_HEADER: u64 = 64 << 20;
 
 /// The summary of a GGUF model: counts, types and architecture from each file's header.
-async fn gguf_summary(app: &AppState, files: &[&FileEntry]) -> ApiResult<Value> {
-    let mut types: BTreeMap<String, usize> = BTreeMap::new();
-    let (mut tensors, mut parameters) = (0usize, 0u64);
-    let (mut architecture, mut file_type) = (Value::Null, Value::Null);
+async fn gguf_summary(app: &AppState, files: &[&FileEntry]) -> ApiResult<Summary> {
+    let mut types: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut tensors, mut parameters) = (0u64, 0u64);
+    let (mut architecture, mut file_type) = (None, None);
     for f in files {
         let (blobs, key, size) = (app.blobs.clone(), blob_key(&f.digest), f.size);
         let handle = tokio::runtime::Handle::current();
@@ -192,26 +198,30 @@ async fn gguf_summary(app: &AppState, files: &[&FileEntry]) -> ApiResult<Value> 
             *types.entry(t.ty.name().to_owned()).or_default() += 1;
         }
         if let Some(a) = header.get("general.architecture").and_then(|v| v.as_str()) {
-            architecture = json!(a);
+            architecture = Some(a.to_owned());
         }
         if let Some(t) = header.get("general.file_type").and_then(|v| v.as_u32()) {
-            file_type = json!(t);
+            file_type = Some(t);
         }
     }
     let digests: Vec<(&str, u64, Digest)> = files
         .iter()
         .map(|f| (f.path.as_str(), f.size, f.digest))
         .collect();
-    Ok(json!({
-        "format": "gguf",
-        "headers_only": false,
-        "content_digest": content_digest(&digests),
-        "weight_files": files.len(),
-        "tensor_count": tensors,
-        "parameters": parameters,
-        "dtypes": types,
-        "architecture": architecture,
-        "file_type": file_type,
+    Ok(Summary::Model(ModelSummary {
+        format: Some("gguf".to_owned()),
+        headers_only: false,
+        content_digest: content_digest(&digests),
+        shape_fingerprint: None,
+        weight_files: files.len() as u64,
+        tensor_count: tensors,
+        parameters,
+        dtypes: types,
+        model_type: None,
+        architectures: None,
+        num_hidden_layers: None,
+        architecture,
+        file_type,
     }))
 }
 

@@ -17,7 +17,7 @@ pub fn fast() -> JobsConfig {
         poll: Duration::from_millis(20),
         retry_base: Duration::from_millis(10),
         max_attempts: 3,
-        test_jobs: false,
+        ..JobsConfig::default()
     }
 }
 
