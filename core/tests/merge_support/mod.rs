@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use adapter_core::merge::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+use adapter_core::floats::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
 use adapter_core::safetensors::Dtype;
 use serde_json::{Value, json};
 
