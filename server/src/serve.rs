@@ -17,14 +17,22 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::{api, auth, jobs, publish, ui, uploads};
 
-/// The state for `serve` and `worker`: connect, migrate, and backfill the catalogue facts of
-/// versions published before they were recorded (idempotent).
+/// The state for `serve` and `worker`: connect, migrate, and backfill what earlier versions
+/// of the registry did not record (catalogue facts, the namespaces of jobs, the header
+/// blobs of headers-only models; each idempotent).
 pub async fn open(config: Config) -> anyhow::Result<AppState> {
     let state = AppState::new(config).await?;
     let n = publish::facts::backfill(&state).await?;
     if n > 0 {
         tracing::info!(versions = n, "backfilled catalogue facts");
     }
+    // Who may see jobs and blobs stored before the namespace walls (idempotent).
+    let jobs = state.db.backfill_job_namespaces().await?;
+    let versions = publish::backfill_header_blobs(&state).await?;
+    if jobs > 0 {
+        tracing::info!(jobs, "recorded the namespaces of earlier jobs");
+    }
+    tracing::debug!(versions, "listed the header blobs of headers-only models");
     Ok(state)
 }
 

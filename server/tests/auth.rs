@@ -358,6 +358,19 @@ async fn every_mutation_is_audited_with_its_outcome() {
         let s = TestServer::start(&backend).await;
         let writer = client_with_token(&token(&s, "writer", "write", Some(&["team-a"])).await);
         let m = tiny_adapter(&s, json!({})).await;
+        // The writer sends the files itself: blobs another token uploaded are not its to
+        // publish (docs/API.md, blobs).
+        for f in ["adapter_config.json", "adapter_model.safetensors"] {
+            let bytes = std::fs::read(common::examples_dir("tiny-llama-lora").join(f)).unwrap();
+            let d = adapter_core::digest::Digest::of_bytes(&bytes);
+            let r = writer
+                .put(s.u(&format!("/v1/blobs/{d}")))
+                .body(bytes)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201, "{stack}");
+        }
         let put = |c: &reqwest::Client, repo: &str| {
             c.put(s.u(&format!("/v1/adapters/{repo}/versions/1.0.0")))
                 .body(m.to_string())

@@ -227,6 +227,7 @@ async fn leases_expire_fence_stale_workers_and_cap_attempts() {
                 idempotency_key: "capped".into(),
                 max_attempts: 3,
                 submitter: None,
+                namespaces: Vec::new(),
             })
             .await
             .unwrap();

@@ -2,15 +2,16 @@
 
 use adapter_core::api::{BlobCheckRequest, BlobCheckResponse, BlobInfo, ErrorBody};
 use adapter_core::digest::Digest;
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 
 use super::doc::Binary;
 use super::range;
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::blobs::blob_key;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, JsonBody};
@@ -27,14 +28,21 @@ fn blob_not_found(d: &Digest) -> ApiError {
     ApiError::new("blob_not_found", format!("blob {d} does not exist"))
 }
 
-async fn size_of(app: &AppState, digest: &str) -> ApiResult<(Digest, u64)> {
+/// The size of a blob the caller may read; `blob_not_found` for one it may not, as for
+/// one that does not exist.
+async fn size_of(app: &AppState, caller: &Caller, digest: &str) -> ApiResult<(Digest, u64)> {
     let d = parse_digest(digest)?;
-    let size = app
-        .db
-        .blob_size(&d)
+    let size = readable(app, caller, &d)
         .await?
         .ok_or_else(|| blob_not_found(&d))?;
     Ok((d, size))
+}
+
+/// The size of `d` if it is stored and the caller may read it (`auth::walls`).
+async fn readable(app: &AppState, caller: &Caller, d: &Digest) -> ApiResult<Option<u64>> {
+    let namespaces = caller.visible_namespaces();
+    let reader = caller.blob_reader(&namespaces);
+    Ok(app.db.readable_blobs(&[*d], &reader).await?.remove(d))
 }
 
 fn blob_headers(d: &Digest, len: u64) -> HeaderMap {
@@ -53,7 +61,9 @@ fn blob_headers(d: &Digest, len: u64) -> HeaderMap {
 
 /// Does a blob exist, and how large is it?
 ///
-/// Answers the headers of `GET` without a body; `Range` is ignored.
+/// Answers the headers of `GET` without a body; `Range` is ignored. A blob is readable by a
+/// caller who may read a version that lists it, or who uploaded it (an admin over every
+/// namespace reads any); others get `blob_not_found`, as for a missing one.
 #[utoipa::path(
     head,
     path = "/v1/blobs/{digest}",
@@ -73,9 +83,10 @@ fn blob_headers(d: &Digest, len: u64) -> HeaderMap {
 )]
 pub async fn head(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(digest): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let (d, size) = size_of(&app, &digest).await?;
+    let (d, size) = size_of(&app, &caller, &digest).await?;
     Ok((StatusCode::OK, blob_headers(&d, size)).into_response())
 }
 
@@ -111,10 +122,11 @@ pub async fn head(
 )]
 pub async fn get(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(digest): ApiPath<String>,
     req_headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (d, size) = size_of(&app, &digest).await?;
+    let (d, size) = size_of(&app, &caller, &digest).await?;
     let range_header = match req_headers.get(header::RANGE) {
         None => None,
         Some(v) => Some(
@@ -140,8 +152,10 @@ pub async fn get(
 
 /// Upload a blob in one request.
 ///
-/// The body is streamed and hashed; on a mismatch nothing is stored. A blob that already
-/// exists is answered 200 without reading the body, with `Connection: close`.
+/// The body is streamed and hashed; on a mismatch nothing is stored. A blob the caller may
+/// read already is answered 200 without reading the body, with `Connection: close`. A blob
+/// stored for other namespaces only is verified against the body and kept once; the answer
+/// (201) does not tell it from a new one.
 #[utoipa::path(
     put,
     path = "/v1/blobs/{digest}",
@@ -150,8 +164,8 @@ pub async fn get(
     params(("digest" = String, Path, description = "`sha256:<64 hex>` of the body")),
     request_body(content = Binary, content_type = "application/octet-stream", description = "The blob's bytes (no size cap)."),
     responses(
-        (status = 201, description = "Stored.", body = BlobInfo),
-        (status = 200, description = "It already existed (the body was not read).", body = BlobInfo, headers(
+        (status = 201, description = "Stored, or verified against the stored copy of a blob the caller could not read yet (it may from now on).", body = BlobInfo),
+        (status = 200, description = "The caller may read it already (the body was not read).", body = BlobInfo, headers(
             ("Connection" = String, description = "`close`"),
         )),
         (status = 400, description = "`invalid_digest`, `invalid_path`, `digest_mismatch`, `upload_interrupted`.", body = ErrorBody),
@@ -160,23 +174,33 @@ pub async fn get(
 )]
 pub async fn put(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(digest): ApiPath<String>,
     body: Body,
 ) -> ApiResult<Response> {
     let d = parse_digest(&digest)?;
-    let (created, info) = crate::uploads::put_monolithic(&app, &d, body).await?;
-    if created {
-        return Ok((StatusCode::CREATED, Json(info)).into_response());
+    if let Some(size) = readable(&app, &caller, &d).await? {
+        // The caller may read it already, so the body was not read: tell the client not to
+        // reuse this connection (the unread body is still on it).
+        let info = BlobInfo { digest: d, size };
+        let mut res = (StatusCode::OK, Json(info)).into_response();
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(res);
     }
-    // The blob existed, so the body was not read: tell the client not to reuse this
-    // connection (the unread body is still on it).
-    let mut res = (StatusCode::OK, Json(info)).into_response();
-    res.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    Ok(res)
+    // New, or stored for others only: either way the bytes are verified, and the answer
+    // does not say which (one stored copy stays).
+    let (_, info) = crate::uploads::put_monolithic(&app, &d, body).await?;
+    if let Some(token) = &caller.token {
+        app.db.add_blob_uploader(&d, &token.id).await?;
+    }
+    Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
 /// Which of these blobs does the server lack?
+///
+/// A blob counts as present only when the caller may read it: a version it may read lists
+/// it, or it uploaded it. Others count as missing (upload them; one stored copy is kept).
 #[utoipa::path(
     post,
     path = "/v1/blobs/check",
@@ -192,6 +216,7 @@ pub async fn put(
 )]
 pub async fn check(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonBody(req): JsonBody<BlobCheckRequest>,
 ) -> ApiResult<Json<BlobCheckResponse>> {
     if req.digests.len() > MAX_CHECK {
@@ -200,7 +225,12 @@ pub async fn check(
             format!("at most {MAX_CHECK} digests per check"),
         ));
     }
-    let found = app.db.existing_blobs(&req.digests).await?;
+    // Blobs the caller may not read count as missing (`auth::walls`).
+    let namespaces = caller.visible_namespaces();
+    let found = app
+        .db
+        .readable_blobs(&req.digests, &caller.blob_reader(&namespaces))
+        .await?;
     let missing = req
         .digests
         .into_iter()

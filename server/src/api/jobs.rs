@@ -104,6 +104,7 @@ pub struct ListQuery {
 )]
 pub async fn list(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<JobList>> {
     let limit = page_limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
@@ -143,6 +144,9 @@ pub async fn list(
             input,
             before,
             limit: i64::from(limit) + 1,
+            // Only jobs the caller may see (`auth::walls`), filtered in SQL so pages and
+            // cursors are whole.
+            visible: caller.visible_namespaces(),
         })
         .await?;
     let next_cursor = if jobs.len() > limit as usize {
@@ -154,7 +158,9 @@ pub async fn list(
     Ok(Json(JobList { jobs, next_cursor }))
 }
 
-async fn job(app: &AppState, id: &str) -> ApiResult<JobInfo> {
+/// A job the caller may see (`auth::walls`); `job_not_found` otherwise, as for an id that
+/// does not exist.
+async fn job(app: &AppState, caller: &Caller, id: &str) -> ApiResult<JobInfo> {
     let missing = || {
         ApiError::new(
             "job_not_found",
@@ -164,7 +170,11 @@ async fn job(app: &AppState, id: &str) -> ApiResult<JobInfo> {
     if !is_job_id(id) {
         return Err(missing());
     }
-    app.db.job(id).await?.ok_or_else(missing)
+    let job = app.db.job(id).await?.ok_or_else(missing)?;
+    if !caller.sees_job(&app.db.job_namespaces(id).await?) {
+        return Err(missing());
+    }
+    Ok(job)
 }
 
 /// A job: state, attempts, progress, result or last error.
@@ -182,9 +192,10 @@ async fn job(app: &AppState, id: &str) -> ApiResult<JobInfo> {
 )]
 pub async fn get(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<JobInfo>> {
-    Ok(Json(job(&app, &id).await?))
+    Ok(Json(job(&app, &caller, &id).await?))
 }
 
 /// Cancel a job: a queued one is `cancelled` at once; a running one gets
@@ -204,9 +215,12 @@ pub async fn get(
 )]
 pub async fn cancel(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<JobInfo>> {
-    let before = job(&app, &id).await?;
+    // The route needs `write`; seeing the job needs every namespace it touches: together,
+    // what submitting it needed.
+    let before = job(&app, &caller, &id).await?;
     if matches!(before.state, JobState::Succeeded | JobState::Failed) {
         return Err(ApiError::with_details(
             "job_finished",
@@ -248,11 +262,12 @@ pub struct LogsQuery {
 )]
 pub async fn logs(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<LogsQuery>,
 ) -> ApiResult<Json<JobLogs>> {
     let limit = page_limit(q.limit, MAX_LOG_LINES, MAX_LOG_LINES)?;
-    job(&app, &id).await?;
+    job(&app, &caller, &id).await?;
     let lines = app
         .db
         .job_logs(&id, q.after.unwrap_or(0), i64::from(limit))
@@ -277,9 +292,10 @@ pub async fn logs(
 )]
 pub async fn events(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let first = job(&app, &id).await?;
+    let first = job(&app, &caller, &id).await?;
     /// What an event is sent on a change of.
     type Seen = (JobState, u32, Option<f64>, Option<String>, bool);
     struct S {

@@ -1,16 +1,17 @@
 //! `POST /v1/uploads`, `PATCH|GET|PUT|DELETE /v1/uploads/{id}`.
 
 use adapter_core::api::{BlobInfo, ErrorBody, UPLOAD_OFFSET_HEADER, UploadStart, UploadStatus};
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 
 use super::blobs::parse_digest;
 use super::doc::Binary;
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, ApiQuery, LimitedBytes, parse_json};
 use crate::uploads;
@@ -156,6 +157,7 @@ pub struct FinishQuery {
 )]
 pub async fn finish(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<FinishQuery>,
 ) -> ApiResult<Response> {
@@ -164,6 +166,10 @@ pub async fn finish(
     })?;
     let digest = parse_digest(&digest)?;
     let info = uploads::finish(&app, &id, &digest).await?;
+    // The uploader may read (and publish) what it sent, before any version lists it.
+    if let Some(token) = &caller.token {
+        app.db.add_blob_uploader(&digest, &token.id).await?;
+    }
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 

@@ -2,12 +2,13 @@
 
 use adapter_core::api::{ErrorBody, VersionInfo};
 use adapter_core::manifest::Manifest;
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::catalog;
 use crate::error::ApiResult;
 use crate::extract::{LimitedBytes, MANIFEST_LIMIT, VersionPath};
@@ -36,11 +37,15 @@ use crate::publish;
 )]
 pub async fn publish(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     p: VersionPath,
     LimitedBytes(body): LimitedBytes<MANIFEST_LIMIT>,
 ) -> ApiResult<Response> {
     let r = &p.repo;
-    let mut out = publish::publish(&app, r.kind, &r.ns, &r.name, &p.version, &body).await?;
+    let namespaces = caller.visible_namespaces();
+    let reader = caller.blob_reader(&namespaces);
+    let mut out =
+        publish::publish(&app, &reader, r.kind, &r.ns, &r.name, &p.version, &body).await?;
     let status = if out.created {
         StatusCode::CREATED
     } else {

@@ -6,6 +6,7 @@
 //! outcome. Tokens are `art_` + 64 hex digits; only their sha256 is stored.
 
 pub mod policy;
+mod walls;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};

@@ -3,9 +3,10 @@
 //! * health, the spec and the API browser are public;
 //! * reads (`GET`/`HEAD`) of a repository need `read` on its namespace; other methods on it
 //!   need `write` there;
-//! * blobs, uploads and catalogue-wide lists need `read` (or `write` to change something) on
-//!   any namespace: blobs are content-addressed and shared across namespaces, and lists only
-//!   show the namespaces the token covers;
+//! * blobs, uploads, jobs and catalogue-wide lists need `read` (or `write` to change
+//!   something) on any namespace; what the caller then sees of them is filtered to its
+//!   namespaces (`walls.rs`: jobs by the namespaces they touch, blobs by the versions that
+//!   list them);
 //! * the HTML catalogue shows every namespace, so it needs a token that covers all of them;
 //! * tokens and the audit log need `admin` over all namespaces;
 //! * a route this table does not know needs `admin` (deny by default).

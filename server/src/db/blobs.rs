@@ -1,4 +1,5 @@
-//! The `blobs` table: which content-addressed blobs are complete and verified.
+//! The `blobs` table: which content-addressed blobs are complete and verified; and who may
+//! read one: `version_blobs` (every blob a version references) and `blob_uploaders`.
 
 use std::collections::HashSet;
 
@@ -67,4 +68,149 @@ impl Db {
         }
         Ok(found)
     }
+
+    /// The subset of `digests` that are stored and readable by `reader`, with their sizes
+    /// (one indexed query per 500 digests).
+    pub async fn readable_blobs(
+        &self,
+        digests: &[Digest],
+        reader: &BlobReader<'_>,
+    ) -> Result<std::collections::HashMap<Digest, u64>, sqlx::Error> {
+        let BlobReader::Versions {
+            namespaces,
+            uploader,
+        } = reader
+        else {
+            return self.existing_blobs(digests).await;
+        };
+        let mut found = std::collections::HashMap::new();
+        let unique: Vec<String> = digests
+            .iter()
+            .map(Digest::to_string)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        for chunk in unique.chunks(500) {
+            let mut n = 0;
+            let mut next = || {
+                n += 1;
+                format!("${n}")
+            };
+            let these: Vec<String> = chunk.iter().map(|_| next()).collect();
+            let these = these.join(", ");
+            let mut listed = format!(
+                "SELECT vb.digest FROM version_blobs vb \
+                 JOIN versions v ON v.id = vb.version_id \
+                 JOIN repositories r ON r.id = v.repository_id \
+                 WHERE vb.digest IN ({these})"
+            );
+            if let Some(ns) = namespaces {
+                let allowed: Vec<String> = ns.iter().map(|_| next()).collect();
+                if allowed.is_empty() {
+                    listed.push_str(" AND 1 = 0");
+                } else {
+                    listed.push_str(&format!(" AND r.namespace IN ({})", allowed.join(", ")));
+                }
+            }
+            let mut readable = listed;
+            if uploader.is_some() {
+                let token = next();
+                readable.push_str(&format!(
+                    " UNION SELECT u.digest FROM blob_uploaders u \
+                     WHERE u.token_id = {token} AND u.digest IN ({these})"
+                ));
+            }
+            // Only `$N` placeholders are interpolated; every value is bound.
+            let sql =
+                format!("SELECT b.digest, b.size FROM blobs b WHERE b.digest IN ({readable})");
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for d in chunk {
+                q = q.bind(d.clone());
+            }
+            for ns in namespaces.iter().copied().flatten() {
+                q = q.bind(ns.clone());
+            }
+            if let Some(token) = uploader {
+                q = q.bind((*token).to_owned());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                let digest: String = row.try_get(0)?;
+                let size: i64 = row.try_get(1)?;
+                if let Ok(d) = digest.parse() {
+                    found.insert(d, to_u64(size));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// `(version id, manifest)` of the model versions registered headers-only.
+    pub async fn headers_only_versions(&self) -> Result<Vec<(i64, String)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT v.id, v.manifest FROM versions v \
+             JOIN repositories r ON r.id = v.repository_id \
+             WHERE r.kind = 'model' AND v.manifest LIKE '%\"headers_only\":true%'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// List `digests` as referenced by version `version_id` (idempotent).
+    pub async fn add_version_blobs(
+        &self,
+        version_id: i64,
+        digests: &[Digest],
+    ) -> Result<(), sqlx::Error> {
+        for d in digests {
+            let d = d.to_string();
+            retry_busy(|| {
+                sqlx::query(
+                    "INSERT INTO version_blobs (version_id, digest) VALUES ($1, $2) \
+                     ON CONFLICT (version_id, digest) DO NOTHING",
+                )
+                .bind(version_id)
+                .bind(d.clone())
+                .execute(&self.pool)
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Record that `token_id` sent (and the server verified) the bytes of `digest`.
+    pub async fn add_blob_uploader(
+        &self,
+        digest: &Digest,
+        token_id: &str,
+    ) -> Result<(), sqlx::Error> {
+        let digest = digest.to_string();
+        retry_busy(|| {
+            sqlx::query(
+                "INSERT INTO blob_uploaders (digest, token_id, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (digest, token_id) DO NOTHING",
+            )
+            .bind(digest.clone())
+            .bind(token_id.to_owned())
+            .bind(now())
+            .execute(&self.pool)
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+/// Who reads a blob (decided by `auth::walls`).
+#[derive(Debug, Clone, Copy)]
+pub enum BlobReader<'a> {
+    /// Every stored blob (an admin over all namespaces, the registry itself).
+    Everything,
+    /// Blobs listed by a version in `namespaces` (`None`: any namespace), or uploaded by
+    /// the token `uploader`.
+    Versions {
+        namespaces: Option<&'a [String]>,
+        uploader: Option<&'a str>,
+    },
 }

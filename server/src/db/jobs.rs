@@ -39,21 +39,33 @@ pub struct NewJob {
     pub idempotency_key: String,
     pub max_attempts: u32,
     pub submitter: Option<String>,
+    /// The namespaces the job touches (inputs and output): who may see it.
+    pub namespaces: Vec<String>,
 }
 
 impl NewJob {
-    /// A job of `kind` over inputs resolved to manifest digests. `key`: the caller's
+    /// A job of `kind` over inputs resolved to manifest digests, touching their namespaces
+    /// and `output` (the namespace of the version it will make). `key`: the caller's
     /// idempotency key; by default kind + input digests + parameters, hashed, so the same
     /// work asked twice is one job.
     pub fn new(
         kind: &str,
         inputs: &BTreeMap<String, JobInput>,
+        output: Option<&str>,
         params: &Value,
         key: Option<&str>,
         max_attempts: u32,
         submitter: String,
     ) -> Result<Self, serde_json::Error> {
+        let mut namespaces: Vec<String> = inputs
+            .values()
+            .filter_map(|i| namespace_of(&i.reference))
+            .chain(output.map(str::to_owned))
+            .collect();
+        namespaces.sort();
+        namespaces.dedup();
         Ok(Self {
+            namespaces,
             id: new_job_id(),
             kind: kind.to_owned(),
             inputs: serde_json::to_string(inputs)?,
@@ -64,6 +76,34 @@ impl NewJob {
             submitter: Some(submitter),
         })
     }
+}
+
+/// The namespace of a reference `ns/name[@selector]`.
+fn namespace_of(reference: &str) -> Option<String> {
+    reference
+        .parse::<adapter_core::reference::Reference>()
+        .ok()
+        .map(|r| r.namespace.to_string())
+}
+
+/// The namespaces a stored job touches, from its inputs and `params.output` (jobs stored
+/// before they were recorded).
+fn touched(inputs: &str, params: &str) -> Vec<String> {
+    let inputs: BTreeMap<String, JobInput> = serde_json::from_str(inputs).unwrap_or_default();
+    let params: Value = serde_json::from_str(params).unwrap_or_default();
+    let mut out: Vec<String> = inputs
+        .values()
+        .filter_map(|i| namespace_of(&i.reference))
+        .chain(
+            params
+                .get("output")
+                .and_then(Value::as_str)
+                .and_then(namespace_of),
+        )
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// `job_` + a time-ordered UUID (v7) in hex: ids sort by creation.
@@ -97,7 +137,7 @@ fn default_key(kind: &str, inputs: &BTreeMap<String, JobInput>, params: &Value) 
 /// with its idempotency key exists (`false`). Call [`Db::wake_workers`] after the commit.
 pub async fn enqueue_in(conn: &mut AnyConnection, job: &NewJob) -> Result<bool, sqlx::Error> {
     let at = now();
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO jobs (id, kind, inputs, params, idempotency_key, state, attempts, \
          max_attempts, run_after, submitter, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $9, $9) \
@@ -112,9 +152,31 @@ pub async fn enqueue_in(conn: &mut AnyConnection, job: &NewJob) -> Result<bool, 
     .bind(now_ms())
     .bind(job.submitter.clone())
     .bind(at)
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected() == 1)
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() != 1 {
+        return Ok(false);
+    }
+    insert_namespaces(conn, &job.id, &job.namespaces).await?;
+    Ok(true)
+}
+
+async fn insert_namespaces(
+    conn: &mut AnyConnection,
+    id: &str,
+    namespaces: &[String],
+) -> Result<(), sqlx::Error> {
+    for ns in namespaces {
+        sqlx::query(
+            "INSERT INTO job_namespaces (job_id, namespace) VALUES ($1, $2) \
+             ON CONFLICT (job_id, namespace) DO NOTHING",
+        )
+        .bind(id.to_owned())
+        .bind(ns.clone())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// What a submit did.
@@ -153,6 +215,8 @@ pub struct JobFilter {
     /// Ids below this one (the cursor: the last id of the previous page).
     pub before: Option<String>,
     pub limit: i64,
+    /// Only jobs every touched namespace of which is among these (`None`: all jobs).
+    pub visible: Option<Vec<String>>,
 }
 
 const COLUMNS: &str = "id, kind, state, inputs, params, attempts, max_attempts, progress, \
@@ -259,6 +323,42 @@ impl Db {
         row.as_ref().map(job_of).transpose()
     }
 
+    /// The namespaces a job touches.
+    pub async fn job_namespaces(&self, id: &str) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT namespace FROM job_namespaces WHERE job_id = $1 ORDER BY namespace",
+        )
+        .bind(id.to_owned())
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Record the touched namespaces of jobs stored before they were (idempotent): read
+    /// from their inputs and `params.output`. Returns the jobs updated.
+    pub async fn backfill_job_namespaces(&self) -> Result<u64, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id, inputs, params FROM jobs j \
+             WHERE NOT EXISTS (SELECT 1 FROM job_namespaces n WHERE n.job_id = j.id)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut updated = 0;
+        for row in &rows {
+            let id: String = row.try_get(0)?;
+            let namespaces = touched(&row.try_get::<String, _>(1)?, &row.try_get::<String, _>(2)?);
+            if namespaces.is_empty() {
+                continue;
+            }
+            retry_busy(|| async {
+                let mut conn = self.pool.acquire().await?;
+                insert_namespaces(&mut conn, &id, &namespaces).await
+            })
+            .await?;
+            updated += 1;
+        }
+        Ok(updated)
+    }
+
     /// Newest first.
     pub async fn jobs(&self, f: &JobFilter) -> Result<Vec<JobInfo>, sqlx::Error> {
         let mut sql = format!("SELECT {COLUMNS} FROM jobs WHERE 1 = 1");
@@ -279,6 +379,17 @@ impl Db {
         if f.before.is_some() {
             sql.push_str(&format!(" AND id < ${}", next()));
         }
+        if let Some(visible) = &f.visible {
+            // No touched namespace outside the visible ones.
+            let allowed: Vec<String> = visible.iter().map(|_| format!("${}", next())).collect();
+            sql.push_str(
+                " AND NOT EXISTS (SELECT 1 FROM job_namespaces n WHERE n.job_id = jobs.id",
+            );
+            if !allowed.is_empty() {
+                sql.push_str(&format!(" AND n.namespace NOT IN ({})", allowed.join(", ")));
+            }
+            sql.push(')');
+        }
         sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", next()));
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         if let Some(s) = f.state {
@@ -293,6 +404,9 @@ impl Db {
         }
         if let Some(b) = &f.before {
             q = q.bind(b.clone());
+        }
+        for ns in f.visible.iter().flatten() {
+            q = q.bind(ns.clone());
         }
         let rows = q.bind(f.limit).fetch_all(&self.pool).await?;
         rows.iter().map(job_of).collect()

@@ -44,6 +44,9 @@ pub struct NewVersion<'a> {
     pub files: &'a [FileEntry],
     /// Searchable facts, labels and lineage, written in the same transaction.
     pub facts: &'a super::facts::Facts,
+    /// Every blob the version references (its files' and a headers-only model's header
+    /// blobs): whoever may read the version may read them.
+    pub blobs: &'a [adapter_core::digest::Digest],
     /// A job the version asks for (an adapter's validation), queued in the same
     /// transaction: the version is never visible without it.
     pub job: Option<&'a super::jobs::NewJob>,
@@ -179,6 +182,16 @@ impl Db {
             .bind(f.path.as_str().to_owned())
             .bind(f.digest.to_string())
             .bind(to_i64(f.size))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for digest in v.blobs {
+            sqlx::query(
+                "INSERT INTO version_blobs (version_id, digest) VALUES ($1, $2) \
+                 ON CONFLICT (version_id, digest) DO NOTHING",
+            )
+            .bind(version_id)
+            .bind(digest.to_string())
             .execute(&mut *tx)
             .await?;
         }

@@ -151,6 +151,7 @@ pub async fn submit(
     let new = NewJob::new(
         &req.kind,
         &inputs,
+        output.as_ref().map(|o| o.namespace.as_str()),
         &params,
         req.idempotency_key.as_deref(),
         config.max_attempts,
@@ -232,9 +233,17 @@ mod tests {
     use serde_json::Value;
 
     fn key(params: &Value) -> String {
-        NewJob::new("validate", &BTreeMap::new(), params, None, 1, "t".into())
-            .unwrap()
-            .idempotency_key
+        NewJob::new(
+            "validate",
+            &BTreeMap::new(),
+            None,
+            params,
+            None,
+            1,
+            "t".into(),
+        )
+        .unwrap()
+        .idempotency_key
     }
 
     #[test]

@@ -21,12 +21,33 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::catalog;
+use crate::db::blobs::BlobReader;
 use crate::db::jobs::NewJob;
 use crate::db::versions::{Inserted, NewVersion, VersionRow};
 use crate::error::{ApiError, ApiResult};
 
 /// Who the validation jobs queued by a publish are submitted by.
 pub const VALIDATION_SUBMITTER: &str = "registry (on publish)";
+
+/// List the header blobs of headers-only model versions published before `version_blobs`
+/// existed (the migration listed their files). Idempotent; returns the versions seen.
+pub async fn backfill_header_blobs(app: &AppState) -> anyhow::Result<u64> {
+    let mut seen = 0;
+    for (id, manifest) in app.db.headers_only_versions().await? {
+        let weights = Manifest::from_json(manifest.as_bytes())
+            .map_err(anyhow::Error::from)
+            .and_then(|m| model::weights(&m).map_err(|e| anyhow::anyhow!("{e}")));
+        match weights {
+            Ok(w) => {
+                let blobs: Vec<Digest> = w.iter().map(|w| w.header_blob).collect();
+                app.db.add_version_blobs(id, &blobs).await?;
+                seen += 1;
+            }
+            Err(e) => tracing::warn!(version = id, error = %e, "cannot list its header blobs"),
+        }
+    }
+    Ok(seen)
+}
 
 /// Outcome of a publish.
 #[derive(Debug)]
@@ -39,8 +60,12 @@ pub struct Published {
 
 /// Publish a manifest sent through the API. `metadata.derived_from` is refused: only the
 /// registry's jobs write it ([`publish_derived`]), so lineage with a recipe is never a claim.
+/// Every blob the manifest needs must be readable by `reader` (the publisher): listed by a
+/// version it may read, or uploaded by it; others count as missing, so a digest learnt
+/// elsewhere never mounts another namespace's blob.
 pub async fn publish(
     app: &AppState,
+    reader: &BlobReader<'_>,
     kind: Kind,
     namespace: &Name,
     name: &Name,
@@ -58,7 +83,7 @@ pub async fn publish(
             json!({ "field": format!("metadata.{DERIVED_FROM}") }),
         ));
     }
-    publish_manifest(app, kind, namespace, name, version, manifest).await
+    publish_manifest(app, reader, kind, namespace, name, version, manifest).await
 }
 
 /// Publish what a job made: its manifest carries `metadata.derived_from`.
@@ -74,11 +99,22 @@ pub async fn publish_derived(
             "a derived version without metadata.{DERIVED_FROM}"
         )));
     }
-    publish_manifest(app, manifest.kind(), namespace, name, version, manifest).await
+    let reader = BlobReader::Everything;
+    publish_manifest(
+        app,
+        &reader,
+        manifest.kind(),
+        namespace,
+        name,
+        version,
+        manifest,
+    )
+    .await
 }
 
 async fn publish_manifest(
     app: &AppState,
+    reader: &BlobReader<'_>,
     kind: Kind,
     namespace: &Name,
     name: &Name,
@@ -103,7 +139,7 @@ async fn publish_manifest(
     if let Some(row) = app.db.version(kind, ns, nm, &ver).await? {
         return existing(kind, ns, nm, &row, &digest);
     }
-    let sizes = stored_sizes(app, &manifest).await?;
+    let (sizes, blobs) = stored_sizes(app, reader, &manifest).await?;
     let (summary, validation) = match kind {
         Kind::Adapter => {
             let (summary, base) = adapter::summary(app, &manifest).await?;
@@ -121,6 +157,7 @@ async fn publish_manifest(
                     NewJob::new(
                         KIND_VALIDATE,
                         &inputs,
+                        None,
                         &json!({}),
                         None,
                         app.config.jobs.max_attempts,
@@ -145,6 +182,7 @@ async fn publish_manifest(
         total_size: manifest.total_size(),
         files: manifest.files(),
         facts: &facts,
+        blobs: &blobs,
         job: validation.as_ref(),
     };
     match app.db.insert_version(&new).await? {
@@ -189,14 +227,19 @@ fn existing(
     ))
 }
 
-/// Every blob the manifest needs must be stored, files with their declared size.
-async fn stored_sizes(app: &AppState, manifest: &Manifest) -> ApiResult<HashMap<Digest, u64>> {
+/// Every blob the manifest needs must be stored (and readable by `reader`), files with
+/// their declared size. Returns the sizes and the distinct blobs.
+async fn stored_sizes(
+    app: &AppState,
+    reader: &BlobReader<'_>,
+    manifest: &Manifest,
+) -> ApiResult<(HashMap<Digest, u64>, Vec<Digest>)> {
     let mut needed: Vec<Digest> = manifest.files().iter().map(|f| f.digest).collect();
     if manifest.kind() == Kind::Model {
         // Headers-only models: the blobs holding each weights file's header.
         needed.extend(model::weights(manifest)?.iter().map(|w| w.header_blob));
     }
-    let sizes = app.db.existing_blobs(&needed).await?;
+    let sizes = app.db.readable_blobs(&needed, reader).await?;
     let mut missing: Vec<Digest> = Vec::new();
     for d in &needed {
         if !sizes.contains_key(d) && !missing.contains(d) {
@@ -226,5 +269,7 @@ async fn stored_sizes(app: &AppState, manifest: &Manifest) -> ApiResult<HashMap<
             ));
         }
     }
-    Ok(sizes)
+    needed.sort();
+    needed.dedup();
+    Ok((sizes, needed))
 }

@@ -39,13 +39,16 @@ pub(crate) async fn record_blob(app: &AppState, digest: &Digest, size: u64) -> A
     Ok(())
 }
 
-/// `PUT /v1/blobs/{digest}`: `Ok((created, info))`.
+/// `PUT /v1/blobs/{digest}` of a blob the caller may not read (yet): the body is streamed
+/// and verified; stored when the blob is new (`Ok((true, info))`), only hashed when it is
+/// stored already (`Ok((false, info))`: one stored copy, the caller proved it has the bytes).
 pub async fn put_monolithic(
     app: &AppState,
     digest: &Digest,
     body: Body,
 ) -> ApiResult<(bool, BlobInfo)> {
-    if let Some(size) = app.db.blob_size(digest).await? {
+    if app.db.blob_size(digest).await?.is_some() {
+        let size = stream::verify(body, digest).await?;
         return Ok((
             false,
             BlobInfo {

@@ -24,6 +24,25 @@ pub async fn ingest(sink: &mut Sink, hasher: &mut Hasher, body: Body) -> ApiResu
     Ok(())
 }
 
+/// Read `body` to its end, hashing it, and check it hashes to `expected` (a blob stored
+/// already, sent again by a caller who may not read it: the bytes prove it has them).
+/// Returns the size.
+pub async fn verify(body: Body, expected: &adapter_core::digest::Digest) -> ApiResult<u64> {
+    let mut hasher = Hasher::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::new(INTERRUPTED, format!("reading the request body: {e}")))?;
+        hasher.update(&chunk);
+    }
+    let size = hasher.len();
+    let actual = hasher.finish();
+    if actual != *expected {
+        return Err(super::digest_mismatch(expected, &actual));
+    }
+    Ok(size)
+}
+
 /// Write `body` to `sink` and make it visible only if it hashes to `expected`; otherwise
 /// abort (nothing visible) and answer `digest_mismatch`. Returns the size.
 pub async fn ingest_verified(

@@ -33,6 +33,7 @@ pub async fn enqueue(app: &AppState, kind: &str, key: &str) -> JobInfo {
             idempotency_key: key.into(),
             max_attempts: 3,
             submitter: Some("test".into()),
+            namespaces: Vec::new(),
         })
         .await
         .unwrap();
