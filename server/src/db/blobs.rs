@@ -41,12 +41,7 @@ impl Db {
         digests: &[Digest],
     ) -> Result<std::collections::HashMap<Digest, u64>, sqlx::Error> {
         let mut found = std::collections::HashMap::new();
-        let unique: Vec<String> = digests
-            .iter()
-            .map(Digest::to_string)
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let unique = distinct(digests);
         for chunk in unique.chunks(500) {
             let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             // Only `$N` placeholders are interpolated; every value is bound.
@@ -58,13 +53,7 @@ impl Db {
             for d in chunk {
                 q = q.bind(d.clone());
             }
-            for row in q.fetch_all(&self.pool).await? {
-                let digest: String = row.try_get(0)?;
-                let size: i64 = row.try_get(1)?;
-                if let Ok(d) = digest.parse() {
-                    found.insert(d, to_u64(size));
-                }
-            }
+            add_sizes(&q.fetch_all(&self.pool).await?, &mut found)?;
         }
         Ok(found)
     }
@@ -84,12 +73,7 @@ impl Db {
             return self.existing_blobs(digests).await;
         };
         let mut found = std::collections::HashMap::new();
-        let unique: Vec<String> = digests
-            .iter()
-            .map(Digest::to_string)
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let unique = distinct(digests);
         for chunk in unique.chunks(500) {
             let mut n = 0;
             let mut next = || {
@@ -133,13 +117,7 @@ impl Db {
             if let Some(token) = uploader {
                 q = q.bind((*token).to_owned());
             }
-            for row in q.fetch_all(&self.pool).await? {
-                let digest: String = row.try_get(0)?;
-                let size: i64 = row.try_get(1)?;
-                if let Ok(d) = digest.parse() {
-                    found.insert(d, to_u64(size));
-                }
-            }
+            add_sizes(&q.fetch_all(&self.pool).await?, &mut found)?;
         }
         Ok(found)
     }
@@ -200,6 +178,31 @@ impl Db {
         .await
         .map(|_| ())
     }
+}
+
+/// The distinct digests, as stored.
+fn distinct(digests: &[Digest]) -> Vec<String> {
+    digests
+        .iter()
+        .map(Digest::to_string)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// `(digest, size)` rows into `found`.
+fn add_sizes(
+    rows: &[sqlx::any::AnyRow],
+    found: &mut std::collections::HashMap<Digest, u64>,
+) -> Result<(), sqlx::Error> {
+    for row in rows {
+        let digest: String = row.try_get(0)?;
+        let size: i64 = row.try_get(1)?;
+        if let Ok(d) = digest.parse() {
+            found.insert(d, to_u64(size));
+        }
+    }
+    Ok(())
 }
 
 /// Who reads a blob (decided by `auth::walls`).
