@@ -160,18 +160,17 @@ async fn history_is_oldest_first_and_the_version_shows_the_latest_per_metric() {
         assert_eq!(info["evals"][0]["source"], "rerun", "{stack}");
 
         // `Db::latest_evals` (used by gates and the catalogue) agrees.
-        let id = s
-            .state
-            .db
-            .version_id(
-                adapter_core::manifest::Kind::Adapter,
-                "acme",
-                "bot",
-                "1.0.0",
-            )
-            .await
-            .unwrap()
-            .unwrap();
+        let name = |n: &str| adapter_core::name::Name::new(n).unwrap();
+        let id = adapter_registry::catalog::version(
+            &s.state.db,
+            adapter_core::manifest::Kind::Adapter,
+            &name("acme"),
+            &name("bot"),
+            &"1.0.0".parse().unwrap(),
+        )
+        .await
+        .unwrap()
+        .id;
         let latest = s.state.db.latest_evals(id).await.unwrap();
         assert_eq!(
             serde_json::to_value(&latest).unwrap(),

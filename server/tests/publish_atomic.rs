@@ -36,13 +36,10 @@ async fn the_validation_job_is_queued_with_the_version_or_not_at_all() {
         let r = s.publish("adapters", "acme/bot", "1.0.0", &a).await;
         fail::remove("publish.after_insert");
         r.error(500, "internal");
-        let v = s.get("/v1/adapters/acme/bot/versions/1.0.0").await;
-        assert_eq!(
-            v.status,
-            200,
-            "{stack}: {}",
-            String::from_utf8_lossy(&v.body)
-        );
+        let v = s
+            .get("/v1/adapters/acme/bot/versions/1.0.0")
+            .await
+            .expect(200, &stack.to_string());
         let listed = s.get("/v1/jobs?kind=validate").await.json();
         let jobs = listed["jobs"].as_array().unwrap();
         assert_eq!(jobs.len(), 1, "{stack}: {listed}");
@@ -51,18 +48,14 @@ async fn the_validation_job_is_queued_with_the_version_or_not_at_all() {
         assert_eq!(jobs[0]["inputs"]["adapter"]["reference"], "acme/bot@1.0.0");
         assert_eq!(
             jobs[0]["inputs"]["adapter"]["manifest_digest"],
-            v.json()["manifest_digest"]
+            v["manifest_digest"]
         );
         assert_eq!(jobs[0]["inputs"]["base"]["reference"], "acme/llama@1.0.0");
 
         // The retry is idempotent: the same version, still one job.
-        let r = s.publish("adapters", "acme/bot", "1.0.0", &a).await;
-        assert_eq!(
-            r.status,
-            200,
-            "{stack}: {}",
-            String::from_utf8_lossy(&r.body)
-        );
+        s.publish("adapters", "acme/bot", "1.0.0", &a)
+            .await
+            .expect(200, &stack.to_string());
         let listed = s.get("/v1/jobs?kind=validate").await.json();
         assert_eq!(listed["jobs"].as_array().unwrap().len(), 1, "{stack}");
         s.stop().await;

@@ -28,6 +28,20 @@ impl Who {
     }
 }
 
+/// A caller with a new token of `scope` over `namespaces`.
+async fn who(
+    s: &TestServer,
+    name: &'static str,
+    scope: &str,
+    namespaces: &'static [&'static str],
+) -> Who {
+    Who {
+        name,
+        http: client_with_token(&token(s, &name.replace(" ", "-"), scope, Some(namespaces)).await),
+        reads: Some(namespaces),
+    }
+}
+
 async fn get(who: &Who, s: &TestServer, path: &str) -> Reply {
     Reply::of(who.http.get(s.u(path)).send().await.unwrap()).await
 }
@@ -110,38 +124,17 @@ async fn jobs_and_blobs_are_visible_only_to_callers_who_may_read_them() {
             .unwrap()
             .to_owned();
 
-        let client = |t: &str| client_with_token(t);
         let callers = [
             Who {
                 name: "anonymous",
                 http: reqwest::Client::new(),
                 reads: None,
             },
-            Who {
-                name: "reader of A",
-                http: client(&token(&s, "ra", "read", Some(&["a"])).await),
-                reads: Some(&["a"]),
-            },
-            Who {
-                name: "writer of A",
-                http: client(&token(&s, "wa", "write", Some(&["a"])).await),
-                reads: Some(&["a"]),
-            },
-            Who {
-                name: "writer of A and B",
-                http: client(&token(&s, "wab", "write", Some(&["a", "b"])).await),
-                reads: Some(&["a", "b"]),
-            },
-            Who {
-                name: "writer of B",
-                http: client(&token(&s, "wb", "write", Some(&["b"])).await),
-                reads: Some(&["b"]),
-            },
-            Who {
-                name: "admin of A",
-                http: client(&token(&s, "aa", "admin", Some(&["a"])).await),
-                reads: Some(&["a"]),
-            },
+            who(&s, "reader of A", "read", &["a"]).await,
+            who(&s, "writer of A", "write", &["a"]).await,
+            who(&s, "writer of A and B", "write", &["a", "b"]).await,
+            who(&s, "writer of B", "write", &["b"]).await,
+            who(&s, "admin of A", "admin", &["a"]).await,
             Who {
                 name: "admin",
                 http: s.http.clone(),
@@ -306,13 +299,8 @@ async fn jobs_and_blobs_are_visible_only_to_callers_who_may_read_them() {
             .await
             .error(404, "job_not_found");
         let done = cancel(&callers[2], &only_a[0]).await;
-        assert_eq!(
-            done.status,
-            200,
-            "{stack}: {}",
-            String::from_utf8_lossy(&done.body)
-        );
-        assert_eq!(done.json()["state"], "cancelled");
+        done.expect(200, &stack.to_string());
+        assert_eq!(done.json()["state"], "cancelled", "{stack}");
 
         // A writer of B pushes a file already stored for A: it counts as missing, a
         // manifest naming it without the upload is refused (no mount of another namespace's
@@ -357,12 +345,7 @@ async fn jobs_and_blobs_are_visible_only_to_callers_who_may_read_them() {
             .await
             .error(404, "blob_not_found");
         let sent = put(weights.clone(), a_blob.clone()).await;
-        assert_eq!(
-            sent.status,
-            201,
-            "{stack}: {}",
-            String::from_utf8_lossy(&sent.body)
-        );
+        sent.expect(201, &stack.to_string());
         let check = Reply::of(
             writer_b
                 .http
@@ -375,12 +358,7 @@ async fn jobs_and_blobs_are_visible_only_to_callers_who_may_read_them() {
         .await;
         assert_eq!(check.json()["missing"], json!([]), "{stack}");
         let published = publish().await;
-        assert_eq!(
-            published.status,
-            201,
-            "{stack}: {}",
-            String::from_utf8_lossy(&published.body)
-        );
+        published.expect(201, &stack.to_string());
         let got = get(writer_b, &s, &format!("/v1/blobs/{a_blob}")).await;
         assert_eq!(got.body, weights, "{stack}");
         let copies: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM blobs WHERE digest = $1")

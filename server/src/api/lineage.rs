@@ -90,12 +90,7 @@ pub async fn get(
     let version = catalog::version(&app.db, r.kind, &r.ns, &r.name, &p.version).await?;
     let me = app
         .db
-        .version_ref(
-            r.kind,
-            r.ns.as_str(),
-            r.name.as_str(),
-            &version.head.version,
-        )
+        .version_ref(version.id)
         .await?
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("{r}@{} vanished", p.version)))?;
     let rows = app.db.lineage_of(me.id).await?;

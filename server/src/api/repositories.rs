@@ -204,7 +204,7 @@ async fn resolve_in(
     let version = r.version.to_string();
     let yank_reason = if r.yanked {
         app.db
-            .yank_state(r.repo.id, &version)
+            .yank_state(r.version_id)
             .await?
             .and_then(|y| y.reason)
     } else {

@@ -41,11 +41,9 @@ pub async fn publish(
     p: VersionPath,
     LimitedBytes(body): LimitedBytes<MANIFEST_LIMIT>,
 ) -> ApiResult<Response> {
-    let r = &p.repo;
     let namespaces = caller.visible_namespaces();
     let reader = caller.blob_reader(&namespaces);
-    let mut out =
-        publish::publish(&app, &reader, r.kind, &r.ns, &r.name, &p.version, &body).await?;
+    let mut out = publish::publish(&app, &reader, &p, &body).await?;
     let status = if out.created {
         StatusCode::CREATED
     } else {

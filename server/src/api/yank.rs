@@ -33,10 +33,10 @@ async fn set(
         check_reason(reason, true).map_err(|m| ApiError::new("invalid_reason", m))?;
     }
     let r = &p.repo;
-    let repo = catalog::repository(&app.db, r.kind, &r.ns, &r.name).await?;
+    let version = catalog::version(&app.db, r.kind, &r.ns, &r.name, &p.version).await?;
     let row = app
         .db
-        .set_yank(repo.id, &p.version.to_string(), reason, actor)
+        .set_yank(version.id, reason, actor)
         .await?
         .ok_or_else(|| {
             ApiError::from(CatalogError::VersionNotFound {

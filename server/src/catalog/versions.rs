@@ -85,11 +85,7 @@ pub async fn version_info(
     let row = version(db, kind, ns, name, v).await?;
     let mut info = version_info_of(kind, ns.as_str(), name.as_str(), &row)?;
     attach_latest_evals(db, &mut info, row.id).await?;
-    if let Some(y) = db
-        .yank_state_by_name(kind, ns.as_str(), name.as_str(), &info.version)
-        .await?
-        .filter(|y| y.yanked)
-    {
+    if let Some(y) = db.yank_state(row.id).await?.filter(|y| y.yanked) {
         (info.yank_reason, info.yanked_at, info.yanked_by) = (y.reason, y.at, y.by);
     }
     Ok(info)

@@ -2,7 +2,6 @@
 //! or nothing); "latest" is the row with the highest id per `benchmark:metric`.
 
 use adapter_core::api::{EvalInput, EvalResult};
-use adapter_core::manifest::Kind;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
@@ -26,27 +25,6 @@ fn result_of(row: &AnyRow) -> Result<EvalResult, sqlx::Error> {
 }
 
 impl Db {
-    /// The id of a version, if it exists.
-    pub async fn version_id(
-        &self,
-        kind: Kind,
-        namespace: &str,
-        name: &str,
-        version: &str,
-    ) -> Result<Option<i64>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT v.id FROM versions v JOIN repositories r ON r.id = v.repository_id \
-             WHERE r.kind = $1 AND r.namespace = $2 AND r.name = $3 AND v.version = $4",
-        )
-        .bind(kind.as_str())
-        .bind(namespace.to_owned())
-        .bind(name.to_owned())
-        .bind(version.to_owned())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| r.try_get(0)).transpose()
-    }
-
     /// Append `results` to a version in one transaction; returns them as stored, in order.
     /// The caller has validated them (`EvalBatch::check`).
     pub async fn insert_evals(

@@ -1,7 +1,6 @@
 //! Lineage lookups: a version's id, the registered version a lineage row points at, and
 //! the reverse query (which versions point at this one).
 
-use adapter_core::manifest::Kind;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row as _};
 
@@ -43,22 +42,14 @@ pub struct Child {
 }
 
 impl Db {
-    pub async fn version_ref(
-        &self,
-        kind: Kind,
-        namespace: &str,
-        name: &str,
-        version: &str,
-    ) -> Result<Option<VersionRef>, sqlx::Error> {
+    /// The version with row id `id`.
+    pub async fn version_ref(&self, id: i64) -> Result<Option<VersionRef>, sqlx::Error> {
         let sql = format!(
             "SELECT {REF_COLUMNS} FROM versions v JOIN repositories r ON r.id = v.repository_id \
-             WHERE r.kind = $1 AND r.namespace = $2 AND r.name = $3 AND v.version = $4"
+             WHERE v.id = $1"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(kind.as_str())
-            .bind(namespace.to_owned())
-            .bind(name.to_owned())
-            .bind(version.to_owned())
+            .bind(id)
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(|r| ref_of(r, 0)).transpose()

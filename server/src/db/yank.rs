@@ -1,6 +1,5 @@
 //! Yank and un-yank: `versions.yanked` (the flag resolution reads) with who, when and why.
 
-use adapter_core::manifest::Kind;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
@@ -33,8 +32,7 @@ impl Db {
     /// Yanking a yanked version replaces its reason, time and actor.
     pub async fn set_yank(
         &self,
-        repo_id: i64,
-        version: &str,
+        version_id: i64,
         reason: Option<&str>,
         actor: &str,
     ) -> Result<Option<YankRow>, sqlx::Error> {
@@ -45,56 +43,27 @@ impl Db {
         let r = retry_busy(|| {
             sqlx::query(
                 "UPDATE versions SET yanked = $1, yank_reason = $2, yanked_at = $3, \
-                 yanked_by = $4 WHERE repository_id = $5 AND version = $6",
+                 yanked_by = $4 WHERE id = $5",
             )
             .bind(flag)
             .bind(reason.map(str::to_owned))
             .bind(at)
             .bind(by.clone())
-            .bind(repo_id)
-            .bind(version.to_owned())
+            .bind(version_id)
             .execute(&self.pool)
         })
         .await?;
         if r.rows_affected() == 0 {
             return Ok(None);
         }
-        self.yank_state(repo_id, version).await
+        self.yank_state(version_id).await
     }
 
-    pub async fn yank_state(
-        &self,
-        repo_id: i64,
-        version: &str,
-    ) -> Result<Option<YankRow>, sqlx::Error> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM versions v WHERE v.repository_id = $1 AND v.version = $2"
-        );
+    /// The yank state of the version with row id `version_id`.
+    pub async fn yank_state(&self, version_id: i64) -> Result<Option<YankRow>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM versions v WHERE v.id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(repo_id)
-            .bind(version.to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(yank_of).transpose()
-    }
-
-    /// The yank state of `kind ns/name@version` (for `GET …/versions/{version}`).
-    pub async fn yank_state_by_name(
-        &self,
-        kind: Kind,
-        namespace: &str,
-        name: &str,
-        version: &str,
-    ) -> Result<Option<YankRow>, sqlx::Error> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM versions v JOIN repositories r ON r.id = v.repository_id \
-             WHERE r.kind = $1 AND r.namespace = $2 AND r.name = $3 AND v.version = $4"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(kind.as_str())
-            .bind(namespace.to_owned())
-            .bind(name.to_owned())
-            .bind(version.to_owned())
+            .bind(version_id)
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(yank_of).transpose()

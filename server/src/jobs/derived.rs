@@ -20,7 +20,7 @@ use super::{Ctx, JobError};
 use crate::app::AppState;
 use crate::catalog;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::parse_version;
+use crate::extract::{RepoPath, VersionPath, parse_version};
 use crate::publish::facts::derivation;
 use crate::publish::model::{is_headers_only, weights};
 use crate::publish::publish_derived;
@@ -269,7 +269,15 @@ pub async fn publish(
         serde_json::to_value(&derivation).map_err(anyhow::Error::from)?,
     );
     let manifest = Manifest::new(Kind::Model, files, metadata).map_err(anyhow::Error::from)?;
-    match publish_derived(&ctx.app, &out.namespace, &out.name, &out.version, manifest).await {
+    let at = VersionPath {
+        repo: RepoPath {
+            kind: manifest.kind(),
+            ns: out.namespace.clone(),
+            name: out.name.clone(),
+        },
+        version: out.version.clone(),
+    };
+    match publish_derived(&ctx.app, &at, manifest).await {
         Ok(p) => {
             ctx.log(format!(
                 "published {} ({})",

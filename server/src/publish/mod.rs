@@ -16,7 +16,6 @@ use adapter_core::api::jobs::KIND_VALIDATE;
 use adapter_core::api::metadata::DERIVED_FROM;
 use adapter_core::digest::Digest;
 use adapter_core::manifest::{Kind, Manifest, ManifestError};
-use adapter_core::name::Name;
 use serde_json::json;
 
 use crate::app::AppState;
@@ -25,6 +24,7 @@ use crate::db::blobs::BlobReader;
 use crate::db::jobs::NewJob;
 use crate::db::versions::{Inserted, NewVersion, VersionRow};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::VersionPath;
 
 /// Who the validation jobs queued by a publish are submitted by.
 pub const VALIDATION_SUBMITTER: &str = "registry (on publish)";
@@ -66,10 +66,7 @@ pub struct Published {
 pub async fn publish(
     app: &AppState,
     reader: &BlobReader<'_>,
-    kind: Kind,
-    namespace: &Name,
-    name: &Name,
-    version: &semver::Version,
+    at: &VersionPath,
     body: &[u8],
 ) -> ApiResult<Published> {
     let manifest = Manifest::from_json(body).map_err(|e| match e {
@@ -83,15 +80,14 @@ pub async fn publish(
             json!({ "field": format!("metadata.{DERIVED_FROM}") }),
         ));
     }
-    publish_manifest(app, reader, kind, namespace, name, version, manifest).await
+    publish_manifest(app, reader, at, manifest).await
 }
 
-/// Publish what a job made: its manifest carries `metadata.derived_from`.
+/// Publish what a job made (as `at`, whose kind is the manifest's): its manifest carries
+/// `metadata.derived_from`.
 pub async fn publish_derived(
     app: &AppState,
-    namespace: &Name,
-    name: &Name,
-    version: &semver::Version,
+    at: &VersionPath,
     manifest: Manifest,
 ) -> ApiResult<Published> {
     if facts::derivation(&manifest)?.is_none() {
@@ -99,28 +95,16 @@ pub async fn publish_derived(
             "a derived version without metadata.{DERIVED_FROM}"
         )));
     }
-    let reader = BlobReader::Everything;
-    publish_manifest(
-        app,
-        &reader,
-        manifest.kind(),
-        namespace,
-        name,
-        version,
-        manifest,
-    )
-    .await
+    publish_manifest(app, &BlobReader::Everything, at, manifest).await
 }
 
 async fn publish_manifest(
     app: &AppState,
     reader: &BlobReader<'_>,
-    kind: Kind,
-    namespace: &Name,
-    name: &Name,
-    version: &semver::Version,
+    at: &VersionPath,
     manifest: Manifest,
 ) -> ApiResult<Published> {
+    let (kind, namespace, name, version) = (at.repo.kind, &at.repo.ns, &at.repo.name, &at.version);
     if manifest.kind() != kind {
         return Err(ApiError::with_details(
             "kind_mismatch",

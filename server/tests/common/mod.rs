@@ -193,6 +193,17 @@ impl Reply {
     }
 
     /// Assert the status and the one error shape; returns the error object.
+    /// Assert the status (with the body in the message when it differs); the body as JSON.
+    pub fn expect(&self, status: u16, at: &str) -> Value {
+        assert_eq!(
+            self.status,
+            status,
+            "{at}: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        self.json()
+    }
+
     pub fn error(&self, status: u16, code: &str) -> Value {
         assert_eq!(
             self.status,
