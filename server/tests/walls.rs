@@ -117,6 +117,8 @@ async fn jobs_and_blobs_are_visible_only_to_callers_who_may_read_them() {
         }
         adapter(&s, "a/cross", "1.0.0", 16, "b/llama@1.0.0").await;
         let cross = job_of(&s, "a/cross@1.0.0").await;
+        adapter(&s, "b/on-a", "1.0.0", 20, "a/llama@1.0.0").await;
+        let cross_back = job_of(&s, "b/on-a@1.0.0").await;
         let a_blob = digest_of(&a_weights);
         let b_blob = s.get("/v1/adapters/b/bot/versions/1.0.0").await.json()["manifest"]["files"]
             [1]["digest"]
@@ -145,7 +147,7 @@ async fn jobs_and_blobs_are_visible_only_to_callers_who_may_read_them() {
             .iter()
             .map(|j| (j, vec!["a"]))
             .chain(only_b.iter().map(|j| (j, vec!["b"])))
-            .chain([(&cross, vec!["a", "b"])])
+            .chain([(&cross, vec!["a", "b"]), (&cross_back, vec!["a", "b"])])
             .collect();
         let blobs = [
             (&a_blob, vec!["a"]),
@@ -301,6 +303,51 @@ async fn jobs_and_blobs_are_visible_only_to_callers_who_may_read_them() {
         let done = cancel(&callers[2], &only_a[0]).await;
         done.expect(200, &stack.to_string());
         assert_eq!(done.json()["state"], "cancelled", "{stack}");
+
+        // Validations are shown where the job that made them is: the one of B's adapter on
+        // A's base, on that base, only to callers who may read both.
+        let fast = adapter_registry::config::JobsConfig {
+            poll: std::time::Duration::from_millis(20),
+            ..Default::default()
+        };
+        let kinds = adapter_registry::jobs::Kinds::standard(&fast);
+        let _workers = adapter_registry::jobs::spawn_workers(&s.state, kinds, &fast, 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let j = s.get(&format!("/v1/jobs/{cross_back}")).await.json();
+            if j["state"] == "succeeded" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{stack}: {j}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let on_base = "/v1/models/a/llama/versions/1.0.0/validations";
+        let adapters = |v: Value| -> Vec<String> {
+            v["validations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["adapter"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let by_a = adapters(
+            get(&callers[1], &s, on_base)
+                .await
+                .expect(200, "reader of A"),
+        );
+        let by_ab = adapters(
+            get(&callers[3], &s, on_base)
+                .await
+                .expect(200, "writer of A and B"),
+        );
+        assert!(
+            !by_a.contains(&"b/on-a@1.0.0".to_owned()),
+            "{stack}: {by_a:?}"
+        );
+        assert!(
+            by_ab.contains(&"b/on-a@1.0.0".to_owned()),
+            "{stack}: {by_ab:?}"
+        );
 
         // A writer of B pushes a file already stored for A: it counts as missing, a
         // manifest naming it without the upload is refused (no mount of another namespace's

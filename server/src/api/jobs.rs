@@ -351,7 +351,8 @@ pub async fn events(
 }
 
 /// The validations stored on a version: of this adapter version against bases, or (on a
-/// model version) of adapters against this base. Oldest first.
+/// model version) of adapters against this base. Oldest first; only those whose other side
+/// the caller may read too (as for the job that made them).
 #[utoipa::path(
     get,
     path = "/{ns}/{name}/versions/{version}/validations",
@@ -366,6 +367,7 @@ pub async fn events(
 )]
 pub async fn validations(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     p: VersionPath,
 ) -> ApiResult<Json<ValidationList>> {
     let id = super::evals::version_id(&app, &p).await?;
@@ -373,7 +375,11 @@ pub async fn validations(
         Kind::Adapter => Side::Adapter,
         Kind::Model => Side::Base,
     };
-    Ok(Json(ValidationList {
-        validations: app.db.validations(side, id).await?,
-    }))
+    let mut validations = app.db.validations(side, id).await?;
+    // A validation is the work of a job touching both sides: shown where that job is.
+    validations.retain(|v| {
+        let ns = |r: &str| r.split('/').next().unwrap_or_default().to_owned();
+        caller.sees_job(&[ns(&v.adapter), ns(&v.base)])
+    });
+    Ok(Json(ValidationList { validations }))
 }
