@@ -1,4 +1,4 @@
-//! Lineage lookups: a version's id, the registered version a lineage row points at, and
+//! Lineage lookups: a version by row id, the registered version a lineage row points at, and
 //! the reverse query (which versions point at this one).
 
 use sqlx::any::AnyRow;

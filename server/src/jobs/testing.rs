@@ -1,4 +1,5 @@
-//! Test-only job kinds, accepted and run ONLY when the server or worker was started with
+//! Test-only job kinds, compiled only with the `test-hooks` feature (the test suite's
+//! build), and accepted and run ONLY when the server or worker was also started with
 //! `--enable-test-jobs` (`ADAPTER_REGISTRY_ENABLE_TEST_JOBS`): they touch files named in
 //! their parameters, which no production server should allow.
 //!
