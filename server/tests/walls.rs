@@ -417,3 +417,93 @@ async fn jobs_and_blobs_are_visible_only_to_callers_who_may_read_them() {
         s.stop().await;
     }
 }
+
+/// What was stored before the walls is walled too once the server starts: the namespaces of
+/// earlier jobs are read from their inputs and output, and the header blobs of headers-only
+/// models are listed with their versions (both at start-up, idempotent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn earlier_jobs_and_header_blobs_are_walled_after_a_restart() {
+    for stack in stacks() {
+        let backend = adapter_testkit::Backend::new(&stack);
+        let s = TestServer::start(&backend).await;
+        publish_tiny_model(&s, "a/llama").await;
+        adapter(&s, "b/on-a", "1.0.0", 4, "a/llama@1.0.0").await;
+        let job = job_of(&s, "b/on-a@1.0.0").await;
+        // A headers-only model of A: its header blob is listed by nothing but its metadata.
+        let bytes = std::fs::read(
+            common::examples_dir("tiny-llama").join("model-00001-of-00002.safetensors"),
+        )
+        .unwrap();
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header = s.upload(&bytes[..8 + n]).await.to_string();
+        let weights = json!([{
+            "path": "model-00001-of-00002.safetensors", "size": bytes.len(),
+            "sha256": digest_of(&bytes), "header_blob": header,
+        }]);
+        let config = common::upload_dir(&s, "tiny-llama", &["config.json"]).await;
+        let m = common::manifest(
+            "model",
+            config,
+            json!({"headers_only": true, "weights": weights}),
+        );
+        s.publish("models", "a/ho", "1.0.0", &m)
+            .await
+            .expect(201, &stack.to_string());
+        let reader = who(&s, "reader of A", "read", &["a"]).await;
+        let head = |who: &Who| {
+            let req = who.http.head(s.u(&format!("/v1/blobs/{header}")));
+            async move { req.send().await.unwrap().status().as_u16() }
+        };
+        assert_eq!(head(&reader).await, 200, "{stack}: listed at publish");
+
+        // Forget what the walls record, as a registry from before them would have it.
+        for table in ["job_namespaces", "version_blobs"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                .execute(&s.state.db.pool)
+                .await
+                .unwrap();
+        }
+        let listed = get(&reader, &s, "/v1/jobs")
+            .await
+            .expect(200, &stack.to_string());
+        assert_eq!(
+            ids(&listed),
+            [job.clone()],
+            "{stack}: unrecorded, the job shows"
+        );
+        assert_eq!(
+            head(&reader).await,
+            404,
+            "{stack}: unlisted, the blob hides"
+        );
+
+        // A restart records them again.
+        let config = common::config(&backend);
+        s.stop().await;
+        let s = TestServer::start_with(&backend, config).await;
+        let reader = Who {
+            name: "reader of A",
+            http: reader.http.clone(),
+            reads: reader.reads,
+        };
+        let listed = get(&reader, &s, "/v1/jobs")
+            .await
+            .expect(200, &stack.to_string());
+        assert_eq!(
+            ids(&listed),
+            Vec::<String>::new(),
+            "{stack}: the job touches B"
+        );
+        let all = s.get("/v1/jobs").await.json();
+        assert_eq!(ids(&all), [job.clone()], "{stack}: the admin still sees it");
+        let status = reader
+            .http
+            .head(s.u(&format!("/v1/blobs/{header}")))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 200, "{stack}: listed again");
+        s.stop().await;
+    }
+}
