@@ -468,7 +468,7 @@ async fn earlier_jobs_and_header_blobs_are_walled_after_a_restart() {
             .expect(200, &stack.to_string());
         assert_eq!(
             ids(&listed),
-            [job.clone()],
+            std::slice::from_ref(&job),
             "{stack}: unrecorded, the job shows"
         );
         assert_eq!(
@@ -495,7 +495,11 @@ async fn earlier_jobs_and_header_blobs_are_walled_after_a_restart() {
             "{stack}: the job touches B"
         );
         let all = s.get("/v1/jobs").await.json();
-        assert_eq!(ids(&all), [job.clone()], "{stack}: the admin still sees it");
+        assert_eq!(
+            ids(&all),
+            std::slice::from_ref(&job),
+            "{stack}: the admin still sees it"
+        );
         let status = reader
             .http
             .head(s.u(&format!("/v1/blobs/{header}")))
