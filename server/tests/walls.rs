@@ -9,6 +9,7 @@ mod seed;
 
 use std::collections::BTreeSet;
 
+use adapter_testkit::{Backend, Stack};
 use common::{Reply, TestServer, client_with_token, publish_tiny_model, stacks, token};
 use seed::Spec;
 use serde_json::{Value, json};
@@ -40,6 +41,25 @@ async fn who(
         http: client_with_token(&token(s, &name.replace(" ", "-"), scope, Some(namespaces)).await),
         reads: Some(namespaces),
     }
+}
+
+/// A server on `stack` with the tiny base published as `a/llama@1.0.0`.
+async fn start_with_a_base(stack: &Stack) -> (Backend, TestServer) {
+    let backend = Backend::new(stack);
+    let s = TestServer::start(&backend).await;
+    publish_tiny_model(&s, "a/llama").await;
+    (backend, s)
+}
+
+/// The status of `HEAD path` for `who`.
+async fn head(who: &Who, s: &TestServer, path: &str) -> u16 {
+    who.http
+        .head(s.u(path))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 async fn get(who: &Who, s: &TestServer, path: &str) -> Reply {
@@ -91,10 +111,8 @@ fn ids(list: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn jobs_and_blobs_are_visible_only_to_callers_who_may_read_them() {
     for stack in stacks() {
-        let backend = adapter_testkit::Backend::new(&stack);
-        let s = TestServer::start(&backend).await;
+        let (_backend, s) = start_with_a_base(&stack).await;
         // The same base in both namespaces: its files are blobs of A and of B.
-        publish_tiny_model(&s, "a/llama").await;
         publish_tiny_model(&s, "b/llama").await;
         let both_blob = s.get("/v1/models/a/llama/versions/1.0.0").await.json()["manifest"]
             ["files"][0]["digest"]
@@ -424,9 +442,7 @@ async fn jobs_and_blobs_are_visible_only_to_callers_who_may_read_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn earlier_jobs_and_header_blobs_are_walled_after_a_restart() {
     for stack in stacks() {
-        let backend = adapter_testkit::Backend::new(&stack);
-        let s = TestServer::start(&backend).await;
-        publish_tiny_model(&s, "a/llama").await;
+        let (backend, s) = start_with_a_base(&stack).await;
         adapter(&s, "b/on-a", "1.0.0", 4, "a/llama@1.0.0").await;
         let job = job_of(&s, "b/on-a@1.0.0").await;
         // A headers-only model of A: its header blob is listed by nothing but its metadata.
@@ -450,11 +466,12 @@ async fn earlier_jobs_and_header_blobs_are_walled_after_a_restart() {
             .await
             .expect(201, &stack.to_string());
         let reader = who(&s, "reader of A", "read", &["a"]).await;
-        let head = |who: &Who| {
-            let req = who.http.head(s.u(&format!("/v1/blobs/{header}")));
-            async move { req.send().await.unwrap().status().as_u16() }
-        };
-        assert_eq!(head(&reader).await, 200, "{stack}: listed at publish");
+        let blob = format!("/v1/blobs/{header}");
+        assert_eq!(
+            head(&reader, &s, &blob).await,
+            200,
+            "{stack}: listed at publish"
+        );
 
         // Forget what the walls record, as a registry from before them would have it.
         for table in ["job_namespaces", "version_blobs"] {
@@ -472,7 +489,7 @@ async fn earlier_jobs_and_header_blobs_are_walled_after_a_restart() {
             "{stack}: unrecorded, the job shows"
         );
         assert_eq!(
-            head(&reader).await,
+            head(&reader, &s, &blob).await,
             404,
             "{stack}: unlisted, the blob hides"
         );
@@ -500,14 +517,7 @@ async fn earlier_jobs_and_header_blobs_are_walled_after_a_restart() {
             std::slice::from_ref(&job),
             "{stack}: the admin still sees it"
         );
-        let status = reader
-            .http
-            .head(s.u(&format!("/v1/blobs/{header}")))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status.as_u16(), 200, "{stack}: listed again");
+        assert_eq!(head(&reader, &s, &blob).await, 200, "{stack}: listed again");
         s.stop().await;
     }
 }
