@@ -2,9 +2,11 @@
 //! Map of the code: docs/ARCHITECTURE.md; the contract: docs/API.md.
 //!
 //! Three floors; a module imports only modules below it:
-//! * top: `serve` (puts it together), then `api` (`/v1`) and `ui` (pages);
+//! * top: `serve` (puts it together), then `api` (`/v1`), `hf` (the Hugging Face Hub
+//!   protocol under `/hf`) and `ui` (pages);
 //! * middle, lowest first: `catalog` (every read), `auth`, `uploads`, `publish`, `jobs`;
-//! * bottom: `app` (handles), `config`, `db`, `blobs`, `error`, `extract`, `gates`.
+//! * bottom: `app` (handles), `config`, `db`, `blobs`, `error`, `extract`, `range`,
+//!   `download`, `gates`.
 
 pub mod api;
 pub mod app;
@@ -13,11 +15,14 @@ pub mod blobs;
 pub mod catalog;
 pub mod config;
 pub mod db;
+pub mod download;
 pub mod error;
 pub mod extract;
 pub mod gates;
+pub mod hf;
 pub mod jobs;
 pub mod publish;
+pub mod range;
 pub mod serve;
 pub mod ui;
 pub mod uploads;

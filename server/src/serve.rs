@@ -15,7 +15,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::app::AppState;
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::{api, auth, jobs, publish, ui, uploads};
+use crate::{api, auth, hf, jobs, publish, ui, uploads};
 
 /// The state for `serve` and `worker`: connect, migrate, and backfill what earlier versions
 /// of the registry did not record (catalogue facts, the namespaces of jobs, the header
@@ -39,6 +39,7 @@ pub async fn open(config: Config) -> anyhow::Result<AppState> {
 /// Every route (the API with its docs, and the pages) over one state.
 pub fn router(state: AppState) -> Router {
     api::router()
+        .merge(hf::router())
         .merge(ui::router())
         // After routing, so the layer sees the matched route (docs: server/src/auth/policy.rs).
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::layer))

@@ -9,10 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
 use super::doc::Binary;
-use super::range;
 use crate::app::AppState;
 use crate::auth::Caller;
-use crate::blobs::blob_key;
+use crate::download::{self, blob_headers};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, JsonBody};
 
@@ -43,20 +42,6 @@ async fn readable(app: &AppState, caller: &Caller, d: &Digest) -> ApiResult<Opti
     let namespaces = caller.visible_namespaces();
     let reader = caller.blob_reader(&namespaces);
     Ok(app.db.readable_blobs(&[*d], &reader).await?.remove(d))
-}
-
-fn blob_headers(d: &Digest, len: u64) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{d}\"")) {
-        h.insert(header::ETAG, v);
-    }
-    h
 }
 
 /// Does a blob exist, and how large is it?
@@ -127,27 +112,9 @@ pub async fn get(
     req_headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (d, size) = size_of(&app, &caller, &digest).await?;
-    let range_header = match req_headers.get(header::RANGE) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| ApiError::new("invalid_range", "Range header is not ASCII"))?,
-        ),
-    };
-    let range = range::parse(range_header, size)?;
-    let (status, span) = match &range {
-        Some(r) => (StatusCode::PARTIAL_CONTENT, r.clone()),
-        None => (StatusCode::OK, 0..size),
-    };
-    let stream = app.blobs.stream_range(&blob_key(&d), span.clone()).await?;
-    let mut headers = blob_headers(&d, span.end - span.start);
-    if range.is_some()
-        && let Ok(v) =
-            HeaderValue::from_str(&format!("bytes {}-{}/{size}", span.start, span.end - 1))
-    {
-        headers.insert(header::CONTENT_RANGE, v);
-    }
-    Ok((status, headers, Body::from_stream(stream)).into_response())
+    Ok(download::blob(&app, &d, size, &req_headers)
+        .await?
+        .into_response())
 }
 
 /// Upload a blob in one request.

@@ -14,7 +14,7 @@ mod evals;
 mod health;
 mod jobs;
 mod lineage;
-mod range;
+
 mod repositories;
 mod search;
 mod tokens;

@@ -7,6 +7,7 @@
 //!   something) on any namespace; what the caller then sees of them is filtered to its
 //!   namespaces (`walls.rs`: jobs by the namespaces they touch, blobs by the versions that
 //!   list them);
+//! * the Hugging Face Hub protocol under `/hf` reads one repository: `read` on its namespace;
 //! * the HTML catalogue shows every namespace, so it needs a token that covers all of them;
 //! * tokens and the audit log need `admin` over all namespaces;
 //! * a route this table does not know needs `admin` (deny by default).
@@ -69,18 +70,31 @@ pub fn requirement(method: &Method, template: &str, path: &str) -> Requirement {
         ["v1", "blobs", "check"] => Requirement::Scope(Scope::Read, Namespaces::Any),
         ["v1", "blobs" | "uploads" | "jobs", ..] => need(Namespaces::Any),
         ["v1", "adapters" | "models"] => need(Namespaces::Any),
-        ["v1", "adapters" | "models", "{ns}", ..] => match namespace_of(path) {
-            Some(ns) => need(Namespaces::One(ns)),
-            None => Requirement::Scope(Scope::Admin, Namespaces::All),
-        },
+        ["v1", "adapters" | "models", "{ns}", ..] => one(need, path, 2),
+        // The Hugging Face Hub protocol (`hf/`): reads of one repository (`paths-info` is a
+        // POST that only reads).
+        ["hf", "api", "models", "{ns}", "{name}", "paths-info", ..] => {
+            one(|ns| Requirement::Scope(Scope::Read, ns), path, 3)
+        }
+        ["hf", "api", "models", "{ns}", ..] => one(need, path, 3),
+        ["hf", "{ns}", "{name}", "resolve", ..] => one(need, path, 1),
         [""] | ["ui", ..] => Requirement::Scope(Scope::Read, Namespaces::All),
         _ => Requirement::Scope(Scope::Admin, Namespaces::All),
     }
 }
 
-/// The third segment of `/v1/{kind}/{ns}/…`, percent-decoded; `None` if it is not UTF-8.
-fn namespace_of(path: &str) -> Option<String> {
-    let raw = path.trim_start_matches('/').split('/').nth(2)?;
+/// What `need` asks for on the namespace in segment `at` of `path` (`/v1/{kind}/{ns}`: 2),
+/// percent-decoded as the handlers decode it; `admin` when it is not UTF-8.
+fn one(need: impl Fn(Namespaces) -> Requirement, path: &str, at: usize) -> Requirement {
+    match namespace_of(path, at) {
+        Some(ns) => need(Namespaces::One(ns)),
+        None => Requirement::Scope(Scope::Admin, Namespaces::All),
+    }
+}
+
+/// Segment `at` of `path`, percent-decoded; `None` if it is not UTF-8.
+fn namespace_of(path: &str, at: usize) -> Option<String> {
+    let raw = path.trim_start_matches('/').split('/').nth(at)?;
     percent_decode(raw)
 }
 

@@ -69,6 +69,31 @@ pub async fn resolve(
     })
 }
 
+/// The manifest digest of a version of `kind` `ns/name` whose hex starts with `commit` (a
+/// Hugging Face commit id: the first 40 hex digits of the manifest digest); `None` when no
+/// version has one.
+pub async fn commit_digest(
+    db: &Db,
+    kind: Kind,
+    ns: &Name,
+    name: &Name,
+    commit: &str,
+) -> CatalogResult<Option<Digest>> {
+    let mut conn = db.pool.acquire().await?;
+    let found = resolvable(&mut conn, kind, ns.as_str(), name.as_str())
+        .await?
+        .ok_or_else(|| CatalogError::RepositoryNotFound {
+            kind,
+            namespace: ns.to_string(),
+            name: name.to_string(),
+        })?;
+    Ok(found
+        .records
+        .iter()
+        .map(|r| r.manifest_digest)
+        .find(|d| d.hex().starts_with(commit)))
+}
+
 /// [`resolve`] for a parsed reference.
 pub async fn resolve_reference(db: &Db, kind: Kind, r: &Reference) -> CatalogResult<Resolved> {
     resolve(db, kind, &r.namespace, &r.name, r.selector.as_ref()).await

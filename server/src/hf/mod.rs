@@ -1,0 +1,182 @@
+//! The Hugging Face Hub protocol under `/hf`, read path (docs/HF.md): with
+//! `HF_ENDPOINT=http://registry/hf`, `huggingface_hub` (and what uses it: PEFT,
+//! transformers, vLLM, TGI, LoRAX) downloads versions of adapters and models by repo id and
+//! revision. A revision is a version (`1.4.2`), an alias (`prod`), a semver range (`^1.4`),
+//! `main` (the latest non-yanked version) or a commit id: the first 40 hex digits of a
+//! version's manifest digest, which names that manifest forever.
+//!
+//! Top floor, beside `api` and `ui`: reads through `catalog`, serves blobs through
+//! `download`, and maps the catalogue's errors to what the clients understand (404 with
+//! `X-Error-Code: RepoNotFound | RevisionNotFound | EntryNotFound`) in [`HfError`].
+
+mod files;
+mod repos;
+
+use adapter_core::digest::Digest;
+use adapter_core::manifest::{Kind, Manifest};
+use adapter_core::name::Name;
+use adapter_core::reference::Selector;
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::catalog::{self, CatalogError};
+use crate::db::repositories::RepoRow;
+use crate::error::ApiError;
+use crate::extract::parse_name;
+
+/// Where the protocol is served: `HF_ENDPOINT` is the registry's URL plus this.
+pub const PREFIX: &str = "/hf";
+
+/// The Hub routes (outside the OpenAPI `/v1` description).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/hf/{ns}/{name}/resolve/{revision}/{*path}",
+            get(files::get).head(files::head),
+        )
+        .route("/hf/api/models/{ns}/{name}", get(repos::info))
+        .route(
+            "/hf/api/models/{ns}/{name}/revision/{revision}",
+            get(repos::info_at),
+        )
+        .route(
+            "/hf/api/models/{ns}/{name}/tree/{revision}",
+            get(repos::tree),
+        )
+        .route(
+            "/hf/api/models/{ns}/{name}/tree/{revision}/{*path}",
+            get(repos::tree_under),
+        )
+        .route(
+            "/hf/api/models/{ns}/{name}/paths-info/{revision}",
+            post(repos::paths_info),
+        )
+}
+
+/// A failure, as the Hub answers it.
+#[derive(Debug)]
+pub enum HfError {
+    RepoNotFound(String),
+    RevisionNotFound(String),
+    EntryNotFound(String),
+    /// Anything else: the registry's own error (its JSON shape and status).
+    Api(ApiError),
+}
+
+impl From<CatalogError> for HfError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::RepositoryNotFound { .. } => Self::RepoNotFound(e.to_string()),
+            CatalogError::VersionNotFound { .. } | CatalogError::NoMatch { .. } => {
+                Self::RevisionNotFound(e.to_string())
+            }
+            CatalogError::FileNotFound { .. } | CatalogError::BlobNotFound(_) => {
+                Self::EntryNotFound(e.to_string())
+            }
+            other => Self::Api(other.into()),
+        }
+    }
+}
+
+impl HfError {
+    pub fn api(e: impl Into<ApiError>) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+impl IntoResponse for HfError {
+    fn into_response(self) -> Response {
+        let (code, message) = match self {
+            Self::Api(e) => return e.into_response(),
+            Self::RepoNotFound(m) => ("RepoNotFound", m),
+            Self::RevisionNotFound(m) => ("RevisionNotFound", m),
+            Self::EntryNotFound(m) => ("EntryNotFound", m),
+        };
+        let mut res = (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({ "error": message })),
+        )
+            .into_response();
+        res.headers_mut()
+            .insert("x-error-code", HeaderValue::from_static(code));
+        if let Ok(v) = HeaderValue::from_str(&message.replace(['\r', '\n'], " ")) {
+            res.headers_mut().insert("x-error-message", v);
+        }
+        res
+    }
+}
+
+pub type HfResult<T> = Result<T, HfError>;
+
+/// The commit id of a version: the first 40 hex digits of its manifest digest.
+pub fn commit_of(manifest_digest: &Digest) -> String {
+    manifest_digest.hex()[..40].to_owned()
+}
+
+fn is_commit(revision: &str) -> bool {
+    revision.len() == 40
+        && revision
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A repository by Hub id `ns/name`: an adapter repository, else a model repository of that
+/// name (the Hub has one kind; the registry keeps two).
+async fn repository(app: &AppState, ns: &str, name: &str) -> HfResult<(Kind, Name, Name, RepoRow)> {
+    let not_found = || HfError::RepoNotFound(format!("repository {ns}/{name} does not exist"));
+    let (Ok(ns), Ok(name)) = (parse_name("namespace", ns), parse_name("name", name)) else {
+        return Err(not_found());
+    };
+    for kind in [Kind::Adapter, Kind::Model] {
+        match catalog::repository(&app.db, kind, &ns, &name).await {
+            Ok(repo) => return Ok((kind, ns, name, repo)),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(not_found())
+}
+
+/// A version of a repository at a revision, with its manifest.
+#[derive(Debug)]
+pub struct AtRevision {
+    pub kind: Kind,
+    pub id: String,
+    pub version: String,
+    pub commit: String,
+    pub created_at: i64,
+    pub manifest: Manifest,
+    pub summary: adapter_core::api::Summary,
+}
+
+/// `ns/name` at `revision` (see the module docs for what a revision may be).
+async fn at_revision(app: &AppState, ns: &str, name: &str, revision: &str) -> HfResult<AtRevision> {
+    let (kind, ns, name, _) = repository(app, ns, name).await?;
+    let missing = || HfError::RevisionNotFound(format!("{ns}/{name} has no revision `{revision}`"));
+    let selector = if revision == "main" {
+        None
+    } else if is_commit(revision) {
+        let digest = catalog::commit_digest(&app.db, kind, &ns, &name, revision)
+            .await?
+            .ok_or_else(missing)?;
+        Some(Selector::Digest(digest))
+    } else {
+        Some(Selector::parse(revision).map_err(|_| missing())?)
+    };
+    let resolved = catalog::resolve(&app.db, kind, &ns, &name, selector.as_ref()).await?;
+    let row = catalog::version(&app.db, kind, &ns, &name, &resolved.version).await?;
+    let info = catalog::version_info_of(kind, ns.as_str(), name.as_str(), &row)?;
+    Ok(AtRevision {
+        kind,
+        id: format!("{ns}/{name}"),
+        version: info.version,
+        commit: commit_of(&info.manifest_digest),
+        created_at: info.created_at,
+        manifest: info.manifest,
+        summary: info.summary,
+    })
+}
