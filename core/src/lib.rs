@@ -19,3 +19,4 @@ pub mod private_file;
 pub mod quant;
 pub mod reference;
 pub mod safetensors;
+pub mod time;
