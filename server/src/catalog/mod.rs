@@ -13,5 +13,5 @@ mod versions;
 
 pub use error::{CatalogError, CatalogResult};
 pub use repositories::{all_repositories, page_versions, repository, repository_info, versions};
-pub use resolve::{Resolved, commit_digest, job_input, resolve, resolve_reference};
+pub use resolve::{Pick, Resolved, job_input, pick, resolve, resolve_reference};
 pub use versions::{attach_latest_evals, file, summary_of, version, version_info, version_info_of};

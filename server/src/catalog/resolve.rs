@@ -35,6 +35,15 @@ impl Resolved {
     }
 }
 
+/// What names one version of a repository.
+#[derive(Debug, Clone, Copy)]
+pub enum Pick<'a> {
+    /// A selector; `None`: the highest version neither yanked nor a pre-release.
+    Selector(Option<&'a Selector>),
+    /// A Hugging Face commit id: a prefix (the first 40 hex digits) of a manifest digest.
+    Commit(&'a str),
+}
+
 /// Resolve `selector` (`None`: the highest version neither yanked nor a pre-release) in
 /// `kind` `ns/name`.
 pub async fn resolve(
@@ -43,6 +52,17 @@ pub async fn resolve(
     ns: &Name,
     name: &Name,
     selector: Option<&Selector>,
+) -> CatalogResult<Resolved> {
+    pick(db, kind, ns, name, Pick::Selector(selector)).await
+}
+
+/// The version `pick` names in `kind` `ns/name`, from one read of its versions and aliases.
+pub async fn pick(
+    db: &Db,
+    kind: Kind,
+    ns: &Name,
+    name: &Name,
+    pick: Pick<'_>,
 ) -> CatalogResult<Resolved> {
     let mut conn = db.pool.acquire().await?;
     let found = resolvable(&mut conn, kind, ns.as_str(), name.as_str())
@@ -53,6 +73,25 @@ pub async fn resolve(
             name: name.to_string(),
         })?;
     drop(conn);
+    let by_commit;
+    let selector = match pick {
+        Pick::Selector(s) => s,
+        Pick::Commit(commit) => {
+            let digest = found
+                .records
+                .iter()
+                .map(|r| r.manifest_digest)
+                .find(|d| d.hex().starts_with(commit))
+                .ok_or_else(|| CatalogError::VersionNotFound {
+                    kind,
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                    version: commit.to_owned(),
+                })?;
+            by_commit = Selector::Digest(digest);
+            Some(&by_commit)
+        }
+    };
     let r = found
         .resolve(selector)
         .map_err(|reason| CatalogError::NoMatch {
@@ -67,31 +106,6 @@ pub async fn resolve(
         yanked: r.resolution.yanked,
         version_id: r.version_id,
     })
-}
-
-/// The manifest digest of a version of `kind` `ns/name` whose hex starts with `commit` (a
-/// Hugging Face commit id: the first 40 hex digits of the manifest digest); `None` when no
-/// version has one.
-pub async fn commit_digest(
-    db: &Db,
-    kind: Kind,
-    ns: &Name,
-    name: &Name,
-    commit: &str,
-) -> CatalogResult<Option<Digest>> {
-    let mut conn = db.pool.acquire().await?;
-    let found = resolvable(&mut conn, kind, ns.as_str(), name.as_str())
-        .await?
-        .ok_or_else(|| CatalogError::RepositoryNotFound {
-            kind,
-            namespace: ns.to_string(),
-            name: name.to_string(),
-        })?;
-    Ok(found
-        .records
-        .iter()
-        .map(|r| r.manifest_digest)
-        .find(|d| d.hex().starts_with(commit)))
 }
 
 /// [`resolve`] for a parsed reference.

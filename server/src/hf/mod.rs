@@ -14,7 +14,6 @@ mod repos;
 
 use adapter_core::digest::Digest;
 use adapter_core::manifest::{Kind, Manifest};
-use adapter_core::name::Name;
 use adapter_core::reference::Selector;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode};
@@ -23,8 +22,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::catalog::{self, CatalogError};
-use crate::db::repositories::RepoRow;
+use crate::catalog::{self, CatalogError, Pick};
 use crate::error::ApiError;
 use crate::extract::parse_name;
 
@@ -124,23 +122,6 @@ fn is_commit(revision: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// A repository by Hub id `ns/name`: an adapter repository, else a model repository of that
-/// name (the Hub has one kind; the registry keeps two).
-async fn repository(app: &AppState, ns: &str, name: &str) -> HfResult<(Kind, Name, Name, RepoRow)> {
-    let not_found = || HfError::RepoNotFound(format!("repository {ns}/{name} does not exist"));
-    let (Ok(ns), Ok(name)) = (parse_name("namespace", ns), parse_name("name", name)) else {
-        return Err(not_found());
-    };
-    for kind in [Kind::Adapter, Kind::Model] {
-        match catalog::repository(&app.db, kind, &ns, &name).await {
-            Ok(repo) => return Ok((kind, ns, name, repo)),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(not_found())
-}
-
 /// A version of a repository at a revision, with its manifest.
 #[derive(Debug)]
 pub struct AtRevision {
@@ -153,21 +134,36 @@ pub struct AtRevision {
     pub summary: adapter_core::api::Summary,
 }
 
-/// `ns/name` at `revision` (see the module docs for what a revision may be).
+/// `ns/name` at `revision` (see the module docs for what a revision may be). The Hub has one
+/// kind of repository; the registry keeps two: an adapter repository of that name, else a
+/// model repository.
 async fn at_revision(app: &AppState, ns: &str, name: &str, revision: &str) -> HfResult<AtRevision> {
-    let (kind, ns, name, _) = repository(app, ns, name).await?;
-    let missing = || HfError::RevisionNotFound(format!("{ns}/{name} has no revision `{revision}`"));
-    let selector = if revision == "main" {
-        None
-    } else if is_commit(revision) {
-        let digest = catalog::commit_digest(&app.db, kind, &ns, &name, revision)
-            .await?
-            .ok_or_else(missing)?;
-        Some(Selector::Digest(digest))
-    } else {
-        Some(Selector::parse(revision).map_err(|_| missing())?)
+    let repo_missing = || HfError::RepoNotFound(format!("repository {ns}/{name} does not exist"));
+    let (Ok(ns), Ok(name)) = (parse_name("namespace", ns), parse_name("name", name)) else {
+        return Err(repo_missing());
     };
-    let resolved = catalog::resolve(&app.db, kind, &ns, &name, selector.as_ref()).await?;
+    let missing = || HfError::RevisionNotFound(format!("{ns}/{name} has no revision `{revision}`"));
+    let parsed;
+    let pick = if revision == "main" {
+        Pick::Selector(None)
+    } else if is_commit(revision) {
+        Pick::Commit(revision)
+    } else {
+        parsed = Selector::parse(revision).map_err(|_| missing())?;
+        Pick::Selector(Some(&parsed))
+    };
+    let mut found = None;
+    for kind in [Kind::Adapter, Kind::Model] {
+        match catalog::pick(&app.db, kind, &ns, &name, pick).await {
+            Ok(r) => {
+                found = Some((kind, r));
+                break;
+            }
+            Err(CatalogError::RepositoryNotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let (kind, resolved) = found.ok_or_else(repo_missing)?;
     let row = catalog::version(&app.db, kind, &ns, &name, &resolved.version).await?;
     let info = catalog::version_info_of(kind, ns.as_str(), name.as_str(), &row)?;
     Ok(AtRevision {
