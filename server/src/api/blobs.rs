@@ -39,9 +39,11 @@ async fn size_of(app: &AppState, caller: &Caller, digest: &str) -> ApiResult<(Di
 
 /// The size of `d` if it is stored and the caller may read it (`auth::walls`).
 async fn readable(app: &AppState, caller: &Caller, d: &Digest) -> ApiResult<Option<u64>> {
-    let namespaces = caller.visible_namespaces();
-    let reader = caller.blob_reader(&namespaces);
-    Ok(app.db.readable_blobs(&[*d], &reader).await?.remove(d))
+    Ok(app
+        .db
+        .readable_blobs(&[*d], &caller.blob_reader())
+        .await?
+        .remove(d))
 }
 
 /// Does a blob exist, and how large is it?
@@ -193,10 +195,9 @@ pub async fn check(
         ));
     }
     // Blobs the caller may not read count as missing (`auth::walls`).
-    let namespaces = caller.visible_namespaces();
     let found = app
         .db
-        .readable_blobs(&req.digests, &caller.blob_reader(&namespaces))
+        .readable_blobs(&req.digests, &caller.blob_reader())
         .await?;
     let missing = req
         .digests

@@ -41,9 +41,7 @@ pub async fn publish(
     p: VersionPath,
     LimitedBytes(body): LimitedBytes<MANIFEST_LIMIT>,
 ) -> ApiResult<Response> {
-    let namespaces = caller.visible_namespaces();
-    let reader = caller.blob_reader(&namespaces);
-    let mut out = publish::publish(&app, &reader, &p, &body).await?;
+    let mut out = publish::publish(&app, &caller.blob_reader(), &p, &body).await?;
     let status = if out.created {
         StatusCode::CREATED
     } else {

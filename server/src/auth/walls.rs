@@ -34,15 +34,14 @@ impl Caller {
         namespaces.iter().all(|ns| self.may_read(ns))
     }
 
-    /// Which blobs the caller reads; `namespaces` is the caller's
-    /// [`visible_namespaces`](Caller::visible_namespaces), passed in to borrow from.
-    pub fn blob_reader<'a>(&'a self, namespaces: &'a Option<Vec<String>>) -> BlobReader<'a> {
+    /// Which blobs the caller reads.
+    pub fn blob_reader(&self) -> BlobReader {
         if self.is_global_admin() {
             return BlobReader::Everything;
         }
         BlobReader::Versions {
-            namespaces: namespaces.as_deref(),
-            uploader: self.token.as_ref().map(|t| t.id.as_str()),
+            namespaces: self.visible_namespaces(),
+            uploader: self.token.as_ref().map(|t| t.id.clone()),
         }
     }
 }

@@ -63,7 +63,7 @@ impl Db {
     pub async fn readable_blobs(
         &self,
         digests: &[Digest],
-        reader: &BlobReader<'_>,
+        reader: &BlobReader,
     ) -> Result<std::collections::HashMap<Digest, u64>, sqlx::Error> {
         let BlobReader::Versions {
             namespaces,
@@ -111,11 +111,11 @@ impl Db {
             for d in chunk {
                 q = q.bind(d.clone());
             }
-            for ns in namespaces.iter().copied().flatten() {
+            for ns in namespaces.iter().flatten() {
                 q = q.bind(ns.clone());
             }
             if let Some(token) = uploader {
-                q = q.bind((*token).to_owned());
+                q = q.bind(token.clone());
             }
             add_sizes(&q.fetch_all(&self.pool).await?, &mut found)?;
         }
@@ -206,14 +206,14 @@ fn add_sizes(
 }
 
 /// Who reads a blob (decided by `auth::walls`).
-#[derive(Debug, Clone, Copy)]
-pub enum BlobReader<'a> {
+#[derive(Debug, Clone)]
+pub enum BlobReader {
     /// Every stored blob (an admin over all namespaces, the registry itself).
     Everything,
     /// Blobs listed by a version in `namespaces` (`None`: any namespace), or uploaded by
     /// the token `uploader`.
     Versions {
-        namespaces: Option<&'a [String]>,
-        uploader: Option<&'a str>,
+        namespaces: Option<Vec<String>>,
+        uploader: Option<String>,
     },
 }

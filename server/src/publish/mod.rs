@@ -65,7 +65,7 @@ pub struct Published {
 /// elsewhere never mounts another namespace's blob.
 pub async fn publish(
     app: &AppState,
-    reader: &BlobReader<'_>,
+    reader: &BlobReader,
     at: &VersionPath,
     body: &[u8],
 ) -> ApiResult<Published> {
@@ -100,7 +100,7 @@ pub async fn publish_derived(
 
 async fn publish_manifest(
     app: &AppState,
-    reader: &BlobReader<'_>,
+    reader: &BlobReader,
     at: &VersionPath,
     manifest: Manifest,
 ) -> ApiResult<Published> {
@@ -215,7 +215,7 @@ fn existing(
 /// their declared size. Returns the sizes and the distinct blobs.
 async fn stored_sizes(
     app: &AppState,
-    reader: &BlobReader<'_>,
+    reader: &BlobReader,
     manifest: &Manifest,
 ) -> ApiResult<(HashMap<Digest, u64>, Vec<Digest>)> {
     let mut needed: Vec<Digest> = manifest.files().iter().map(|f| f.digest).collect();
