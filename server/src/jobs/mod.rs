@@ -1,4 +1,4 @@
-//! Jobs: durable rows in the metadata database (`db/jobs.rs`), run by workers in the server
+//! Jobs: durable rows in the metadata database (`db/jobs/`), run by workers in the server
 //! process (`serve --workers N`) or alone (`adapter-registry worker`), any number of them
 //! against one database and blob store.
 //!
