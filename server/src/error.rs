@@ -86,7 +86,6 @@ pub fn status_of(code: &str) -> StatusCode {
         | "upload_not_found"
         | "repository_not_found"
         | "version_not_found"
-        | "file_not_found"
         | "alias_not_found"
         | "gate_not_found"
         | "no_match"

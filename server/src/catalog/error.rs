@@ -1,7 +1,6 @@
 //! What a catalogue read can fail with, and how `/v1` answers each (the one table; the
 //! HTML pages map the same errors in `ui`).
 
-use adapter_core::digest::Digest;
 use adapter_core::manifest::Kind;
 use adapter_core::reference::ResolveError;
 use serde_json::json;
@@ -26,10 +25,6 @@ pub enum CatalogError {
         name: String,
         version: String,
     },
-    #[error("{reference} has no file `{path}`")]
-    FileNotFound { reference: String, path: String },
-    #[error("blob {0} does not exist")]
-    BlobNotFound(Digest),
     /// The repository exists, but the selector names none of its versions.
     #[error("{repository}: {reason}")]
     NoMatch {
@@ -61,8 +56,6 @@ impl CatalogError {
         match self {
             Self::RepositoryNotFound { .. } => "repository_not_found",
             Self::VersionNotFound { .. } => "version_not_found",
-            Self::FileNotFound { .. } => "file_not_found",
-            Self::BlobNotFound(_) => "blob_not_found",
             Self::NoMatch { .. } => "no_match",
             Self::Db(_) | Self::Corrupt(_) => "internal",
         }
@@ -77,10 +70,6 @@ impl From<CatalogError> for ApiError {
             CatalogError::Corrupt(e) => ApiError::Internal(e),
             CatalogError::NoMatch { ref selector, .. } => {
                 let details = json!({ "selector": selector });
-                ApiError::with_details(code, e.to_string(), details)
-            }
-            CatalogError::FileNotFound { ref path, .. } => {
-                let details = json!({ "file": path });
                 ApiError::with_details(code, e.to_string(), details)
             }
             e => ApiError::new(code, e.to_string()),

@@ -2,7 +2,7 @@
 //! evals, yank state), and its files.
 
 use adapter_core::api::{Summary, VersionInfo};
-use adapter_core::manifest::{FileEntry, Kind, Manifest};
+use adapter_core::manifest::{Kind, Manifest};
 use adapter_core::name::Name;
 
 use super::CatalogResult;
@@ -89,24 +89,4 @@ pub async fn version_info(
         (info.yank_reason, info.yanked_at, info.yanked_by) = (y.reason, y.at, y.by);
     }
     Ok(info)
-}
-
-/// One file of a version, by its path in the manifest.
-pub async fn file(
-    db: &Db,
-    kind: Kind,
-    ns: &Name,
-    name: &Name,
-    v: &semver::Version,
-    path: &str,
-) -> CatalogResult<FileEntry> {
-    let row = version(db, kind, ns, name, v).await?;
-    let manifest = Manifest::from_json(row.manifest.as_bytes()).map_err(CatalogError::corrupt)?;
-    manifest
-        .file(path)
-        .cloned()
-        .ok_or_else(|| CatalogError::FileNotFound {
-            reference: format!("{ns}/{name}@{v}"),
-            path: path.to_owned(),
-        })
 }

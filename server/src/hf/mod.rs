@@ -72,9 +72,6 @@ impl From<CatalogError> for HfError {
             CatalogError::VersionNotFound { .. } | CatalogError::NoMatch { .. } => {
                 Self::RevisionNotFound(e.to_string())
             }
-            CatalogError::FileNotFound { .. } | CatalogError::BlobNotFound(_) => {
-                Self::EntryNotFound(e.to_string())
-            }
             other => Self::Api(other.into()),
         }
     }
