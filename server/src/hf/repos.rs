@@ -215,9 +215,7 @@ pub async fn tree(
     Path(p): Path<RevisionPath>,
     Query(q): Query<TreeQuery>,
 ) -> HfResult<Response> {
-    let at = at_revision(&app, &p.ns, &p.name, &p.revision).await?;
-    let all = entries(&at, "", truthy(q.recursive.as_deref()))?;
-    page(&p, "", &q, all)
+    tree_at(&app, p, "", &q).await
 }
 
 pub async fn tree_under(
@@ -225,14 +223,19 @@ pub async fn tree_under(
     Path(t): Path<TreePath>,
     Query(q): Query<TreeQuery>,
 ) -> HfResult<Response> {
-    let at = at_revision(&app, &t.ns, &t.name, &t.revision).await?;
-    let all = entries(&at, &t.path, truthy(q.recursive.as_deref()))?;
     let p = RevisionPath {
         ns: t.ns,
         name: t.name,
         revision: t.revision,
     };
-    page(&p, &t.path, &q, all)
+    tree_at(&app, p, &t.path, &q).await
+}
+
+/// One page of the entries under `dir` (`""`: the root) at the revision.
+async fn tree_at(app: &AppState, p: RevisionPath, dir: &str, q: &TreeQuery) -> HfResult<Response> {
+    let at = at_revision(app, &p.ns, &p.name, &p.revision).await?;
+    let all = entries(&at, dir, truthy(q.recursive.as_deref()))?;
+    page(&p, dir, q, all)
 }
 
 /// `paths=a&paths=b` (form or JSON `{"paths": [...]}`): the entries of those that exist.
