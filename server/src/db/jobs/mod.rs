@@ -17,6 +17,9 @@ use sqlx::any::AnyRow;
 
 use super::{Backend, Db, now, retry_busy};
 
+/// A query on the `Any` driver, as the binding helpers take it.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
 /// Unix time in milliseconds (leases and backoff).
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -271,19 +274,10 @@ impl Db {
         token: &str,
         lease_ms: i64,
     ) -> Result<Option<bool>, sqlx::Error> {
-        let row = retry_busy(|| async {
-            sqlx::query(
-                "UPDATE jobs SET locked_until = $1 WHERE id = $2 AND locked_by = $3 \
-                 AND state = 'running' RETURNING cancel_requested",
-            )
-            .bind(now_ms() + lease_ms)
-            .bind(id.to_owned())
-            .bind(token.to_owned())
-            .fetch_optional(&self.pool)
-            .await
+        self.update_running(id, token, "locked_until = $3", |q| {
+            q.bind(now_ms() + lease_ms)
         })
-        .await?;
-        row.map(|r| Ok(r.try_get::<i64, _>(0)? != 0)).transpose()
+        .await
     }
 
     /// Record progress; same answer as [`Db::renew_job`].
@@ -294,19 +288,34 @@ impl Db {
         fraction: f64,
         message: Option<&str>,
     ) -> Result<Option<bool>, sqlx::Error> {
+        let set = "progress = $3, progress_message = $4, updated_at = $5";
+        self.update_running(id, token, set, |q| {
+            q.bind(fraction.clamp(0.0, 1.0))
+                .bind(message.map(str::to_owned))
+                .bind(now())
+        })
+        .await
+    }
+
+    /// `UPDATE jobs SET {set}` (its values bound by `values` from `$3` on) while the job is
+    /// running under the lease `token`: every write of an attempt goes through here.
+    /// `Some(cancel_requested)`, or `None` when the claim was lost (nothing written).
+    async fn update_running(
+        &self,
+        id: &str,
+        token: &str,
+        set: &str,
+        values: impl for<'q> Fn(AnyQuery<'q>) -> AnyQuery<'q>,
+    ) -> Result<Option<bool>, sqlx::Error> {
+        let sql = format!(
+            "UPDATE jobs SET {set} WHERE id = $1 AND locked_by = $2 AND state = 'running' \
+             RETURNING cancel_requested"
+        );
         let row = retry_busy(|| async {
-            sqlx::query(
-                "UPDATE jobs SET progress = $1, progress_message = $2, updated_at = $3 \
-                 WHERE id = $4 AND locked_by = $5 AND state = 'running' \
-                 RETURNING cancel_requested",
-            )
-            .bind(fraction.clamp(0.0, 1.0))
-            .bind(message.map(str::to_owned))
-            .bind(now())
-            .bind(id.to_owned())
-            .bind(token.to_owned())
-            .fetch_optional(&self.pool)
-            .await
+            let q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(id.to_owned())
+                .bind(token.to_owned());
+            values(q).fetch_optional(&self.pool).await
         })
         .await?;
         row.map(|r| Ok(r.try_get::<i64, _>(0)? != 0)).transpose()
@@ -321,25 +330,19 @@ impl Db {
         result: Option<&str>,
         error: Option<&str>,
     ) -> Result<bool, sqlx::Error> {
+        let set = "state = $3, result = $4, error = $5, finished_at = $6, updated_at = $6, \
+                   locked_until = NULL, \
+                   progress = CASE WHEN $3 = 'succeeded' THEN 1.0 ELSE progress END";
         let at = now();
-        let done = retry_busy(|| async {
-            sqlx::query(
-                "UPDATE jobs SET state = $1, result = $2, error = $3, finished_at = $4, \
-                 updated_at = $4, locked_until = NULL, \
-                 progress = CASE WHEN $1 = 'succeeded' THEN 1.0 ELSE progress END \
-                 WHERE id = $5 AND locked_by = $6 AND state = 'running'",
-            )
-            .bind(state.as_str())
-            .bind(result.map(str::to_owned))
-            .bind(error.map(str::to_owned))
-            .bind(at)
-            .bind(claim.id.clone())
-            .bind(claim.token.clone())
-            .execute(&self.pool)
-            .await
-        })
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let done = self
+            .update_running(&claim.id, &claim.token, set, |q| {
+                q.bind(state.as_str())
+                    .bind(result.map(str::to_owned))
+                    .bind(error.map(str::to_owned))
+                    .bind(at)
+            })
+            .await?;
+        Ok(done.is_some())
     }
 
     /// A failed attempt with attempts left: back to `queued`, runnable at `run_after_ms`.
@@ -349,22 +352,14 @@ impl Db {
         error: &str,
         run_after_ms: i64,
     ) -> Result<bool, sqlx::Error> {
-        let done = retry_busy(|| async {
-            sqlx::query(
-                "UPDATE jobs SET state = 'queued', error = $1, run_after = $2, \
-                 locked_until = NULL, locked_by = NULL, updated_at = $3 \
-                 WHERE id = $4 AND locked_by = $5 AND state = 'running'",
-            )
-            .bind(error.to_owned())
-            .bind(run_after_ms)
-            .bind(now())
-            .bind(claim.id.clone())
-            .bind(claim.token.clone())
-            .execute(&self.pool)
-            .await
-        })
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let set = "state = 'queued', error = $3, run_after = $4, locked_until = NULL, \
+                   locked_by = NULL, updated_at = $5";
+        let done = self
+            .update_running(&claim.id, &claim.token, set, |q| {
+                q.bind(error.to_owned()).bind(run_after_ms).bind(now())
+            })
+            .await?;
+        Ok(done.is_some())
     }
 
     /// Cancel: a queued job at once, a running one at its next checkpoint. Returns the job
