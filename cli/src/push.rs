@@ -22,9 +22,6 @@ use crate::exit::{CONFLICT, Failure, PROBLEMS, VERIFY};
 use crate::progress::Bars;
 use crate::upload::{self, Blob, Source};
 
-/// Extensions of pickle checkpoints: never pushed (loading one can run arbitrary code).
-const PICKLE_EXTENSIONS: &[&str] = &["bin", "pt", "pth", "pkl", "pickle", "ckpt"];
-
 /// Arguments of `adapterctl push`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -404,23 +401,16 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
 }
 
 fn detect_kind(dir: &Path) -> Result<Kind, Failure> {
-    if dir.join(peft::CONFIG_FILE).is_file() {
-        Ok(Kind::Adapter)
-    } else if [model::CONFIG_FILE, model::SINGLE_FILE, model::INDEX_FILE]
-        .iter()
-        .any(|f| dir.join(f).is_file())
-    {
-        Ok(Kind::Model)
-    } else {
-        Err(Failure::unreadable(anyhow!(
+    model::kind_of(|f| dir.join(f).is_file()).ok_or_else(|| {
+        Failure::unreadable(anyhow!(
             "{}: neither an adapter ({}) nor a model ({}, {} or {})",
             dir.display(),
             peft::CONFIG_FILE,
             model::CONFIG_FILE,
             model::SINGLE_FILE,
             model::INDEX_FILE
-        )))
-    }
+        ))
+    })
 }
 
 fn open_model(dir: &Path, what: &str) -> Result<ModelDir, Failure> {
@@ -468,9 +458,7 @@ fn list_top_level(dir: &Path) -> Result<Listing, Failure> {
         if !meta.is_file() {
             continue;
         }
-        if let Some(ext) = Path::new(name).extension().and_then(|e| e.to_str())
-            && PICKLE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
-        {
+        if model::is_pickle(name) {
             return Err(Failure::new(
                 PROBLEMS,
                 anyhow!(

@@ -18,13 +18,40 @@ use serde_json::{Value, json};
 
 use crate::digest::{Digest, sha256_file};
 use crate::json::{canonical, parse_strict};
+use crate::manifest::Kind;
 use crate::safetensors::{Dtype, Header, Limits, SafetensorsError, TensorInfo, read_header_file};
 
 pub const SINGLE_FILE: &str = "model.safetensors";
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
 pub const CONFIG_FILE: &str = "config.json";
+/// The files whose presence makes a set of files a model (when it is not an adapter).
+pub const MODEL_MARKERS: [&str; 3] = [CONFIG_FILE, SINGLE_FILE, INDEX_FILE];
+/// Extensions of pickle checkpoints: never pushed (loading one can run arbitrary code).
+const PICKLE_EXTENSIONS: &[&str] = &["bin", "pt", "pth", "pkl", "pickle", "ckpt"];
 const CONTENT_SCHEMA: &str = "adapter-registry.model-content.v1";
 const FINGERPRINT_SCHEMA: &str = "adapter-registry.shape-fingerprint.v1";
+
+/// What a set of files is (`has` says whether a top-level file exists): an adapter when
+/// `adapter_config.json` is one of them, else a model when one of [`MODEL_MARKERS`] is;
+/// `None` for neither. `adapterctl push` and the Hub protocol's commits decide alike.
+pub fn kind_of(has: impl Fn(&str) -> bool) -> Option<Kind> {
+    if has(crate::peft::CONFIG_FILE) {
+        Some(Kind::Adapter)
+    } else if MODEL_MARKERS.iter().any(|f| has(f)) {
+        Some(Kind::Model)
+    } else {
+        None
+    }
+}
+
+/// Is `path` (a file name or a `/`-separated path) a pickle checkpoint by its extension?
+pub fn is_pickle(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|ext| PICKLE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+}
 
 /// Why a model directory could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -249,3 +249,42 @@ fn bad_config_json_is_refused() {
         Err(ModelError::BadConfig(_))
     ));
 }
+
+#[test]
+fn what_a_set_of_files_is() {
+    use adapter_core::manifest::Kind;
+    let of = |files: &[&str]| adapter_core::model::kind_of(|f| files.contains(&f));
+    assert_eq!(
+        of(&["adapter_config.json", "config.json"]),
+        Some(Kind::Adapter)
+    );
+    assert_eq!(of(&["model.safetensors"]), Some(Kind::Model));
+    assert_eq!(
+        of(&["model.safetensors.index.json", "README.md"]),
+        Some(Kind::Model)
+    );
+    assert_eq!(of(&["README.md", "adapter_model.safetensors"]), None);
+}
+
+#[test]
+fn pickle_checkpoints_by_extension() {
+    for p in [
+        "adapter_model.bin",
+        "x/y/optimizer.PT",
+        "a.ckpt",
+        "w.pickle",
+        "m.pkl",
+        "m.pth",
+    ] {
+        assert!(adapter_core::model::is_pickle(p), "{p}");
+    }
+    for p in [
+        "adapter_model.safetensors",
+        "bin",
+        "x.bin/README.md",
+        "tokenizer.json",
+        "a.binary",
+    ] {
+        assert!(!adapter_core::model::is_pickle(p), "{p}");
+    }
+}

@@ -97,7 +97,7 @@ pub fn status_of(code: &str) -> StatusCode {
         "version_exists" | "conflict" | "upload_finishing" | "gate_failed" | "job_finished" => {
             StatusCode::CONFLICT
         }
-        "alias_conflict" => StatusCode::PRECONDITION_FAILED,
+        "alias_conflict" | "parent_mismatch" => StatusCode::PRECONDITION_FAILED,
         "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "range_not_satisfiable" | "wrong_offset" => StatusCode::RANGE_NOT_SATISFIABLE,
         "invalid_adapter" | "invalid_model" => StatusCode::UNPROCESSABLE_ENTITY,

@@ -206,6 +206,9 @@ pub mod metadata {
     pub const LABELS: &str = "labels";
     /// How a job made this version (`Derivation`); written by jobs only.
     pub const DERIVED_FROM: &str = "derived_from";
+    /// The Hugging Face Hub protocol commit that made this version: `{"summary": …,
+    /// "description": …}` (docs/HF.md).
+    pub const COMMIT: &str = "commit";
 }
 
 /// An adapter's base model identity, as declared in `metadata.base`.

@@ -43,6 +43,7 @@ fn with_offset(status: StatusCode, s: UploadStatus) -> Response {
 )]
 pub async fn start(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     LimitedBytes(body): LimitedBytes<{ 64 * 1024 }>,
 ) -> ApiResult<Response> {
     let req: UploadStart = if body.iter().all(u8::is_ascii_whitespace) {
@@ -50,7 +51,8 @@ pub async fn start(
     } else {
         parse_json(&body)?
     };
-    let s = uploads::start(&app, req).await?;
+    let opener = caller.token.as_ref().map(|t| t.id.as_str());
+    let s = uploads::start(&app, req, opener).await?;
     let mut res = with_offset(StatusCode::CREATED, s.clone());
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/uploads/{}", s.id)) {
         res.headers_mut().insert(header::LOCATION, v);

@@ -300,6 +300,12 @@ pub fn audited_action(method: &Method, template: &str) -> Option<Cow<'static, st
         ("DELETE", ["v1", _, _, _, "aliases", _]) => "alias.delete",
         ("PUT", ["v1", _, _, _, "aliases", _, "gate"]) => "gate.set",
         ("DELETE", ["v1", _, _, _, "aliases", _, "gate"]) => "gate.delete",
+        // The Hub protocol: only what changes something (see `hf::push` for why
+        // `repos/create` and `branch` change nothing).
+        ("POST", ["hf", "api", "models", _, _, "commit", _]) => "hf.commit",
+        ("POST", ["hf", _, _, "info", "lfs", "objects", "batch"]) => "hf.lfs_batch",
+        ("PUT", ["hf", "lfs", _]) => "hf.lfs_upload",
+        ("POST", ["hf", ..]) => return None,
         _ => return Some(Cow::Owned(format!("{method} {template}"))),
     };
     Some(Cow::Borrowed(name))

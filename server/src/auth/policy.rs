@@ -7,7 +7,8 @@
 //!   something) on any namespace; what the caller then sees of them is filtered to its
 //!   namespaces (`walls.rs`: jobs by the namespaces they touch, blobs by the versions that
 //!   list them);
-//! * the Hugging Face Hub protocol under `/hf` reads one repository: `read` on its namespace;
+//! * the Hugging Face Hub protocol under `/hf` reads one repository (`read` on its
+//!   namespace) or pushes to it (`write` there); its LFS upload URLs are their own credential;
 //! * the HTML catalogue shows every namespace, so it needs a token that covers all of them;
 //! * tokens and the audit log need `admin` over all namespaces;
 //! * a route this table does not know needs `admin` (deny by default).
@@ -72,12 +73,20 @@ pub fn requirement(method: &Method, template: &str, path: &str) -> Requirement {
         ["v1", "adapters" | "models"] => need(Namespaces::Any),
         ["v1", "adapters" | "models", "{ns}", ..] => one(need, path, 2),
         // The Hugging Face Hub protocol (`hf/`): reads of one repository (`paths-info` is a
-        // POST that only reads).
+        // POST that only reads), and the push path: commits, preuploads, branches and the
+        // LFS batch API write to one repository; `repos/create` names its namespace in the
+        // body (the handler checks it); a card's YAML check reads nothing; an LFS upload URL
+        // is its own credential (a session opened by a token with `write`: `hf::lfs`).
         ["hf", "api", "models", "{ns}", "{name}", "paths-info", ..] => {
             one(|ns| Requirement::Scope(Scope::Read, ns), path, 3)
         }
         ["hf", "api", "models", "{ns}", ..] => one(need, path, 3),
-        ["hf", "{ns}", "{name}", "resolve", ..] => one(need, path, 1),
+        ["hf", "api", "repos", "create"] => need(Namespaces::Any),
+        ["hf", "api", "validate-yaml"] => Requirement::Scope(Scope::Read, Namespaces::Any),
+        ["hf", "lfs", "{id}"] => Requirement::Public,
+        ["hf", "{ns}", "{name}", "resolve", ..] | ["hf", "{ns}", "{repo}", "info", "lfs", ..] => {
+            one(need, path, 1)
+        }
         [""] | ["ui", ..] => Requirement::Scope(Scope::Read, Namespaces::All),
         _ => Requirement::Scope(Scope::Admin, Namespaces::All),
     }

@@ -17,6 +17,9 @@ pub struct Session {
     pub expected_size: Option<u64>,
     pub finishing: bool,
     pub expires_at: i64,
+    /// The token that opened the session (set for Git LFS upload URLs, whose PUT carries no
+    /// credentials): the uploader of the blob it makes.
+    pub token_id: Option<String>,
 }
 
 /// One stored chunk of a session.
@@ -28,7 +31,7 @@ pub struct Part {
 }
 
 const SESSION_COLUMNS: &str = "id, upload_offset, hash_state, expected_digest, expected_size, \
-                               finishing, expires_at";
+                               finishing, expires_at, token_id";
 
 fn session_of(row: &AnyRow) -> Result<Session, sqlx::Error> {
     let expected_digest: Option<String> = row.try_get(3)?;
@@ -40,6 +43,7 @@ fn session_of(row: &AnyRow) -> Result<Session, sqlx::Error> {
         expected_size: row.try_get::<Option<i64>, _>(4)?.map(to_u64),
         finishing: row.try_get::<i64, _>(5)? != 0,
         expires_at: row.try_get(6)?,
+        token_id: row.try_get(7)?,
     })
 }
 
@@ -49,8 +53,8 @@ impl Db {
         retry_busy(|| {
             sqlx::query(
                 "INSERT INTO upload_sessions (id, upload_offset, hash_state, expected_digest, \
-                 expected_size, finishing, created_at, updated_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, 0, $6, $6, $7)",
+                 expected_size, finishing, created_at, updated_at, expires_at, token_id) \
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $6, $7, $8)",
             )
             .bind(s.id.clone())
             .bind(to_i64(s.offset))
@@ -59,6 +63,7 @@ impl Db {
             .bind(s.expected_size.map(to_i64))
             .bind(t)
             .bind(s.expires_at)
+            .bind(s.token_id.clone())
             .execute(&self.pool)
         })
         .await

@@ -9,16 +9,21 @@
 //! `download`, and maps the catalogue's errors to what the clients understand (404 with
 //! `X-Error-Code: RepoNotFound | RevisionNotFound | EntryNotFound`) in [`HfError`].
 
+mod card;
+mod commit;
 mod files;
+mod lfs;
+mod push;
 mod repos;
 
 use adapter_core::digest::Digest;
 use adapter_core::manifest::{Kind, Manifest};
+use adapter_core::name::Name;
 use adapter_core::reference::Selector;
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde_json::json;
 
 use crate::app::AppState;
@@ -53,6 +58,23 @@ pub fn router() -> Router<AppState> {
             "/hf/api/models/{ns}/{name}/paths-info/{revision}",
             post(repos::paths_info),
         )
+        // The push path.
+        .route("/hf/api/repos/create", post(push::create_repo))
+        .route("/hf/api/validate-yaml", post(push::validate_yaml))
+        .route(
+            "/hf/api/models/{ns}/{name}/branch/{branch}",
+            post(push::create_branch),
+        )
+        .route(
+            "/hf/api/models/{ns}/{name}/preupload/{revision}",
+            post(push::preupload),
+        )
+        .route("/hf/{ns}/{repo}/info/lfs/objects/batch", post(lfs::batch))
+        .route("/hf/lfs/{id}", put(lfs::upload))
+        .route(
+            "/hf/api/models/{ns}/{name}/commit/{revision}",
+            post(commit::commit),
+        )
 }
 
 /// A failure, as the Hub answers it.
@@ -86,7 +108,19 @@ impl HfError {
 impl IntoResponse for HfError {
     fn into_response(self) -> Response {
         let (code, message) = match self {
-            Self::Api(e) => return e.into_response(),
+            Self::Api(e) => {
+                // The registry's JSON shape; the clients show `X-Error-Message`.
+                let message = match e.code() {
+                    "internal" => "internal server error".to_owned(),
+                    "not_ready" => "a dependency of the registry is not available".to_owned(),
+                    _ => e.to_string().replace(['\r', '\n'], " "),
+                };
+                let mut res = e.into_response();
+                if let Ok(v) = HeaderValue::from_str(&message) {
+                    res.headers_mut().insert("x-error-message", v);
+                }
+                return res;
+            }
             Self::RepoNotFound(m) => ("RepoNotFound", m),
             Self::RevisionNotFound(m) => ("RevisionNotFound", m),
             Self::EntryNotFound(m) => ("EntryNotFound", m),
@@ -106,6 +140,51 @@ impl IntoResponse for HfError {
 }
 
 pub type HfResult<T> = Result<T, HfError>;
+
+/// `ns` and `name` of a repository the caller writes to: `invalid_name` when they are not
+/// names.
+fn repo_names(ns: &str, name: &str) -> HfResult<(Name, Name)> {
+    Ok((
+        parse_name("namespace", ns).map_err(HfError::api)?,
+        parse_name("name", name).map_err(HfError::api)?,
+    ))
+}
+
+/// The `HF_ENDPOINT` the request came through (`<scheme>://<host>/hf`), for the absolute URLs
+/// the clients need (upload URLs, commit URLs): a proxy's `X-Forwarded-Proto` and
+/// `X-Forwarded-Host` when present, else `Host`. Only the caller itself sees the answer, so a
+/// forged header misleads no one else.
+fn endpoint(headers: &HeaderMap) -> String {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let host = get("x-forwarded-host")
+        .or_else(|| get(header::HOST.as_str()))
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+        })
+        .unwrap_or("localhost");
+    let scheme = match get("x-forwarded-proto") {
+        Some("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}{PREFIX}")
+}
+
+/// Unix seconds as the Hub writes times.
+fn iso(unix: i64) -> String {
+    let c = adapter_core::time::civil(unix);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
+    )
+}
 
 /// The commit id of a version: the first 40 hex digits of its manifest digest.
 pub fn commit_of(manifest_digest: &Digest) -> String {

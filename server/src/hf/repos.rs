@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AtRevision, HfError, HfResult, PREFIX, at_revision};
+use super::{AtRevision, HfError, HfResult, PREFIX, at_revision, iso};
 use crate::app::AppState;
 
 /// Most tree entries on one page.
@@ -29,9 +29,9 @@ pub struct RepoPath {
 
 #[derive(Debug, Deserialize)]
 pub struct RevisionPath {
-    ns: String,
-    name: String,
-    revision: String,
+    pub(super) ns: String,
+    pub(super) name: String,
+    pub(super) revision: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,15 +46,6 @@ pub struct TreePath {
 pub struct TreeQuery {
     recursive: Option<String>,
     cursor: Option<String>,
-}
-
-/// Unix seconds as the Hub writes times.
-fn iso(unix: i64) -> String {
-    let c = adapter_core::time::civil(unix);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    )
 }
 
 /// A file as a tree entry (`lfs.oid` is its sha256; `oid` the first 40 hex of it: the
@@ -281,8 +272,9 @@ pub async fn paths_info(
 mod tests {
     #[test]
     fn iso_times() {
-        assert_eq!(super::iso(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::iso(1_764_979_200), "2025-12-06T00:00:00.000Z");
-        assert_eq!(super::iso(951_782_400 + 3661), "2000-02-29T01:01:01.000Z");
+        use super::iso;
+        assert_eq!(iso(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso(1_764_979_200), "2025-12-06T00:00:00.000Z");
+        assert_eq!(iso(951_782_400 + 3661), "2000-02-29T01:01:01.000Z");
     }
 }

@@ -73,6 +73,17 @@ pub async fn publish(
         ManifestError::Json(m) => ApiError::new("invalid_json", format!("manifest: {m}")),
         other => ApiError::new("invalid_manifest", other.to_string()),
     })?;
+    publish_claimed(app, reader, at, manifest).await
+}
+
+/// [`publish`] of a manifest built rather than sent (a Hub protocol commit): the same
+/// checks, `metadata.derived_from` refused.
+pub async fn publish_claimed(
+    app: &AppState,
+    reader: &BlobReader,
+    at: &VersionPath,
+    manifest: Manifest,
+) -> ApiResult<Published> {
     if manifest.metadata().contains_key(DERIVED_FROM) {
         return Err(ApiError::with_details(
             "invalid_manifest",

@@ -105,8 +105,13 @@ fn restore(s: &Session) -> ApiResult<Hasher> {
     Hasher::restore_state(&bytes).map_err(ApiError::internal)
 }
 
-/// `POST /v1/uploads`.
-pub async fn start(app: &AppState, req: UploadStart) -> ApiResult<UploadStatus> {
+/// `POST /v1/uploads`, and a Git LFS upload URL (`hf::lfs`): a session opened by the token
+/// `opener`.
+pub async fn start(
+    app: &AppState,
+    req: UploadStart,
+    opener: Option<&str>,
+) -> ApiResult<UploadStatus> {
     let session = Session {
         id: Uuid::new_v4().to_string(),
         offset: 0,
@@ -115,6 +120,7 @@ pub async fn start(app: &AppState, req: UploadStart) -> ApiResult<UploadStatus> 
         expected_size: req.size,
         finishing: false,
         expires_at: now().saturating_add(ttl_secs(app)),
+        token_id: opener.map(str::to_owned),
     };
     app.db.create_session(&session).await?;
     Ok(status_of(&session))
@@ -194,6 +200,27 @@ pub async fn append(app: &AppState, id: &str, offset: u64, body: Body) -> ApiRes
         offset: offset + size,
         expires_at,
     })
+}
+
+/// Fill a session opened for one known blob (a Git LFS upload URL) with the whole blob in
+/// one body: the URL is the credential (the basic transfer's `PUT` carries none), so only
+/// the bytes of the digest and size it was opened for are taken, and the token that opened
+/// it becomes the blob's uploader. The session stays until it expires, so a retried `PUT`
+/// (the response was lost) succeeds again.
+pub async fn fill(app: &AppState, id: &str, body: Body) -> ApiResult<BlobInfo> {
+    let uuid = parse_id(id)?;
+    let session = live_session(app, &uuid).await?;
+    let (Some(digest), Some(size), Some(opener)) = (
+        session.expected_digest,
+        session.expected_size,
+        session.token_id.as_deref(),
+    ) else {
+        // A `/v1` session: filled by its own routes, with credentials.
+        return Err(not_found());
+    };
+    let (_, info) = put_monolithic(app, &digest, stream::capped(body, size)).await?;
+    app.db.add_blob_uploader(&digest, opener).await?;
+    Ok(info)
 }
 
 /// `PUT /v1/uploads/{id}?digest=`: verify, assemble the blob, delete the session.

@@ -24,6 +24,22 @@ pub async fn ingest(sink: &mut Sink, hasher: &mut Hasher, body: Body) -> ApiResu
     Ok(())
 }
 
+/// `body`, cut off with an error once more than `limit` bytes arrived (a body that was
+/// announced with its size, so nothing past it is read).
+pub fn capped(body: Body, limit: u64) -> Body {
+    let mut seen: u64 = 0;
+    Body::from_stream(body.into_data_stream().map(move |chunk| {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        seen = seen.saturating_add(chunk.len() as u64);
+        if seen > limit {
+            return Err(std::io::Error::other(format!(
+                "the body is longer than the {limit} bytes announced"
+            )));
+        }
+        Ok(chunk)
+    }))
+}
+
 /// Read `body` to its end, hashing it, and check it hashes to `expected` (a blob stored
 /// already, sent again by a caller who may not read it: the bytes prove it has them).
 /// Returns the size.
