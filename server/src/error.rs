@@ -90,7 +90,11 @@ pub fn status_of(code: &str) -> StatusCode {
         | "gate_not_found"
         | "no_match"
         | "token_not_found"
-        | "job_not_found" => StatusCode::NOT_FOUND,
+        | "job_not_found"
+        // The Hub protocol's (`/hf`): the codes its clients act on.
+        | "RepoNotFound"
+        | "RevisionNotFound"
+        | "EntryNotFound" => StatusCode::NOT_FOUND,
         "unauthenticated" => StatusCode::UNAUTHORIZED,
         "forbidden" => StatusCode::FORBIDDEN,
         "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
@@ -107,9 +111,22 @@ pub fn status_of(code: &str) -> StatusCode {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+/// Where the Hugging Face Hub protocol is served (`hf`), whose answers have the Hub's error
+/// shape ([`ApiError::into_hub_response`]).
+pub const HUB_PREFIX: &str = "/hf";
+
+/// Is `path` under [`HUB_PREFIX`]?
+pub fn is_hub_path(path: &str) -> bool {
+    path.strip_prefix(HUB_PREFIX)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+impl ApiError {
+    /// What an answer says: status, headers, code, message (internal causes are logged
+    /// here, never sent), details.
+    fn parts(self) -> (StatusCode, HeaderMap, &'static str, String, Value) {
         let status = self.status();
+        let code = self.code();
         let mut headers = HeaderMap::new();
         let (message, details) = match &self {
             Self::Internal(cause) => {
@@ -137,20 +154,43 @@ impl IntoResponse for ApiError {
                 (self.to_string(), json!({ "offset": offset }))
             }
         };
-        let body = ErrorBody {
-            error: ErrorInfo {
-                code: self.code().to_owned(),
-                message,
-                details,
-            },
-        };
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             // The rest of the body stays unread: the connection cannot carry another
             // request, so say so instead of letting the client reuse it and fail.
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        (status, headers, code, message, details)
+    }
+
+    /// The error in the Hugging Face Hub's shape, for the `/hf` routes (docs/HF.md): the
+    /// same status, code and details, but `error` is the message (the Hub's clients print a
+    /// string `error`; older ones crash on an object), beside `code` and `details`; and the
+    /// headers the clients read, `X-Error-Code` (the code) and `X-Error-Message`.
+    pub fn into_hub_response(self) -> Response {
+        let (status, mut headers, code, message, details) = self.parts();
+        headers.insert("x-error-code", HeaderValue::from_static(code));
+        if let Ok(v) = HeaderValue::from_str(&message.replace(['\r', '\n'], " ")) {
+            headers.insert("x-error-message", v);
+        }
+        let body = json!({ "error": message, "code": code, "details": details });
         let mut res = (status, headers, axum::Json(body)).into_response();
-        res.extensions_mut().insert(ErrorCode(self.code()));
+        res.extensions_mut().insert(ErrorCode(code));
+        res
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, headers, code, message, details) = self.parts();
+        let body = ErrorBody {
+            error: ErrorInfo {
+                code: code.to_owned(),
+                message,
+                details,
+            },
+        };
+        let mut res = (status, headers, axum::Json(body)).into_response();
+        res.extensions_mut().insert(ErrorCode(code));
         res
     }
 }

@@ -108,12 +108,7 @@ async fn the_read_path_speaks_the_hub_protocol() {
             ("/hf/api/models/acme/nope", "RepoNotFound"),
             ("/hf/api/models/acme/bot/revision/nope", "RevisionNotFound"),
         ] {
-            let r = hf(&s, &s.http, "GET", path).await;
-            assert_eq!(
-                (r.status, header(&r, "x-error-code")),
-                (404, code.to_owned()),
-                "{at}: {path}"
-            );
+            hf(&s, &s.http, "GET", path).await.hub_error(404, code);
         }
 
         // Model info: the commit, the files with their LFS digests, a PEFT adapter's card.
@@ -181,9 +176,14 @@ async fn the_read_path_speaks_the_hub_protocol() {
         // The same tokens and namespaces as /v1.
         let anonymous = reqwest::Client::new();
         let path = "/hf/acme/bot/resolve/main/adapter_config.json";
-        assert_eq!(hf(&s, &anonymous, "GET", path).await.status, 401, "{at}");
+        // Refusals in the Hub's shape too (older clients crash on the `/v1` one).
+        let refused = hf(&s, &anonymous, "GET", path).await;
+        refused.hub_error(401, "unauthenticated");
+        assert_eq!(refused.header("www-authenticate"), Some("Bearer"), "{at}");
         let other = client_with_token(&token(&s, "other", "read", Some(&["other"])).await);
-        assert_eq!(hf(&s, &other, "GET", path).await.status, 403, "{at}");
+        hf(&s, &other, "GET", path)
+            .await
+            .hub_error(403, "forbidden");
         assert_eq!(
             hf(&s, &other, "GET", "/hf/api/models/acme/bot")
                 .await

@@ -132,7 +132,10 @@ async fn commits_become_versions() {
         .await
         .expect(200, &at);
         assert!(
-            created["url"].as_str().unwrap().ends_with("/hf/acme/bot"),
+            created["url"]
+                .as_str()
+                .unwrap()
+                .ends_with("/hf/models/acme/bot"),
             "{created}"
         );
         post_json(
@@ -142,7 +145,7 @@ async fn commits_become_versions() {
             &json!({"name": "bot", "organization": "other"}),
         )
         .await
-        .error(403, "forbidden");
+        .hub_error(403, "forbidden");
         post_json(
             &s,
             &writer,
@@ -150,7 +153,7 @@ async fn commits_become_versions() {
             &json!({"name": "x", "organization": "acme", "type": "dataset"}),
         )
         .await
-        .error(400, "unsupported");
+        .hub_error(400, "unsupported");
 
         // preupload: every file through LFS.
         let pre = post_json(
@@ -200,7 +203,7 @@ async fn commits_become_versions() {
             first["commitUrl"]
                 .as_str()
                 .unwrap()
-                .ends_with(&format!("/hf/acme/bot/commit/{commit1}"))
+                .ends_with(&format!("/hf/models/acme/bot/commit/{commit1}"))
         );
         let v1 = s
             .get("/v1/adapters/acme/bot/versions/1.0.0")
@@ -261,7 +264,7 @@ async fn commits_become_versions() {
             &[header_line("Again", None)],
         )
         .await
-        .error(409, "version_exists");
+        .hub_error(409, "version_exists");
 
         // A commit starts from main's files: changing the card alone makes 1.0.1 with all three.
         let card2 = b"---\nbase_model: acme/llama\n---\nv2\n";
@@ -310,7 +313,7 @@ async fn commits_become_versions() {
             ],
         )
         .await
-        .error(412, "parent_mismatch");
+        .hub_error(412, "parent_mismatch");
         let named = commit(
             &s,
             &writer,
@@ -376,7 +379,7 @@ async fn hostile_pushes_are_refused_and_leave_nothing() {
                 &json!({"files": [{"path": path, "size": 3, "sample": ""}]}),
             )
             .await;
-            pre.error(400, code);
+            pre.hub_error(400, code);
             assert!(
                 pre.header("x-error-message").is_some_and(|m| !m.is_empty()),
                 "{at}"
@@ -394,7 +397,7 @@ async fn hostile_pushes_are_refused_and_leave_nothing() {
                 ],
             )
             .await
-            .error(400, code);
+            .hub_error(400, code);
         }
 
         // Broken safetensors: uploaded fine (bytes are bytes), refused at commit.
@@ -413,7 +416,7 @@ async fn hostile_pushes_are_refused_and_leave_nothing() {
             ],
         )
         .await
-        .error(422, "invalid_adapter");
+        .hub_error(422, "invalid_adapter");
         // Not a PEFT config.
         commit(
             &s,
@@ -427,7 +430,7 @@ async fn hostile_pushes_are_refused_and_leave_nothing() {
             ],
         )
         .await
-        .error(422, "invalid_adapter");
+        .hub_error(422, "invalid_adapter");
         // A card whose metadata is not YAML.
         commit(
             &s,
@@ -442,7 +445,7 @@ async fn hostile_pushes_are_refused_and_leave_nothing() {
             ],
         )
         .await
-        .error(400, "invalid_card");
+        .hub_error(400, "invalid_card");
         let yaml = post_json(
             &s,
             &writer,
@@ -477,7 +480,7 @@ async fn hostile_pushes_are_refused_and_leave_nothing() {
             ],
         )
         .await
-        .error(400, "invalid_manifest");
+        .hub_error(400, "invalid_manifest");
         Reply::of(
             writer
                 .post(s.u("/hf/api/models/acme/bot/commit/main"))
@@ -487,7 +490,7 @@ async fn hostile_pushes_are_refused_and_leave_nothing() {
                 .unwrap(),
         )
         .await
-        .error(400, "invalid_commit");
+        .hub_error(400, "invalid_commit");
         Reply::of(
             writer
                 .post(s.u("/hf/api/models/acme/bot/commit/main?create_pr=1"))
@@ -497,7 +500,7 @@ async fn hostile_pushes_are_refused_and_leave_nothing() {
                 .unwrap(),
         )
         .await
-        .error(400, "unsupported");
+        .hub_error(400, "unsupported");
         commit(
             &s,
             &writer,
@@ -506,7 +509,7 @@ async fn hostile_pushes_are_refused_and_leave_nothing() {
             &[header_line("Alias", None)],
         )
         .await
-        .error(400, "invalid_revision");
+        .hub_error(400, "invalid_revision");
 
         // Someone else's blob: stored by another namespace's push, its digest known here.
         let other = client_with_token(&token(&s, "other", "write", Some(&["other"])).await);
@@ -539,7 +542,7 @@ async fn hostile_pushes_are_refused_and_leave_nothing() {
             &[header_line("Steal", None), lfs_line("config.json", &secret)],
         )
         .await
-        .error(400, "missing_blobs");
+        .hub_error(400, "missing_blobs");
 
         // Upload URLs take exactly their bytes, and only with a URL from a batch.
         let href = b["objects"][0]["actions"]["upload"]["href"]
@@ -550,7 +553,7 @@ async fn hostile_pushes_are_refused_and_leave_nothing() {
         let put = |body: Vec<u8>| anon.put(&href).body(body).send();
         Reply::of(put(b"{\"secret\": 1234}".to_vec()).await.unwrap())
             .await
-            .error(400, "digest_mismatch");
+            .hub_error(400, "digest_mismatch");
         let mut longer = secret.clone();
         longer.extend_from_slice(&[b' '; 4096]);
         let long = Reply::of(put(longer).await.unwrap()).await;
@@ -559,7 +562,7 @@ async fn hostile_pushes_are_refused_and_leave_nothing() {
             href.rsplit_once('/').unwrap().0.to_owned() + "/00000000-0000-4000-8000-000000000000";
         Reply::of(anon.put(&bogus).body(secret.clone()).send().await.unwrap())
             .await
-            .error(404, "upload_not_found");
+            .hub_error(404, "upload_not_found");
         let v1_session = s
             .http
             .post(s.u("/v1/uploads"))
@@ -580,7 +583,7 @@ async fn hostile_pushes_are_refused_and_leave_nothing() {
                 .unwrap(),
         )
         .await
-        .error(404, "upload_not_found");
+        .hub_error(404, "upload_not_found");
 
         // Other namespaces and anonymous callers.
         commit(
@@ -591,13 +594,13 @@ async fn hostile_pushes_are_refused_and_leave_nothing() {
             &[header_line("Theirs", None)],
         )
         .await
-        .error(403, "forbidden");
+        .hub_error(403, "forbidden");
         batch(&s, &other, "acme/bot", &weights)
             .await
-            .error(403, "forbidden");
+            .hub_error(403, "forbidden");
         commit(&s, &anon, "acme/bot", "main", &[header_line("Anon", None)])
             .await
-            .error(401, "unauthenticated");
+            .hub_error(401, "unauthenticated");
 
         // Nothing of it is visible.
         assert!(versions(&s, "acme/bot").await.is_empty(), "{at}");

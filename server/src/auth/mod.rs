@@ -192,6 +192,9 @@ pub async fn layer(State(app): State<AppState>, mut req: Request, next: Next) ->
     let path = req.uri().path().to_owned();
     let action = audited_action(&method, &template);
 
+    // The Hub protocol's clients get its error shape, refusals included.
+    let hub = crate::error::is_hub_path(&path);
+    let refuse = |e: ApiError| refuse(e, hub);
     let (caller, res) = match authenticate(&app.db, req.headers()).await {
         Err(e) => (Caller::default(), refuse(e)),
         Ok(token) => {
@@ -226,9 +229,13 @@ pub async fn layer(State(app): State<AppState>, mut req: Request, next: Next) ->
     res
 }
 
-fn refuse(e: ApiError) -> Response {
+fn refuse(e: ApiError, hub: bool) -> Response {
     let unauthenticated = e.code() == "unauthenticated";
-    let mut res = e.into_response();
+    let mut res = if hub {
+        e.into_hub_response()
+    } else {
+        e.into_response()
+    };
     if unauthenticated {
         res.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -37,7 +37,7 @@ use serde_json::{Map, Value, json};
 
 use super::push::{CommitQuery, addable};
 use super::repos::RevisionPath;
-use super::{HfError, HfResult, card, commit_of, endpoint, repo_names};
+use super::{HfError, HfResult, card, commit_of, repo_names, repo_url};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::catalog::{self, CatalogError, Pick};
@@ -485,7 +485,7 @@ pub async fn commit(
     let commit = commit_of(&published.info.manifest_digest);
     Ok(Json(json!({
         "commitOid": commit,
-        "commitUrl": format!("{}/{ns}/{name}/commit/{commit}", endpoint(&headers)),
+        "commitUrl": format!("{}/commit/{commit}", repo_url(&headers, &ns, &name)),
         "pullRequestUrl": null,
         "version": published.info.version,
         "created": published.created,

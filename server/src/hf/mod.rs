@@ -21,10 +21,10 @@ use adapter_core::manifest::{Kind, Manifest};
 use adapter_core::name::Name;
 use adapter_core::reference::Selector;
 use axum::Router;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use serde_json::json;
+use serde_json::Value;
 
 use crate::app::AppState;
 use crate::catalog::{self, CatalogError, Pick};
@@ -32,7 +32,7 @@ use crate::error::ApiError;
 use crate::extract::parse_name;
 
 /// Where the protocol is served: `HF_ENDPOINT` is the registry's URL plus this.
-pub const PREFIX: &str = "/hf";
+pub use crate::error::HUB_PREFIX as PREFIX;
 
 /// The Hub routes (outside the OpenAPI `/v1` description).
 pub fn router() -> Router<AppState> {
@@ -106,36 +106,16 @@ impl HfError {
 }
 
 impl IntoResponse for HfError {
+    /// Every error in the Hub's shape ([`ApiError::into_hub_response`]); the not-found
+    /// errors with the codes the clients act on.
     fn into_response(self) -> Response {
         let (code, message) = match self {
-            Self::Api(e) => {
-                // The registry's JSON shape; the clients show `X-Error-Message`.
-                let message = match e.code() {
-                    "internal" => "internal server error".to_owned(),
-                    "not_ready" => "a dependency of the registry is not available".to_owned(),
-                    _ => e.to_string().replace(['\r', '\n'], " "),
-                };
-                let mut res = e.into_response();
-                if let Ok(v) = HeaderValue::from_str(&message) {
-                    res.headers_mut().insert("x-error-message", v);
-                }
-                return res;
-            }
+            Self::Api(e) => return e.into_hub_response(),
             Self::RepoNotFound(m) => ("RepoNotFound", m),
             Self::RevisionNotFound(m) => ("RevisionNotFound", m),
             Self::EntryNotFound(m) => ("EntryNotFound", m),
         };
-        let mut res = (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({ "error": message })),
-        )
-            .into_response();
-        res.headers_mut()
-            .insert("x-error-code", HeaderValue::from_static(code));
-        if let Ok(v) = HeaderValue::from_str(&message.replace(['\r', '\n'], " ")) {
-            res.headers_mut().insert("x-error-message", v);
-        }
-        res
+        ApiError::with_details(code, message, Value::Null).into_hub_response()
     }
 }
 
@@ -175,6 +155,13 @@ fn endpoint(headers: &HeaderMap) -> String {
         _ => "http",
     };
     format!("{scheme}://{host}{PREFIX}")
+}
+
+/// A repository's URL as the clients parse it back into a repo id: with the `models/`
+/// segment, without which clients before 1.0 (0.26, say) cannot tell the repository from an
+/// endpoint that has a path (`…/hf/acme/bot` reads as repo type `hf`).
+fn repo_url(headers: &HeaderMap, ns: &Name, name: &Name) -> String {
+    format!("{}/models/{ns}/{name}", endpoint(headers))
 }
 
 /// Unix seconds as the Hub writes times.

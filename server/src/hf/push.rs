@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::repos::RevisionPath;
-use super::{HfError, HfResult, card, commit, endpoint, repo_names};
+use super::{HfError, HfResult, card, commit, repo_names, repo_url};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{LimitedBytes, parse_json};
@@ -66,7 +66,7 @@ pub async fn create_repo(
         )));
     }
     Ok(Json(json!({
-        "url": format!("{}/{ns}/{name}", endpoint(&headers)),
+        "url": repo_url(&headers, &ns, &name),
         "name": format!("{ns}/{name}"),
     })))
 }

@@ -204,6 +204,26 @@ impl Reply {
         self.json()
     }
 
+    /// Assert an error in the Hub protocol's shape (`/hf`): `{"error": message, "code",
+    /// "details"}` with `X-Error-Code: code` and `X-Error-Message`; returns the body.
+    pub fn hub_error(&self, status: u16, code: &str) -> Value {
+        assert_eq!(
+            (self.status, self.header("x-error-code")),
+            (status, Some(code)),
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert!(
+            self.header("x-error-message")
+                .is_some_and(|m| !m.is_empty()),
+            "no X-Error-Message"
+        );
+        let v = self.json();
+        assert!(v["error"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        assert_eq!(v["code"], code, "{v}");
+        v
+    }
+
     pub fn error(&self, status: u16, code: &str) -> Value {
         assert_eq!(
             self.status,
