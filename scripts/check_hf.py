@@ -183,6 +183,23 @@ def push(api, url, token, ctl, work):
                       commit_message="Two")
     assert versions() == ["2.0.0", "1.0.1", "1.0.0"], versions()
 
+    # Without HF_HUB_DISABLE_XET, a client with hf_xet asks hf_xet to fetch a Xet token: the
+    # registry's 501 there stops the push before any commit (hf_xet shows the status and the
+    # URL, not the body), and nothing changes.
+    import huggingface_hub.constants as constants
+    if hasattr(constants, "HF_HUB_DISABLE_XET"):
+        constants.HF_HUB_DISABLE_XET = False
+        try:
+            api.upload_file(path_or_fileobj=os.path.join(adapter, "adapter_config.json"),
+                            path_in_repo="extra.json", repo_id="acme/pushed",
+                            commit_message="through Xet")
+            raise AssertionError("a Xet upload went through")
+        except Exception as e:  # hf_xet raises a plain ConnectionError
+            assert "501" in str(e) and "xet-write-token" in str(e), repr(e)
+        finally:
+            constants.HF_HUB_DISABLE_XET = True
+        assert versions() == ["2.0.0", "1.0.1", "1.0.0"], versions()
+
     # Hostile pushes: refused with the server's reason; no version appears.
     for name, payload, reason in [
         ("adapter_model.bin", b"not really a pickle", "pickle"),

@@ -106,6 +106,7 @@ pub fn status_of(code: &str) -> StatusCode {
         "range_not_satisfiable" | "wrong_offset" => StatusCode::RANGE_NOT_SATISFIABLE,
         "invalid_adapter" | "invalid_model" => StatusCode::UNPROCESSABLE_ENTITY,
         "not_ready" => StatusCode::SERVICE_UNAVAILABLE,
+        "xet_unsupported" => StatusCode::NOT_IMPLEMENTED,
         "internal" => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }

@@ -585,6 +585,22 @@ async fn hostile_pushes_are_refused_and_leave_nothing() {
         .await
         .hub_error(404, "upload_not_found");
 
+        // A client that would push through Xet is told the registry speaks LFS.
+        let xet = Reply::of(
+            writer
+                .get(s.u("/hf/api/models/acme/bot/xet-write-token/main"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert!(
+            xet.hub_error(501, "xet_unsupported")["error"]
+                .as_str()
+                .unwrap()
+                .contains("HF_HUB_DISABLE_XET=1")
+        );
+
         // Other namespaces and anonymous callers.
         commit(
             &s,

@@ -72,6 +72,14 @@ pub fn router() -> Router<AppState> {
         .route("/hf/{ns}/{repo}/info/lfs/objects/batch", post(lfs::batch))
         .route("/hf/lfs/{id}", put(lfs::upload))
         .route(
+            "/hf/api/models/{ns}/{name}/xet-write-token/{revision}",
+            get(push::no_xet),
+        )
+        .route(
+            "/hf/api/models/{ns}/{name}/xet-read-token/{revision}",
+            get(push::no_xet),
+        )
+        .route(
             "/hf/api/models/{ns}/{name}/commit/{revision}",
             post(commit::commit),
         )

@@ -180,3 +180,14 @@ pub async fn preupload(
     }
     Ok(Json(json!({ "files": files })))
 }
+
+/// `GET /hf/api/models/{ns}/{name}/xet-{write,read}-token/{revision}`: a client that would
+/// push (or pull) through Xet asks for a Xet token first. The registry speaks Git LFS only:
+/// say so, and how to make the client use it (docs/HF.md).
+pub async fn no_xet() -> HfError {
+    HfError::api(ApiError::new(
+        "xet_unsupported",
+        "this registry stores files through Git LFS, not Xet: set HF_HUB_DISABLE_XET=1 for \
+         huggingface_hub to upload through LFS",
+    ))
+}
