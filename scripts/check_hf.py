@@ -50,8 +50,11 @@ def files_of(root):
     return out
 
 
-def main():
-    work = tempfile.mkdtemp(prefix="check-hf-")
+def start_registry(work):
+    """The real server (embedded stack, `work`/data, port 0) with the bundled base pushed as
+    example/tiny-llama@1.0.0 and the adapter as acme/support-bot@1.0.0 (tagged `prod`) by the
+    real adapterctl; the client's environment pointed at it. Returns (server, url, token,
+    ctl); the caller terminates the server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ADAPTER", "HF_"))}
     server = subprocess.Popen(
         [os.path.join(BIN, "adapter-registry"), "serve", "--listen", "127.0.0.1:0",
@@ -79,13 +82,24 @@ def main():
         ctl("push", os.path.join(EXAMPLES, "tiny-llama-lora"), "--name", "acme/support-bot",
             "--version", "1.0.0", "--base", "example/tiny-llama@1.0.0")
         ctl("tag", "acme/support-bot@1.0.0", "prod")
+    except BaseException:
+        server.terminate()
+        raise
 
-        os.environ["HF_ENDPOINT"] = url + "/hf"
-        os.environ["HF_HUB_CACHE"] = os.path.join(work, "hf-cache")
-        os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
-        # The registry speaks LFS, not Xet: with hf_xet installed, 2.x uploads through Xet
-        # unless this is set (docs/HF.md).
-        os.environ["HF_HUB_DISABLE_XET"] = "1"
+    os.environ["HF_ENDPOINT"] = url + "/hf"
+    os.environ["HF_TOKEN"] = token
+    os.environ["HF_HUB_CACHE"] = os.path.join(work, "hf-cache")
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    # The registry speaks LFS, not Xet: with hf_xet installed, 2.x uploads through Xet
+    # unless this is set (docs/HF.md).
+    os.environ["HF_HUB_DISABLE_XET"] = "1"
+    return server, url, token, ctl
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="check-hf-")
+    server, url, token, ctl = start_registry(work)
+    try:
         import huggingface_hub as hh
         from huggingface_hub import HfApi, hf_hub_download, snapshot_download
         from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError

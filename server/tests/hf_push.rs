@@ -155,6 +155,30 @@ async fn commits_become_versions() {
         .await
         .hub_error(400, "unsupported");
 
+        // Created and empty: it exists to the clients, with no files at `main`.
+        let empty = s.get("/hf/api/models/acme/bot").await.expect(200, &at);
+        assert_eq!(
+            (empty["id"].as_str(), empty["sha"].is_null()),
+            (Some("acme/bot"), true),
+            "{at}: {empty}"
+        );
+        assert_eq!(empty["siblings"], json!([]));
+        s.get("/hf/acme/bot/resolve/main/README.md")
+            .await
+            .hub_error(404, "EntryNotFound");
+        assert_eq!(
+            s.get("/hf/api/models/acme/bot/tree/main")
+                .await
+                .expect(200, &at),
+            json!([])
+        );
+        s.get("/hf/acme/bot/resolve/1.0.0/README.md")
+            .await
+            .hub_error(404, "RevisionNotFound");
+        s.get("/hf/acme/nothing/resolve/main/README.md")
+            .await
+            .hub_error(404, "RepoNotFound");
+
         // preupload: every file through LFS.
         let pre = post_json(
             &s,

@@ -1,4 +1,5 @@
-//! Repositories: one per (kind, namespace, name), created by the first publish.
+//! Repositories: one per (kind, namespace, name), created by the first publish; and those
+//! created empty with the Hub protocol's `create_repo`, before any version.
 
 use adapter_core::manifest::Kind;
 use sqlx::Row as _;
@@ -40,6 +41,42 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(repo_of).transpose()
+    }
+
+    /// Record a repository created with the Hub's `create_repo` (idempotent; docs/HF.md).
+    pub async fn create_hub_repository(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), sqlx::Error> {
+        super::retry_busy(|| {
+            sqlx::query(
+                "INSERT INTO hub_repositories (namespace, name, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (namespace, name) DO NOTHING",
+            )
+            .bind(namespace.to_owned())
+            .bind(name.to_owned())
+            .bind(super::now())
+            .execute(&self.pool)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// When a repository was created with the Hub's `create_repo`, if it was.
+    pub async fn hub_repository(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT created_at FROM hub_repositories WHERE namespace = $1 AND name = $2",
+        )
+        .bind(namespace.to_owned())
+        .bind(name.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get(0)).transpose()
     }
 }
 

@@ -91,6 +91,13 @@ pub enum HfError {
     RepoNotFound(String),
     RevisionNotFound(String),
     EntryNotFound(String),
+    /// `main` of a repository created with `create_repo` and given no version yet: no files
+    /// (`EntryNotFound` for a file, as the Hub answers for an empty repository; the model
+    /// info and the tree answer it empty).
+    EmptyRepo {
+        id: String,
+        created_at: i64,
+    },
     /// Anything else: the registry's own error (its JSON shape and status).
     Api(ApiError),
 }
@@ -122,6 +129,10 @@ impl IntoResponse for HfError {
             Self::RepoNotFound(m) => ("RepoNotFound", m),
             Self::RevisionNotFound(m) => ("RevisionNotFound", m),
             Self::EntryNotFound(m) => ("EntryNotFound", m),
+            Self::EmptyRepo { id, .. } => (
+                "EntryNotFound",
+                format!("{id} has no files yet: it was created empty; commit to it"),
+            ),
         };
         ApiError::with_details(code, message, Value::Null).into_hub_response()
     }
@@ -234,7 +245,23 @@ async fn at_revision(app: &AppState, ns: &str, name: &str, revision: &str) -> Hf
             Err(e) => return Err(e.into()),
         }
     }
-    let (kind, resolved) = found.ok_or_else(repo_missing)?;
+    let Some((kind, resolved)) = found else {
+        return Err(
+            match app
+                .db
+                .hub_repository(ns.as_str(), name.as_str())
+                .await
+                .map_err(HfError::api)?
+            {
+                Some(created_at) if revision == "main" => HfError::EmptyRepo {
+                    id: format!("{ns}/{name}"),
+                    created_at,
+                },
+                Some(_) => missing(),
+                None => repo_missing(),
+            },
+        );
+    };
     let row = catalog::version(&app.db, kind, &ns, &name, &resolved.version).await?;
     let info = catalog::version_info_of(kind, ns.as_str(), name.as_str(), &row)?;
     Ok(AtRevision {

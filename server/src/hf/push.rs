@@ -1,13 +1,13 @@
 //! The push path's small requests: `create_repo`, `validate-yaml` (a model card's metadata),
 //! `create_branch` and `preupload` (which files go through the LFS batch API: all of them).
 //!
-//! The registry has no empty repositories and no branches: a repository comes into being
-//! with its first version, and a commit's revision names the version it makes (`hf::commit`).
-//! So `create_repo` and `create_branch` check what they are given (the names, the caller's
-//! namespace, a revision a commit can use) and keep nothing.
+//! The registry has no branches: a commit's revision names the version it makes
+//! (`hf::commit`), so `create_branch` checks that it names one and keeps nothing. A
+//! repository becomes a registry repository (of the kind its files make) with its first
+//! version; `create_repo` records it until then, so the clients see it exist, empty.
 
 use adapter_core::manifest::FilePath;
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::repos::RevisionPath;
 use super::{HfError, HfResult, card, commit, repo_names, repo_url};
+use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{LimitedBytes, parse_json};
@@ -43,9 +44,11 @@ fn models_only(repo_type: Option<&str>) -> HfResult<()> {
     }
 }
 
-/// `POST /hf/api/repos/create`: `{name, organization, type}`. Nothing is stored (see the
-/// module docs); the answer is the repository's URL, as for a repository that exists.
+/// `POST /hf/api/repos/create`: `{name, organization, type}`. The repository is recorded
+/// as created (empty to the Hub's clients until its first commit); the answer is its URL,
+/// whether it existed or not (the client's `exist_ok` is then moot).
 pub async fn create_repo(
+    State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     LimitedBytes(body): LimitedBytes<{ 64 * 1024 }>,
@@ -65,6 +68,10 @@ pub async fn create_repo(
             format!("the token does not allow writing to namespace `{ns}`"),
         )));
     }
+    app.db
+        .create_hub_repository(ns.as_str(), name.as_str())
+        .await
+        .map_err(HfError::api)?;
     Ok(Json(json!({
         "url": repo_url(&headers, &ns, &name),
         "name": format!("{ns}/{name}"),

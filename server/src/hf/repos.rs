@@ -111,17 +111,41 @@ fn info_of(at: &AtRevision) -> Value {
     })
 }
 
+/// The model info at a revision; an empty repository's (created, no version yet) has no
+/// commit and no files.
+async fn info_at_revision(
+    app: &AppState,
+    ns: &str,
+    name: &str,
+    revision: &str,
+) -> HfResult<Json<Value>> {
+    match at_revision(app, ns, name, revision).await {
+        Ok(at) => Ok(Json(info_of(&at))),
+        Err(HfError::EmptyRepo { id, created_at }) => Ok(Json(json!({
+            "id": id,
+            "modelId": id,
+            "sha": null,
+            "lastModified": iso(created_at),
+            "createdAt": iso(created_at),
+            "private": false,
+            "disabled": false,
+            "gated": false,
+            "tags": [],
+            "siblings": [],
+        }))),
+        Err(e) => Err(e),
+    }
+}
+
 pub async fn info(State(app): State<AppState>, Path(p): Path<RepoPath>) -> HfResult<Json<Value>> {
-    let at = at_revision(&app, &p.ns, &p.name, "main").await?;
-    Ok(Json(info_of(&at)))
+    info_at_revision(&app, &p.ns, &p.name, "main").await
 }
 
 pub async fn info_at(
     State(app): State<AppState>,
     Path(p): Path<RevisionPath>,
 ) -> HfResult<Json<Value>> {
-    let at = at_revision(&app, &p.ns, &p.name, &p.revision).await?;
-    Ok(Json(info_of(&at)))
+    info_at_revision(&app, &p.ns, &p.name, &p.revision).await
 }
 
 /// The entries under `dir` (`""`: the root): files, and the folders on the way (all levels
@@ -224,8 +248,11 @@ pub async fn tree_under(
 
 /// One page of the entries under `dir` (`""`: the root) at the revision.
 async fn tree_at(app: &AppState, p: RevisionPath, dir: &str, q: &TreeQuery) -> HfResult<Response> {
-    let at = at_revision(app, &p.ns, &p.name, &p.revision).await?;
-    let all = entries(&at, dir, truthy(q.recursive.as_deref()))?;
+    let all = match at_revision(app, &p.ns, &p.name, &p.revision).await {
+        Ok(at) => entries(&at, dir, truthy(q.recursive.as_deref()))?,
+        Err(HfError::EmptyRepo { .. }) if dir.is_empty() => Vec::new(),
+        Err(e) => return Err(e),
+    };
     page(&p, dir, q, all)
 }
 
@@ -235,7 +262,11 @@ pub async fn paths_info(
     Path(p): Path<RevisionPath>,
     RawForm(body): RawForm,
 ) -> HfResult<Json<Vec<Value>>> {
-    let at = at_revision(&app, &p.ns, &p.name, &p.revision).await?;
+    let at = match at_revision(&app, &p.ns, &p.name, &p.revision).await {
+        Ok(at) => at,
+        Err(HfError::EmptyRepo { .. }) => return Ok(Json(Vec::new())),
+        Err(e) => return Err(e),
+    };
     let mut paths: Vec<String> = form_urlencoded::parse(&body)
         .filter(|(k, _)| k == "paths")
         .map(|(_, v)| v.into_owned())
