@@ -29,6 +29,65 @@ pub enum Command {
     /// Manage bearer tokens directly in the database (the secret is printed once).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Delete the blobs no version references (older than the grace period and than the
+    /// oldest running job), expired upload sessions and ended jobs' staging objects. Safe
+    /// while servers and workers run.
+    Gc(GcArgs),
+    /// Check that every manifest matches its digest and every blob a version references
+    /// exists and hashes to its digest; exit 1 on damage. `--repair` marks damaged versions
+    /// so pulls refuse them.
+    Fsck(FsckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Keep blobs younger than this (`90s`, `30m`, `24h`, `7d`): an upload about to be
+    /// published is never collected.
+    #[arg(long, env = "ADAPTER_REGISTRY_GC_GRACE", default_value = "24h", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// Report what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    /// Mark damaged versions (resolving and pulling them is then refused with 410
+    /// `version_damaged`) and unmark versions found sound again.
+    #[arg(long)]
+    pub repair: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// A duration as operators write it: `90s`, `30m`, `24h`, `7d`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 90s, 30m, 24h, 7d)"))?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{s}`: the unit is s, m, h or d")),
+    };
+    n.checked_mul(secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("`{s}` is too long"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -348,6 +407,17 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        for bad in ["", "h", "1w", "-1h", "1.5h", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn passwords_are_redacted() {

@@ -102,6 +102,7 @@ pub fn status_of(code: &str) -> StatusCode {
             StatusCode::CONFLICT
         }
         "alias_conflict" | "parent_mismatch" => StatusCode::PRECONDITION_FAILED,
+        "version_damaged" => StatusCode::GONE,
         "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "range_not_satisfiable" | "wrong_offset" => StatusCode::RANGE_NOT_SATISFIABLE,
         "invalid_adapter" | "invalid_model" => StatusCode::UNPROCESSABLE_ENTITY,

@@ -4,7 +4,8 @@
 //! Three floors; a module imports only modules below it:
 //! * top: `serve` (puts it together), then `api` (`/v1`), `hf` (the Hugging Face Hub
 //!   protocol under `/hf`) and `ui` (pages);
-//! * middle, lowest first: `catalog` (every read), `auth`, `uploads`, `publish`, `jobs`;
+//! * middle, lowest first: `catalog` (every read), `auth`, `uploads`, `publish`, `jobs`,
+//!   `maintenance` (gc, fsck);
 //! * bottom: `app` (handles), `config`, `db`, `blobs`, `error`, `extract`, `range`,
 //!   `download`, `gates`.
 
@@ -21,6 +22,7 @@ pub mod extract;
 pub mod gates;
 pub mod hf;
 pub mod jobs;
+pub mod maintenance;
 pub mod publish;
 pub mod range;
 pub mod serve;

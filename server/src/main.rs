@@ -1,4 +1,4 @@
-//! `adapter-registry serve | worker | migrate | token`.
+//! `adapter-registry serve | worker | migrate | token | gc | fsck`.
 
 use std::time::Duration;
 
@@ -6,6 +6,7 @@ use adapter_registry::auth;
 use adapter_registry::config::{Cli, Command, Config, TokenCommand};
 use adapter_registry::db::Db;
 use adapter_registry::jobs;
+use adapter_registry::maintenance;
 use adapter_registry::serve;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -40,6 +41,61 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(command) => token(command).await,
+        Command::Gc(args) => {
+            let config = Config::from_storage_args(&args.storage, Duration::from_secs(86_400))?;
+            let state = serve::open(config).await?;
+            let r = maintenance::gc::gc(&state, args.grace, args.dry_run).await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                let verb = if r.dry_run { "would delete" } else { "deleted" };
+                println!(
+                    "gc: {verb} {} blob(s), {} bytes; {} referenced meanwhile (kept); {} expired \
+                     upload session(s) and {} ended job(s)' staging purged",
+                    r.blobs_deleted,
+                    r.bytes_freed,
+                    r.blobs_referenced_meanwhile,
+                    r.upload_sessions_purged,
+                    r.job_staging_purged
+                );
+            }
+            Ok(())
+        }
+        Command::Fsck(args) => {
+            let config = Config::from_storage_args(&args.storage, Duration::from_secs(86_400))?;
+            let state = serve::open(config).await?;
+            let r = maintenance::fsck::fsck(&state, args.repair).await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                for d in r.damaged_blobs.iter().chain(&r.damaged_versions) {
+                    println!("damaged: {}: {}", d.what, d.problem);
+                }
+                println!(
+                    "fsck: {} version(s), {} blob(s) ({} bytes) checked; {} damaged blob(s), {} \
+                     damaged version(s); {} marked, {} unmarked",
+                    r.versions_checked,
+                    r.blobs_checked,
+                    r.bytes_hashed,
+                    r.damaged_blobs.len(),
+                    r.damaged_versions.len(),
+                    r.marked,
+                    r.unmarked
+                );
+            }
+            if r.is_clean() {
+                Ok(())
+            } else {
+                anyhow::bail!(
+                    "damage found{}",
+                    if args.repair {
+                        " (damaged versions marked)"
+                    } else {
+                        "; run with --repair to mark the damaged versions"
+                    }
+                )
+            }
+        }
         Command::Worker(args) => {
             let mut config = Config::from_storage_args(&args.storage, Duration::from_secs(86_400))?;
             config.jobs = args.jobs.config();

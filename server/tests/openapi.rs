@@ -120,6 +120,10 @@ fn documented_routes() -> BTreeSet<(String, String)> {
             continue;
         }
         let path = path.split_once('?').map_or(path, |(p, _)| p);
+        if path.starts_with("/hf/") {
+            // The Hugging Face Hub protocol: outside the `/v1` spec (docs/HF.md).
+            continue;
+        }
         for kind in ["adapters", "models"] {
             out.insert((method.to_lowercase(), path.replace("{kind}", kind)));
         }

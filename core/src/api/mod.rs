@@ -175,6 +175,10 @@ pub struct VersionInfo {
     /// Who yanked it (only while yanked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub yanked_by: Option<String>,
+    /// Set when `adapter-registry fsck --repair` found the version's manifest or blobs
+    /// damaged (why); resolving or pulling it is refused with 410 `version_damaged`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
     pub created_at: i64,
     /// The latest result per `benchmark:metric` (sorted by benchmark, then metric); the
     /// whole history is at `…/evals`.

@@ -34,6 +34,11 @@ pub enum CatalogError {
         selector: Option<String>,
         reason: ResolveError,
     },
+    /// `adapter-registry fsck --repair` found the version's manifest or blobs damaged.
+    #[error(
+        "{reference} is damaged ({reason}); restore its blobs and run fsck --repair, or publish anew"
+    )]
+    Damaged { reference: String, reason: String },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
     /// A stored row that does not parse (never written by this code).
@@ -48,7 +53,7 @@ impl CatalogError {
 
     /// Whether the thing asked for does not exist (as opposed to a failed read).
     pub fn is_not_found(&self) -> bool {
-        !matches!(self, Self::Db(_) | Self::Corrupt(_))
+        !matches!(self, Self::Db(_) | Self::Corrupt(_) | Self::Damaged { .. })
     }
 
     /// The stable `/v1` code.
@@ -57,6 +62,7 @@ impl CatalogError {
             Self::RepositoryNotFound { .. } => "repository_not_found",
             Self::VersionNotFound { .. } => "version_not_found",
             Self::NoMatch { .. } => "no_match",
+            Self::Damaged { .. } => "version_damaged",
             Self::Db(_) | Self::Corrupt(_) => "internal",
         }
     }
@@ -70,6 +76,13 @@ impl From<CatalogError> for ApiError {
             CatalogError::Corrupt(e) => ApiError::Internal(e),
             CatalogError::NoMatch { ref selector, .. } => {
                 let details = json!({ "selector": selector });
+                ApiError::with_details(code, e.to_string(), details)
+            }
+            CatalogError::Damaged {
+                ref reference,
+                ref reason,
+            } => {
+                let details = json!({ "reference": reference, "reason": reason });
                 ApiError::with_details(code, e.to_string(), details)
             }
             e => ApiError::new(code, e.to_string()),

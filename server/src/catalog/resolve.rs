@@ -99,6 +99,12 @@ pub async fn pick(
             selector: selector.map(ToString::to_string),
             reason,
         })?;
+    if let Some(reason) = found.damaged.get(&r.resolution.version) {
+        return Err(CatalogError::Damaged {
+            reference: format!("{ns}/{name}@{}", r.resolution.version),
+            reason: reason.clone(),
+        });
+    }
     Ok(Resolved {
         repo: found.repo,
         version: r.resolution.version,

@@ -58,6 +58,7 @@ pub fn version_info_of(
         yank_reason: None,
         yanked_at: None,
         yanked_by: None,
+        damaged: row.head.damaged.clone(),
         created_at: row.head.created_at,
         evals: Vec::new(),
     })

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use adapter_core::digest::Digest;
-use sqlx::{AssertSqlSafe, Row as _};
+use sqlx::{AnyConnection, AssertSqlSafe, Row as _};
 
 use super::{Db, now, retry_busy, to_i64, to_u64};
 
@@ -181,6 +181,29 @@ impl Db {
 }
 
 /// The distinct digests, as stored.
+/// Are all of `digests` stored (rows in `blobs`), as seen on `conn` (a publish's
+/// transaction)?
+pub async fn all_exist(conn: &mut AnyConnection, digests: &[Digest]) -> Result<bool, sqlx::Error> {
+    let unique = distinct(digests);
+    for chunk in unique.chunks(500) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        // Only `$N` placeholders are interpolated; every value is bound.
+        let sql = format!(
+            "SELECT COUNT(*) FROM blobs WHERE digest IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for d in chunk {
+            q = q.bind(d.clone());
+        }
+        let found: i64 = q.fetch_one(&mut *conn).await?.try_get(0)?;
+        if to_u64(found) != chunk.len() as u64 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 fn distinct(digests: &[Digest]) -> Vec<String> {
     digests
         .iter()

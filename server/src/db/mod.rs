@@ -8,6 +8,7 @@ pub mod blobs;
 pub mod catalog;
 pub mod evals;
 pub mod facts;
+pub mod gc;
 pub mod jobs;
 pub mod lineage;
 pub mod repositories;
@@ -143,6 +144,11 @@ pub fn now() -> i64 {
 
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// A foreign key violation (on PostgreSQL: a version referencing a blob `gc` deleted).
+pub fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
 }
 
 /// SQLite's "database is locked" family (SQLITE_BUSY and its extended codes).

@@ -18,6 +18,8 @@ pub struct Resolvable {
     pub repo: RepoRow,
     pub records: Vec<VersionRecord>,
     pub aliases: BTreeMap<AliasName, semver::Version>,
+    /// Versions `fsck --repair` marked damaged, with why.
+    pub damaged: BTreeMap<semver::Version, String>,
     ids: BTreeMap<semver::Version, i64>,
 }
 
@@ -72,12 +74,14 @@ pub async fn resolvable_in(
     repo: RepoRow,
 ) -> Result<Resolvable, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT id, version, manifest_digest, yanked FROM versions WHERE repository_id = $1",
+        "SELECT id, version, manifest_digest, yanked, damaged FROM versions \
+         WHERE repository_id = $1",
     )
     .bind(repo.id)
     .fetch_all(&mut *conn)
     .await?;
     let mut ids = BTreeMap::new();
+    let mut damaged = BTreeMap::new();
     let mut records = Vec::with_capacity(rows.len());
     for row in &rows {
         let version: String = row.try_get(1)?;
@@ -86,6 +90,9 @@ pub async fn resolvable_in(
             continue;
         };
         ids.insert(v.clone(), row.try_get::<i64, _>(0)?);
+        if let Some(why) = row.try_get::<Option<String>, _>(4)? {
+            damaged.insert(v.clone(), why);
+        }
         records.push(VersionRecord {
             version: v,
             manifest_digest: d,
@@ -107,6 +114,7 @@ pub async fn resolvable_in(
         repo,
         records,
         aliases,
+        damaged,
         ids,
     })
 }

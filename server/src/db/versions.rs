@@ -6,7 +6,7 @@ use adapter_core::manifest::{FileEntry, Kind};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::{Db, is_unique_violation, now, retry_busy, to_i64, to_u64};
+use super::{Db, is_foreign_key_violation, is_unique_violation, now, retry_busy, to_i64, to_u64};
 
 /// A version as listed (no manifest body).
 #[derive(Debug, Clone)]
@@ -16,6 +16,8 @@ pub struct VersionHead {
     pub yanked: bool,
     pub created_at: i64,
     pub total_size: u64,
+    /// Why `fsck --repair` marked it damaged.
+    pub damaged: Option<String>,
 }
 
 /// A version in full.
@@ -58,9 +60,13 @@ pub enum Inserted {
     Created(VersionRow),
     /// The version existed already (this row).
     Existing(VersionRow),
+    /// Nothing was inserted: a blob it references was deleted (by `gc`) after the publish
+    /// checked it.
+    BlobsGone,
 }
 
-const HEAD_COLUMNS: &str = "v.version, v.manifest_digest, v.yanked, v.created_at, v.total_size";
+const HEAD_COLUMNS: &str =
+    "v.version, v.manifest_digest, v.yanked, v.created_at, v.total_size, v.damaged";
 
 fn head_of(row: &AnyRow) -> Result<VersionHead, sqlx::Error> {
     Ok(VersionHead {
@@ -69,6 +75,7 @@ fn head_of(row: &AnyRow) -> Result<VersionHead, sqlx::Error> {
         yanked: row.try_get::<i64, _>(2)? != 0,
         created_at: row.try_get(3)?,
         total_size: to_u64(row.try_get(4)?),
+        damaged: row.try_get(5)?,
     })
 }
 
@@ -104,10 +111,10 @@ impl Db {
             .await?;
         row.map(|r| {
             Ok(VersionRow {
-                id: r.try_get(7)?,
+                id: r.try_get(8)?,
                 head: head_of(&r)?,
-                manifest: r.try_get(5)?,
-                summary: r.try_get(6)?,
+                manifest: r.try_get(6)?,
+                summary: r.try_get(7)?,
             })
         })
         .transpose()
@@ -118,7 +125,9 @@ impl Db {
     pub async fn insert_version(&self, v: &NewVersion<'_>) -> Result<Inserted, sqlx::Error> {
         let created_at = now();
         let created = match retry_busy(|| self.try_insert_version(v, created_at)).await {
-            Ok(()) => true,
+            Ok(true) => true,
+            Ok(false) => return Ok(Inserted::BlobsGone),
+            Err(e) if is_foreign_key_violation(&e) => return Ok(Inserted::BlobsGone),
             Err(e) if is_unique_violation(&e) => false,
             Err(e) => return Err(e),
         };
@@ -133,11 +142,12 @@ impl Db {
         })
     }
 
+    /// `Ok(false)`: a referenced blob is gone (rolled back).
     async fn try_insert_version(
         &self,
         v: &NewVersion<'_>,
         created_at: i64,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         // A write first, so SQLite takes the write lock (and waits for it) up front.
         sqlx::query(
@@ -195,6 +205,13 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
+        // Every blob still there, seen inside the transaction: on SQLite (one writer at a
+        // time) nothing deletes one before the commit; on PostgreSQL the foreign key on
+        // version_blobs holds the rows (docs/ARCHITECTURE.md, "gc").
+        if !super::blobs::all_exist(&mut tx, v.blobs).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         super::facts::insert(&mut tx, version_id, v.facts).await?;
         if let Some(job) = v.job {
             super::jobs::enqueue_in(&mut tx, job).await?;
@@ -202,6 +219,7 @@ impl Db {
         fail::fail_point!("publish.before_commit", |_| Err(sqlx::Error::Protocol(
             "fail point publish.before_commit".into()
         )));
-        tx.commit().await
+        tx.commit().await?;
+        Ok(true)
     }
 }

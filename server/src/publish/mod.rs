@@ -195,6 +195,11 @@ async fn publish_manifest(
             })
         }
         Inserted::Existing(row) => existing(kind, ns, nm, &row, &digest),
+        Inserted::BlobsGone => Err(ApiError::with_details(
+            "missing_blobs",
+            "a blob the manifest needs was garbage-collected while publishing; upload it again",
+            json!({ "missing": blobs }),
+        )),
     }
 }
 
