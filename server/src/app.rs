@@ -1,6 +1,6 @@
 //! The application state: one handle (`AppState(Arc<App>)`) holding the configuration, the
-//! database and the blob store, and nothing else. Tests build the same `App` over temp
-//! storage. Bottom floor: imports only `config`, `db` and `blobs`; start-up work (the facts
+//! database, the blob store and the process's metrics, and nothing else. Tests build the same `App` over temp
+//! storage. Bottom floor: imports only `config`, `db`, `blobs` and `metrics`; start-up work (the facts
 //! backfill) is `serve::open`.
 
 use std::ops::Deref;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::blobs::BlobStore;
 use crate::config::Config;
 use crate::db::Db;
+use crate::metrics::Metrics;
 
 /// Everything a request needs.
 #[derive(Debug)]
@@ -16,6 +17,8 @@ pub struct App {
     pub config: Config,
     pub db: Db,
     pub blobs: BlobStore,
+    /// What this process observed, for `/metrics`.
+    pub metrics: Metrics,
 }
 
 /// The cheap-to-clone handle given to handlers.
@@ -35,6 +38,11 @@ impl AppState {
     pub async fn new(config: Config) -> anyhow::Result<Self> {
         let db = Db::connect(&config.database_url).await?;
         let blobs = BlobStore::build(&config.blob_store)?;
-        Ok(Self(Arc::new(App { config, db, blobs })))
+        Ok(Self(Arc::new(App {
+            config,
+            db,
+            blobs,
+            metrics: Metrics::new(),
+        })))
     }
 }

@@ -13,8 +13,25 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "adapter-registry", version, about)]
 pub struct Cli {
+    /// Log lines as `text`, or as `json` (one object per line, with the request's span
+    /// fields: method, route, request id).
+    #[arg(
+        long,
+        global = true,
+        env = "ADAPTER_REGISTRY_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written (stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,7 +7,7 @@
 //! * middle, lowest first: `catalog` (every read), `auth`, `uploads`, `publish`, `jobs`,
 //!   `maintenance` (gc, fsck);
 //! * bottom: `app` (handles), `config`, `db`, `blobs`, `error`, `extract`, `range`,
-//!   `download`, `gates`.
+//!   `download`, `gates`, `metrics`.
 
 pub mod api;
 pub mod app;
@@ -23,6 +23,7 @@ pub mod gates;
 pub mod hf;
 pub mod jobs;
 pub mod maintenance;
+pub mod metrics;
 pub mod publish;
 pub mod range;
 pub mod serve;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use adapter_registry::auth;
-use adapter_registry::config::{Cli, Command, Config, TokenCommand};
+use adapter_registry::config::{Cli, Command, Config, LogFormat, TokenCommand};
 use adapter_registry::db::Db;
 use adapter_registry::jobs;
 use adapter_registry::maintenance;
@@ -13,16 +13,22 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+        .with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
     // A `test-hooks` build reads fail points from FAILPOINTS (a no-op otherwise).
     #[cfg(feature = "test-hooks")]
     let _fail_points = fail::FailScenario::setup();
-    let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -1,13 +1,20 @@
 //! Running the server, the top of the crate: open the state (with its start-up work), put
-//! the routers of `/v1` (`api`) and the pages (`ui`) together under the shared layers
-//! (auth, error shapes, tracing), run the sweeper, bind, serve until a shutdown signal.
+//! the routers of `/v1` (`api`), `/hf` (`hf`), the pages (`ui`) and `/metrics` together
+//! under the shared layers (auth, error shapes, metrics, tracing, request ids), run the
+//! sweeper, bind, serve until a shutdown signal.
 
 use std::future::Future;
 use std::io::Write as _;
 use std::time::Duration;
 
+use std::time::Instant;
+
 use anyhow::Context as _;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::{Router, middleware};
 use tokio::net::TcpListener;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -36,11 +43,13 @@ pub async fn open(config: Config) -> anyhow::Result<AppState> {
     Ok(state)
 }
 
-/// Every route (the API with its docs, and the pages) over one state.
+/// Every route (the API with its docs, the Hub protocol, the pages, `/metrics`) over one
+/// state.
 pub fn router(state: AppState) -> Router {
     api::router()
         .merge(hf::router())
         .merge(ui::router())
+        .route("/metrics", get(metrics))
         // After routing, so the layer sees the matched route (docs: server/src/auth/policy.rs).
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::layer))
         .fallback(|| async { ApiError::not_found() })
@@ -48,12 +57,83 @@ pub fn router(state: AppState) -> Router {
         // (uploads); axum's 2 MB default would silently cut uploads.
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::map_response(api::error_shape_for_405))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(api::span_for)
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
+        // Outermost: every span and answer carries the request id.
+        .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// `GET /metrics`: the Prometheus text format (`metrics.rs`).
+async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let text = app.metrics.render(&app.db).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// A body size the headers announce (0 when they do not).
+fn content_length(headers: &HeaderMap) -> u64 {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Count the request in `/metrics`: method, route template, status, time to the response
+/// head, bytes announced each way.
+async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "<unmatched>".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().clone();
+    let bytes_in = content_length(req.headers());
+    let res = next.run(req).await;
+    app.metrics.observe_request(
+        method.as_str(),
+        &route,
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+        bytes_in,
+        content_length(res.headers()),
+    );
+    res
+}
+
+/// The header that names a request in logs and answers.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The caller's `X-Request-Id` when it is a sane token (1 to 128 of `A-Z a-z 0-9 - _ .`),
+/// else a new UUID; set on the request (the span records it) and on the answer.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=128).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
+        .map(str::to_owned);
+    let id = given.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let value = HeaderValue::from_str(&id).expect("checked or generated: header-safe");
+    req.headers_mut().insert(REQUEST_ID, value.clone());
+    let mut res = next.run(req).await;
+    res.headers_mut().insert(REQUEST_ID, value);
+    res
 }
 
 /// Serve `state` on `listener` until `shutdown` completes, with the sweeper running.

@@ -137,5 +137,10 @@ pub fn span_for(req: &Request) -> tracing::Span {
         .extensions()
         .get::<MatchedPath>()
         .map_or("<unmatched>", MatchedPath::as_str);
-    tracing::info_span!("request", method = %req.method(), route = %route)
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!("request", method = %req.method(), route = %route, request_id = %id)
 }

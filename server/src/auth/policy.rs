@@ -1,6 +1,6 @@
 //! Who may call which route: the one table, keyed by the matched route template.
 //!
-//! * health, the spec and the API browser are public;
+//! * health, `/metrics`, the spec and the API browser are public;
 //! * reads (`GET`/`HEAD`) of a repository need `read` on its namespace; other methods on it
 //!   need `write` there;
 //! * blobs, uploads, jobs and catalogue-wide lists need `read` (or `write` to change
@@ -64,7 +64,7 @@ pub fn requirement(method: &Method, template: &str, path: &str) -> Requirement {
     };
     let segments: Vec<&str> = template.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
-        ["healthz" | "readyz" | "openapi.json"] | ["docs", ..] | ["v1", "whoami"] => {
+        ["healthz" | "readyz" | "openapi.json" | "metrics"] | ["docs", ..] | ["v1", "whoami"] => {
             Requirement::Public
         }
         ["v1", "tokens" | "audit", ..] => Requirement::Scope(Scope::Admin, Namespaces::All),

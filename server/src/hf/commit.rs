@@ -35,7 +35,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::push::{CommitQuery, addable};
+use super::checks::{CommitQuery, Target, addable, no_pull_requests, target_of};
 use super::repos::RevisionPath;
 use super::{HfError, HfResult, card, commit_of, repo_names, repo_url};
 use crate::app::AppState;
@@ -52,48 +52,6 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 const MAX_OPERATIONS: usize = 100_000;
 /// The model card, whose metadata may name the base model.
 const CARD: &str = "README.md";
-
-/// The version a commit to `revision` makes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// `main`: the next version after the highest.
-    Next,
-    Version(semver::Version),
-}
-
-/// What a commit (or `create_branch`) may name: `main` or a semver version.
-pub fn target_of(revision: &str) -> HfResult<Target> {
-    if revision == "main" {
-        return Ok(Target::Next);
-    }
-    semver::Version::parse(revision)
-        .map(Target::Version)
-        .map_err(|_| {
-            HfError::api(ApiError::with_details(
-                "invalid_revision",
-                format!(
-                    "a commit goes to `main` (the next version) or to a semver version such as \
-                     `1.2.0`, not to `{}`",
-                    revision.escape_debug()
-                ),
-                json!({ "revision": revision }),
-            ))
-        })
-}
-
-/// Pull requests are not a registry concept.
-pub fn no_pull_requests(q: &CommitQuery) -> HfResult<()> {
-    if q.create_pr
-        .as_deref()
-        .is_some_and(|v| v != "0" && v != "false")
-    {
-        return Err(HfError::api(ApiError::new(
-            "unsupported",
-            "pull requests are not supported: commit to `main` or to a new version",
-        )));
-    }
-    Ok(())
-}
 
 /// The next version after `highest` (see the module docs).
 fn next_after(highest: Option<&semver::Version>) -> semver::Version {

@@ -10,6 +10,7 @@
 //! `X-Error-Code: RepoNotFound | RevisionNotFound | EntryNotFound`) in [`HfError`].
 
 mod card;
+mod checks;
 mod commit;
 mod files;
 mod lfs;

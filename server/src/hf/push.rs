@@ -6,7 +6,6 @@
 //! repository becomes a registry repository (of the kind its files make) with its first
 //! version; `create_repo` records it until then, so the clients see it exist, empty.
 
-use adapter_core::manifest::FilePath;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,8 +13,9 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::checks::{self, CommitQuery, addable};
 use super::repos::RevisionPath;
-use super::{HfError, HfResult, card, commit, repo_names, repo_url};
+use super::{HfError, HfResult, card, repo_names, repo_url};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -126,13 +126,8 @@ pub struct BranchPath {
 /// that commit makes; nothing is stored.
 pub async fn create_branch(Path(p): Path<BranchPath>) -> HfResult<Json<Value>> {
     repo_names(&p.ns, &p.name)?;
-    commit::target_of(&p.branch)?;
+    checks::target_of(&p.branch)?;
     Ok(Json(json!({})))
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct CommitQuery {
-    pub create_pr: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,29 +140,6 @@ struct PreuploadFile {
     path: String,
 }
 
-/// A path a commit may add: a valid file path (no traversal, no absolute paths, the
-/// registry's path rules) that is not a pickle checkpoint.
-pub fn addable(path: &str) -> HfResult<FilePath> {
-    let p = FilePath::new(path).map_err(|e| {
-        HfError::api(ApiError::with_details(
-            "invalid_path",
-            format!("`{}`: {e}", path.escape_debug()),
-            json!({ "path": path }),
-        ))
-    })?;
-    if adapter_core::model::is_pickle(p.as_str()) {
-        return Err(HfError::api(ApiError::with_details(
-            "pickle_refused",
-            format!(
-                "`{p}` is a pickle checkpoint, which the registry never accepts (loading one can \
-                 run arbitrary code); save with safetensors"
-            ),
-            json!({ "path": p.as_str() }),
-        )));
-    }
-    Ok(p)
-}
-
 /// `POST /hf/api/models/{ns}/{name}/preupload/{revision}`: `{files: [{path, size, sample}]}`.
 /// Every file goes through the LFS batch API (`uploadMode: lfs`); paths a commit would
 /// refuse are refused now, before any bytes are sent.
@@ -177,8 +149,8 @@ pub async fn preupload(
     LimitedBytes(body): LimitedBytes<{ 4 * 1024 * 1024 }>,
 ) -> HfResult<Json<Value>> {
     repo_names(&p.ns, &p.name)?;
-    commit::no_pull_requests(&q)?;
-    commit::target_of(&p.revision)?;
+    checks::no_pull_requests(&q)?;
+    checks::target_of(&p.revision)?;
     let req: Preupload = parse_json(&body).map_err(HfError::api)?;
     let mut files = Vec::with_capacity(req.files.len());
     for f in &req.files {

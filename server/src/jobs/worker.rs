@@ -141,6 +141,7 @@ async fn run_claimed(
         return Ok(());
     };
     tracing::info!(job = %claim.id, kind = %claim.kind, attempt = claim.attempt, "job started");
+    let started = std::time::Instant::now();
     let cancelled = Arc::new(AtomicBool::new(false));
     let lost = Arc::new(AtomicBool::new(false));
     // Aborted however this future ends (also when the worker itself is aborted: a renewal
@@ -169,6 +170,14 @@ async fn run_claimed(
         Err(e) => Err(JobError::Failed(e.context("the job row does not decode"))),
     };
     drop(renew);
+    let label = match &outcome {
+        Ok(_) => "succeeded",
+        Err(JobError::Cancelled) => "cancelled",
+        Err(JobError::Failed(_)) if claim.attempt < claim.max_attempts => "retried",
+        Err(_) => "failed",
+    };
+    app.metrics
+        .observe_job(&claim.kind, label, started.elapsed().as_secs_f64());
     let written = match outcome {
         Ok(result) => {
             let json = result.to_string();

@@ -1,5 +1,6 @@
-//! What `adapter-registry gc` needs of the database: unreferenced blobs past the grace
-//! period, and their deletion while nothing references them (docs/ARCHITECTURE.md, "gc").
+//! What the operators' tools need of the database: `gc` (unreferenced blobs past the grace
+//! period, their deletion while nothing references them: docs/ARCHITECTURE.md, "gc"), `fsck`
+//! (every version and referenced blob) and `/metrics` (the shared gauges).
 
 use adapter_core::digest::Digest;
 use sqlx::Row as _;
@@ -186,5 +187,43 @@ impl Db {
         })
         .await
         .map(|_| ())
+    }
+}
+
+/// What `/metrics` reads from the shared database at scrape time.
+#[derive(Debug, Default)]
+pub struct ScrapeStats {
+    /// `(kind, state, count)`.
+    pub jobs: Vec<(String, String, i64)>,
+    pub queue_depth: i64,
+    pub upload_sessions: i64,
+}
+
+impl Db {
+    pub async fn scrape_stats(&self) -> Result<ScrapeStats, sqlx::Error> {
+        let now = super::now();
+        let jobs = sqlx::query("SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let queue_depth: i64 =
+            sqlx::query("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND run_after <= $1")
+                .bind(super::jobs::now_ms())
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
+        let upload_sessions: i64 =
+            sqlx::query("SELECT COUNT(*) FROM upload_sessions WHERE expires_at > $1")
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
+        Ok(ScrapeStats {
+            jobs,
+            queue_depth,
+            upload_sessions,
+        })
     }
 }
