@@ -76,7 +76,9 @@ impl BlobStore {
                 });
             }
             BlobStoreConfig::S3(s3) => {
-                let mut b = AmazonS3Builder::new()
+                // From the environment first (web identity / IRSA, EKS Pod Identity and ECS
+                // container credentials, AWS_* settings), then what the registry was told.
+                let mut b = AmazonS3Builder::from_env()
                     .with_bucket_name(&s3.bucket)
                     .with_region(&s3.region)
                     .with_virtual_hosted_style_request(false);
