@@ -104,13 +104,17 @@ fn two_servers_and_two_workers_share_one_database_and_store() {
             continue;
         }
         let backend = Backend::new(&stack);
+        // Both start at once on the empty database: one of them makes the first admin token.
         let args = ["--workers", "0", "--enable-test-jobs"];
-        let first = ServerProcess::start_with(&backend, &args, &[]);
-        let token = first
-            .admin_token
-            .clone()
-            .expect("the first server made the admin token");
-        let second = ServerProcess::start_with(&backend, &args, &[]);
+        let (first, second) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| ServerProcess::start_with(&backend, &args, &[]));
+            let b = scope.spawn(|| ServerProcess::start_with(&backend, &args, &[]));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let token = std::fs::read_to_string(backend.data_dir().join("admin.token"))
+            .expect("one server made the admin token")
+            .trim()
+            .to_owned();
         let nodes = [
             Node {
                 server: first,
@@ -121,6 +125,14 @@ fn two_servers_and_two_workers_share_one_database_and_store() {
                 token,
             },
         ];
+
+        let tokens = nodes[1].call("GET", "/v1/tokens", b"");
+        assert_eq!(
+            tokens.json()["tokens"].as_array().map(Vec::len),
+            Some(1),
+            "{}",
+            tokens.text()
+        );
 
         // Read-after-write: each push through one server is at once visible, whole, through
         // the other (no cache in between).

@@ -139,7 +139,8 @@ pub async fn bootstrap_admin(
     db: &Db,
     data_dir: &Path,
 ) -> anyhow::Result<Option<(String, PathBuf)>> {
-    if db.token_count().await? > 0 {
+    // Several servers may start at once on an empty database: one of them makes the token.
+    if db.token_count().await? > 0 || !db.claim_first_admin().await? {
         return Ok(None);
     }
     let (secret, _) = create_token(db, "admin", Scope::Admin, None, None, "bootstrap").await?;

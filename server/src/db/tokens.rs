@@ -103,6 +103,21 @@ impl Db {
             .try_get(0)
     }
 
+    /// Take the one-time right to create the first admin token: `true` for exactly one
+    /// caller over the life of the database, however many servers start at once.
+    pub async fn claim_first_admin(&self) -> Result<bool, sqlx::Error> {
+        retry_busy(|| {
+            sqlx::query(
+                "INSERT INTO registry_secrets (name, value) VALUES ('first-admin-token', $1) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(now().to_string())
+            .execute(&self.pool)
+        })
+        .await
+        .map(|r| r.rows_affected() == 1)
+    }
+
     /// Revoke (idempotent: the first revocation time is kept). `None` if no such token.
     pub async fn revoke_token(&self, id: &str) -> Result<Option<TokenInfo>, sqlx::Error> {
         let at = now();
