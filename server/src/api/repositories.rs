@@ -110,9 +110,11 @@ pub async fn list(
     let mut facts = app.db.facts_of(&ids).await?;
     let mut labels = app.db.labels_of(&ids).await?;
     let mut evals = app.db.latest_evals_of(&ids).await?;
+    let infos =
+        catalog::repository_infos(&app.db, kind, hits.iter().map(|h| h.repo.clone()).collect())
+            .await?;
     let mut repositories = Vec::with_capacity(hits.len());
-    for h in &hits {
-        let mut info = catalog::repository_info(&app.db, kind, &h.repo).await?;
+    for (h, mut info) in hits.iter().zip(infos) {
         info.matched = Some(MatchedVersion {
             version: h.version.clone(),
             manifest_digest: h.manifest_digest.parse().map_err(ApiError::internal)?,

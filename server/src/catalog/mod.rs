@@ -12,6 +12,8 @@ mod resolve;
 mod versions;
 
 pub use error::{CatalogError, CatalogResult};
-pub use repositories::{all_repositories, page_versions, repository, repository_info, versions};
+pub use repositories::{
+    all_repositories, page_versions, repository, repository_info, repository_infos, versions,
+};
 pub use resolve::{Pick, Resolved, job_input, pick, resolve, resolve_reference};
 pub use versions::{attach_latest_evals, summary_of, version, version_info, version_info_of};

@@ -24,27 +24,42 @@ pub async fn repository(db: &Db, kind: Kind, ns: &Name, name: &Name) -> CatalogR
 
 /// A repository as the API shows it (`matched` left empty: search fills it).
 pub async fn repository_info(db: &Db, kind: Kind, repo: &RepoRow) -> CatalogResult<RepositoryInfo> {
+    let mut all = repository_infos(db, kind, vec![repo.clone()]).await?;
+    Ok(all.pop().expect("one repository in, one out"))
+}
+
+/// [`repository_info`] of several repositories (a page of search hits) in two queries.
+pub async fn repository_infos(
+    db: &Db,
+    kind: Kind,
+    repos: Vec<RepoRow>,
+) -> CatalogResult<Vec<RepositoryInfo>> {
     let mut conn = db.pool.acquire().await?;
-    let found = crate::db::resolve::resolvable_in(&mut conn, repo.clone()).await?;
+    let found = crate::db::resolve::resolvables_in(&mut conn, repos).await?;
     drop(conn);
-    let latest = found
-        .resolve(None)
-        .ok()
-        .map(|r| r.resolution.version.to_string());
-    Ok(RepositoryInfo {
-        kind,
-        namespace: repo.namespace.clone(),
-        name: repo.name.clone(),
-        version_count: found.records.len() as u64,
-        latest,
-        aliases: found
-            .aliases
-            .iter()
-            .map(|(a, v)| (a.to_string(), v.to_string()))
-            .collect(),
-        created_at: repo.created_at,
-        matched: None,
-    })
+    Ok(found
+        .into_iter()
+        .map(|found| {
+            let latest = found
+                .resolve(None)
+                .ok()
+                .map(|r| r.resolution.version.to_string());
+            RepositoryInfo {
+                kind,
+                namespace: found.repo.namespace.clone(),
+                name: found.repo.name.clone(),
+                version_count: found.records.len() as u64,
+                latest,
+                aliases: found
+                    .aliases
+                    .iter()
+                    .map(|(a, v)| (a.to_string(), v.to_string()))
+                    .collect(),
+                created_at: found.repo.created_at,
+                matched: None,
+            }
+        })
+        .collect())
 }
 
 /// A repository's versions, newest (highest semver) first.

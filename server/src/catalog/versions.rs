@@ -32,8 +32,8 @@ pub async fn version(
     })
 }
 
-/// A stored row as the API shows it: manifest and summary; evals and the yank details are
-/// left empty ([`version_info`] fills them).
+/// A stored row as the API shows it: manifest, summary and yank details; the evals are left
+/// empty ([`version_info`] fills them).
 pub fn version_info_of(
     kind: Kind,
     namespace: &str,
@@ -55,9 +55,9 @@ pub fn version_info_of(
         manifest,
         summary,
         yanked: row.head.yanked,
-        yank_reason: None,
-        yanked_at: None,
-        yanked_by: None,
+        yank_reason: row.yank_reason.clone().filter(|_| row.head.yanked),
+        yanked_at: row.yanked_at.filter(|_| row.head.yanked),
+        yanked_by: row.yanked_by.clone().filter(|_| row.head.yanked),
         damaged: row.head.damaged.clone(),
         created_at: row.head.created_at,
         evals: Vec::new(),
@@ -86,8 +86,5 @@ pub async fn version_info(
     let row = version(db, kind, ns, name, v).await?;
     let mut info = version_info_of(kind, ns.as_str(), name.as_str(), &row)?;
     attach_latest_evals(db, &mut info, row.id).await?;
-    if let Some(y) = db.yank_state(row.id).await?.filter(|y| y.yanked) {
-        (info.yank_reason, info.yanked_at, info.yanked_by) = (y.reason, y.at, y.by);
-    }
     Ok(info)
 }

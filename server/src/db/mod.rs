@@ -51,6 +51,9 @@ impl Backend {
 pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// Server secrets read so far ([`Db::secret`]): a secret never changes once stored, so
+    /// this copy is what every process over the database reads.
+    secrets: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 impl Db {
@@ -87,7 +90,11 @@ impl Db {
                 .await
                 .context("enabling WAL")?;
         }
-        let db = Self { pool, backend };
+        let db = Self {
+            pool,
+            backend,
+            secrets: Default::default(),
+        };
         db.migrate().await?;
         Ok(db)
     }

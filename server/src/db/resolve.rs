@@ -73,48 +73,77 @@ pub async fn resolvable_in(
     conn: &mut AnyConnection,
     repo: RepoRow,
 ) -> Result<Resolvable, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, version, manifest_digest, yanked, damaged FROM versions \
-         WHERE repository_id = $1",
-    )
-    .bind(repo.id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut ids = BTreeMap::new();
-    let mut damaged = BTreeMap::new();
-    let mut records = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let version: String = row.try_get(1)?;
-        let digest: String = row.try_get(2)?;
+    let mut all = resolvables_in(conn, vec![repo]).await?;
+    Ok(all.pop().expect("one repository in, one out"))
+}
+
+/// [`resolvable_in`] of several repositories in two queries (a page of search hits), in
+/// the order given.
+pub async fn resolvables_in(
+    conn: &mut AnyConnection,
+    repos: Vec<RepoRow>,
+) -> Result<Vec<Resolvable>, sqlx::Error> {
+    let mut out: Vec<Resolvable> = repos
+        .into_iter()
+        .map(|repo| Resolvable {
+            repo,
+            records: Vec::new(),
+            aliases: BTreeMap::new(),
+            damaged: BTreeMap::new(),
+            ids: BTreeMap::new(),
+        })
+        .collect();
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let at: std::collections::HashMap<i64, usize> = out
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.repo.id, i))
+        .collect();
+    // Only `$N` placeholders are interpolated; every id is bound.
+    let placeholders: Vec<String> = (1..=out.len()).map(|i| format!("${i}")).collect();
+    let list = placeholders.join(", ");
+    let ids: Vec<i64> = out.iter().map(|r| r.repo.id).collect();
+    let sql = format!(
+        "SELECT repository_id, id, version, manifest_digest, yanked, damaged FROM versions \
+         WHERE repository_id IN ({list})"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for &id in &ids {
+        q = q.bind(id);
+    }
+    for row in q.fetch_all(&mut *conn).await? {
+        let r = &mut out[at[&row.try_get::<i64, _>(0)?]];
+        let version: String = row.try_get(2)?;
+        let digest: String = row.try_get(3)?;
         let (Ok(v), Ok(d)) = (version.parse::<semver::Version>(), digest.parse()) else {
             continue;
         };
-        ids.insert(v.clone(), row.try_get::<i64, _>(0)?);
-        if let Some(why) = row.try_get::<Option<String>, _>(4)? {
-            damaged.insert(v.clone(), why);
+        r.ids.insert(v.clone(), row.try_get::<i64, _>(1)?);
+        if let Some(why) = row.try_get::<Option<String>, _>(5)? {
+            r.damaged.insert(v.clone(), why);
         }
-        records.push(VersionRecord {
+        r.records.push(VersionRecord {
             version: v,
             manifest_digest: d,
-            yanked: row.try_get::<i64, _>(3)? != 0,
+            yanked: row.try_get::<i64, _>(4)? != 0,
         });
     }
-    let aliases = sqlx::query("SELECT alias, version FROM aliases WHERE repository_id = $1")
-        .bind(repo.id)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .filter_map(|row| {
-            let a: String = row.try_get(0).ok()?;
-            let v: String = row.try_get(1).ok()?;
-            Some((AliasName::new(a.as_str()).ok()?, v.parse().ok()?))
-        })
-        .collect();
-    Ok(Resolvable {
-        repo,
-        records,
-        aliases,
-        damaged,
-        ids,
-    })
+    let sql = format!(
+        "SELECT repository_id, alias, version FROM aliases WHERE repository_id IN ({list})"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for &id in &ids {
+        q = q.bind(id);
+    }
+    for row in q.fetch_all(&mut *conn).await? {
+        let r = &mut out[at[&row.try_get::<i64, _>(0)?]];
+        let a: String = row.try_get(1)?;
+        let v: String = row.try_get(2)?;
+        if let (Ok(a), Ok(v)) = (AliasName::new(a.as_str()), v.parse()) {
+            r.aliases.insert(a, v);
+        }
+    }
+    Ok(out)
 }

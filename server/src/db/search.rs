@@ -344,8 +344,20 @@ impl Db {
     }
 
     /// A server secret by name, created (32 random bytes, hex) on first use; every replica
-    /// over one database reads the same value.
+    /// over one database reads the same value (kept in memory once read: it never changes).
     pub async fn secret(&self, name: &str) -> Result<String, sqlx::Error> {
+        if let Some(v) = self.secrets.lock().expect("not poisoned").get(name) {
+            return Ok(v.clone());
+        }
+        let value = self.stored_secret(name).await?;
+        self.secrets
+            .lock()
+            .expect("not poisoned")
+            .insert(name.to_owned(), value.clone());
+        Ok(value)
+    }
+
+    async fn stored_secret(&self, name: &str) -> Result<String, sqlx::Error> {
         let read = || async {
             sqlx::query("SELECT value FROM registry_secrets WHERE name = $1")
                 .bind(name.to_owned())

@@ -30,6 +30,10 @@ pub struct VersionRow {
     pub manifest: String,
     /// Summary JSON.
     pub summary: String,
+    /// Why, when and by whom it was yanked (set only while yanked).
+    pub yank_reason: Option<String>,
+    pub yanked_at: Option<i64>,
+    pub yanked_by: Option<String>,
 }
 
 /// What to store for a new version.
@@ -98,7 +102,8 @@ impl Db {
         version: &str,
     ) -> Result<Option<VersionRow>, sqlx::Error> {
         let sql = format!(
-            "SELECT {HEAD_COLUMNS}, v.manifest, v.summary, v.id FROM versions v \
+            "SELECT {HEAD_COLUMNS}, v.manifest, v.summary, v.id, v.yank_reason, v.yanked_at, \
+             v.yanked_by FROM versions v \
              JOIN repositories r ON r.id = v.repository_id \
              WHERE r.kind = $1 AND r.namespace = $2 AND r.name = $3 AND v.version = $4"
         );
@@ -115,6 +120,9 @@ impl Db {
                 head: head_of(&r)?,
                 manifest: r.try_get(6)?,
                 summary: r.try_get(7)?,
+                yank_reason: r.try_get(9)?,
+                yanked_at: r.try_get(10)?,
+                yanked_by: r.try_get(11)?,
             })
         })
         .transpose()
