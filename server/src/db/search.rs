@@ -246,19 +246,23 @@ impl Db {
                 let b = s.p(Bind::Text(benchmark.clone()));
                 let m = s.p(Bind::Text(metric.clone()));
                 format!(
-                    "(SELECT e.value FROM evals e WHERE e.version_id = mv.id \
+                    "(SELECT e.value FROM evals e WHERE e.version_id = m.vid \
                      AND e.benchmark = {b} AND e.metric = {m} ORDER BY e.id DESC LIMIT 1)"
                 )
             }
             _ => "CAST(NULL AS DOUBLE PRECISION)".into(),
         };
+        // Per repository, the newest (highest id) version passing every condition: one pass
+        // over the candidate rows, numbered per repository newest first.
         let inner = format!(
-            "SELECT r.id AS rid, r.namespace AS ns, r.name AS nm, r.created_at AS rcreated, \
-             mv.id AS vid, mv.version AS ver, mv.manifest_digest AS digest, \
-             mv.created_at AS vcreated, {sort_value} AS sk \
-             FROM repositories r JOIN versions mv ON mv.repository_id = r.id \
-             WHERE {} AND mv.id = (SELECT MAX(v.id) FROM versions v \
-             LEFT JOIN version_facts f ON f.version_id = v.id WHERE {})",
+            "SELECT m.rid, m.ns, m.nm, m.rcreated, m.vid, m.ver, m.digest, m.vcreated, \
+             {sort_value} AS sk FROM (SELECT r.id AS rid, r.namespace AS ns, r.name AS nm, \
+             r.created_at AS rcreated, v.id AS vid, v.version AS ver, \
+             v.manifest_digest AS digest, v.created_at AS vcreated, \
+             ROW_NUMBER() OVER (PARTITION BY r.id ORDER BY v.id DESC) AS rn \
+             FROM repositories r JOIN versions v ON v.repository_id = r.id \
+             LEFT JOIN version_facts f ON f.version_id = v.id WHERE {} AND {}) m \
+             WHERE m.rn = 1",
             rc.join(" AND "),
             vc.join(" AND ")
         );
