@@ -1,0 +1,292 @@
+//! catalog-bench: catalogue throughput of the real server (issue 13's targets: ≥ 10,000 req/s
+//! with p99 < 10 ms for a version lookup and a resolve, ≥ 5,000 req/s for search). The
+//! baseline is measured in the same run, on the same server: `GET /healthz`, which does no
+//! work, is the ceiling of this machine's HTTP stack and load generator.
+//!
+//! ```text
+//! cargo build --release --workspace --bins
+//! ./target/release/catalog-bench [--stack embedded|scaleout] [--seconds 5] [--connections 64]
+//! ```
+//!
+//! Seeds 100 adapter repositories × 5 versions (3 namespaces) on the chosen stack (the
+//! scale-out one reads `ADAPTER_REGISTRY_TEST_POSTGRES` and `ADAPTER_REGISTRY_TEST_S3_ENDPOINT`,
+//! as the tests do), then for each route keeps `--connections` keep-alive connections busy
+//! (one thread each, as `wrk -c` does) for `--seconds` and prints requests per second,
+//! p50 and p99 latency, and the ratio to `/healthz`. Exit status 2 if any answer was not 200.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use adapter_core::digest::Digest;
+use adapter_testkit::{Backend, ServerProcess, Stack, http};
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+const REPOS: usize = 100;
+const VERSIONS: usize = 5;
+
+/// One keep-alive connection: `GET path` with the token, the whole answer read.
+struct Conn {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+    auth: String,
+}
+
+impl Conn {
+    fn open(addr: &str, token: &str) -> Result<Self> {
+        let s = TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        Ok(Self {
+            reader: BufReader::new(s.try_clone()?),
+            writer: s,
+            auth: format!("Bearer {token}"),
+        })
+    }
+
+    /// The status of `GET path`.
+    fn get(&mut self, path: &str) -> Result<u16> {
+        write!(
+            self.writer,
+            "GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: {}\r\n\r\n",
+            self.auth
+        )?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("bad status line {line:?}"))?;
+        let mut length = None;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line)?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse::<usize>().ok();
+            }
+        }
+        let length = length.context("no Content-Length")?;
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body)?;
+        Ok(status)
+    }
+}
+
+struct Outcome {
+    requests: usize,
+    failures: usize,
+    /// Sorted latencies.
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Outcome {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        let i = ((self.latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
+        self.latencies.get(i).copied().unwrap_or_default()
+    }
+}
+
+/// Keep `connections` connections busy for `seconds` with `paths` (round-robin).
+fn load(
+    addr: &str,
+    token: &str,
+    paths: &[String],
+    connections: usize,
+    seconds: u64,
+) -> Result<Outcome> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let paths = Arc::new(paths.to_vec());
+    let started = Instant::now();
+    let threads: Vec<_> = (0..connections)
+        .map(|c| {
+            let (stop, paths, addr, token) = (
+                stop.clone(),
+                paths.clone(),
+                addr.to_owned(),
+                token.to_owned(),
+            );
+            std::thread::spawn(move || -> Result<(Vec<Duration>, usize)> {
+                let mut conn = Conn::open(&addr, &token)?;
+                let mut lat = Vec::with_capacity(100_000);
+                let mut failures = 0;
+                let mut i = c;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let status = conn.get(&paths[i % paths.len()])?;
+                    lat.push(t.elapsed());
+                    if status != 200 {
+                        failures += 1;
+                    }
+                    i += 1;
+                }
+                Ok((lat, failures))
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(seconds));
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    for t in threads {
+        let (lat, f) = t
+            .join()
+            .map_err(|_| anyhow::anyhow!("a load thread panicked"))??;
+        latencies.extend(lat);
+        failures += f;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    Ok(Outcome {
+        requests: latencies.len(),
+        failures,
+        latencies,
+        elapsed,
+    })
+}
+
+fn example(file: &str) -> Result<Vec<u8>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tiny-llama-lora");
+    std::fs::read(root.join(file)).with_context(|| format!("reading the example {file}"))
+}
+
+fn seed(server: &ServerProcess, token: &str) -> Result<()> {
+    let auth = format!("Bearer {token}");
+    let headers = [("authorization", auth.as_str())];
+    let put = |path: &str, body: &[u8]| -> Result<()> {
+        let r = http("PUT", &format!("{}{path}", server.url), &headers, body);
+        if !(200..300).contains(&r.status) {
+            bail!("PUT {path}: {} {}", r.status, r.text());
+        }
+        Ok(())
+    };
+    let mut files = Vec::new();
+    for f in ["adapter_config.json", "adapter_model.safetensors"] {
+        let bytes = example(f)?;
+        let d = Digest::of_bytes(&bytes);
+        put(&format!("/v1/blobs/{d}"), &bytes)?;
+        files.push(json!({"path": f, "size": bytes.len(), "digest": d.to_string()}));
+    }
+    for r in 0..REPOS {
+        for v in 0..VERSIONS {
+            let notes = format!("repo {r} version {v}").into_bytes();
+            let d = Digest::of_bytes(&notes);
+            put(&format!("/v1/blobs/{d}"), &notes)?;
+            let mut all = files.clone();
+            all.push(json!({"path": "notes.txt", "size": notes.len(), "digest": d.to_string()}));
+            let manifest = json!({"schema": "adapter-registry.manifest.v1", "kind": "adapter",
+                                  "files": all, "metadata": {"labels": {"team": format!("t{}", r % 7)}}});
+            put(
+                &format!("/v1/adapters/team-{}/bot-{r}/versions/1.{v}.0", r % 3),
+                manifest.to_string().as_bytes(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn run() -> Result<bool> {
+    let (mut stack, mut seconds, mut connections) = (Stack::Embedded, 5u64, 64usize);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{a} takes a value"));
+        match a.as_str() {
+            "--stack" => {
+                stack = match value()?.as_str() {
+                    "embedded" => Stack::Embedded,
+                    "scaleout" => Stack::Scaleout,
+                    other => bail!("--stack embedded|scaleout, not {other}"),
+                }
+            }
+            "--seconds" => seconds = value()?.parse()?,
+            "--connections" => connections = value()?.parse()?,
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    let backend = Backend::new(&stack);
+    let server = ServerProcess::start_with(&backend, &["--workers", "0"], &[("RUST_LOG", "warn")]);
+    let token = server.admin_token.clone().context("no admin token")?;
+    let t = Instant::now();
+    seed(&server, &token)?;
+    println!(
+        "catalog-bench on {stack}: {} versions seeded in {:.1} s; {connections} connections, {seconds} s per route",
+        REPOS * VERSIONS,
+        t.elapsed().as_secs_f64()
+    );
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let routes: Vec<(&str, Vec<String>)> = vec![
+        ("GET /healthz (baseline)", vec!["/healthz".into()]),
+        (
+            "version lookup",
+            (0..REPOS)
+                .map(|r| {
+                    format!(
+                        "/v1/adapters/team-{}/bot-{r}/versions/1.{}.0",
+                        r % 3,
+                        r % VERSIONS
+                    )
+                })
+                .collect(),
+        ),
+        (
+            "resolve ^1",
+            (0..REPOS)
+                .map(|r| format!("/v1/adapters/team-{}/bot-{r}/resolve/%5E1", r % 3))
+                .collect(),
+        ),
+        (
+            "search ?q=",
+            (0..REPOS)
+                .map(|r| format!("/v1/adapters?q=bot-{}", r % 20))
+                .collect(),
+        ),
+    ];
+    println!("| route | req/s | p50 | p99 | vs /healthz |");
+    println!("|---|---|---|---|---|");
+    let mut baseline = None;
+    let mut clean = true;
+    for (name, paths) in &routes {
+        let o = load(&addr, &token, paths, connections, seconds)?;
+        let base = *baseline.get_or_insert(o.rate());
+        println!(
+            "| {name} | {:.0} | {:.2} ms | {:.2} ms | {:.2} |",
+            o.rate(),
+            o.percentile(0.50).as_secs_f64() * 1e3,
+            o.percentile(0.99).as_secs_f64() * 1e3,
+            o.rate() / base
+        );
+        if o.failures > 0 {
+            eprintln!(
+                "{name}: {} of {} answers were not 200",
+                o.failures, o.requests
+            );
+            clean = false;
+        }
+    }
+    Ok(clean)
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("catalog-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
