@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use adapter_testkit::{Backend, ServerProcess, http, stacks, start_worker};
+use adapter_testkit::{Backend, ServerProcess, http, read_lines, stacks, start_worker, wait_for};
 use serde_json::{Value, json};
 
 /// `adapter-registry worker` on `backend` (one worker, a short lease).
@@ -24,26 +24,6 @@ fn worker(backend: &Backend) -> Child {
         ],
         &[],
     )
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Poll until `f` returns `Some` (30 s at most).
-fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -79,16 +59,18 @@ fn a_worker_killed_mid_job_leaves_it_to_another_that_completes_it_once() {
         };
 
         let mut first = worker(&backend);
-        wait("the first worker to start the job", || {
-            (lines(&record).len() == 1).then_some(())
-        });
+        wait_for(
+            "the first worker to start the job",
+            Duration::from_secs(30),
+            || (read_lines(&record).len() == 1).then_some(()),
+        );
         first.kill().unwrap();
         first.wait().unwrap();
         assert_eq!(job(&server)["state"], "running", "{stack}");
 
         std::fs::write(&release, b"go").unwrap();
         let mut second = worker(&backend);
-        let done = wait("the job to finish", || {
+        let done = wait_for("the job to finish", Duration::from_secs(30), || {
             let j = job(&server);
             j["state"]
                 .as_str()
@@ -100,7 +82,7 @@ fn a_worker_killed_mid_job_leaves_it_to_another_that_completes_it_once() {
 
         assert_eq!(done["state"], "succeeded", "{stack}: {done}");
         assert_eq!(done["attempts"], 2, "{stack}: {done}");
-        let record = lines(&record);
+        let record = read_lines(&record);
         let starts: Vec<&String> = record.iter().filter(|l| l.starts_with("start ")).collect();
         let dones: Vec<&String> = record.iter().filter(|l| l.starts_with("done ")).collect();
         assert_eq!((starts.len(), dones.len()), (2, 1), "{stack}: {record:?}");
@@ -155,7 +137,7 @@ fn serve_runs_workers_and_refuses_test_kinds_without_the_flag() {
         );
         assert_eq!(r.status, 202, "{stack}: {}", r.text());
         let id = r.json()["id"].as_str().unwrap().to_owned();
-        let state = wait("the job to succeed", || {
+        let state = wait_for("the job to succeed", Duration::from_secs(30), || {
             let j = http(
                 "GET",
                 &format!("{}/v1/jobs/{id}", server.url),
@@ -166,6 +148,6 @@ fn serve_runs_workers_and_refuses_test_kinds_without_the_flag() {
             (j["state"] == "succeeded").then_some(j)
         });
         assert_eq!(state["attempts"], 1);
-        assert_eq!(lines(&record).len(), 2);
+        assert_eq!(read_lines(&record).len(), 2);
     }
 }

@@ -10,10 +10,12 @@ use std::path::Path;
 use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use adapter_core::digest::Digest;
-use adapter_testkit::{Backend, HttpResponse, ServerProcess, Stack, http, stacks, start_worker};
+use adapter_testkit::{
+    Backend, HttpResponse, ServerProcess, Stack, http, read_lines, stacks, start_worker, wait_for,
+};
 use serde_json::{Value, json};
 
 fn example(file: &str) -> Vec<u8> {
@@ -56,25 +58,6 @@ fn worker(backend: &Backend) -> Child {
         ],
         &[],
     )
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 /// An adapter manifest of the tiny example plus `notes.txt` = `notes` (all uploaded via
@@ -212,7 +195,11 @@ fn two_servers_and_two_workers_share_one_database_and_store() {
         let mut workers = [worker(&backend), worker(&backend)];
         // One record file per job (identical jobs would be one job: submits are idempotent).
         let record = |i: usize| backend.data_dir().join(format!("record-{i}.txt"));
-        let all_records = || (0..12).flat_map(|i| lines(&record(i))).collect::<Vec<_>>();
+        let all_records = || {
+            (0..12)
+                .flat_map(|i| read_lines(&record(i)))
+                .collect::<Vec<_>>()
+        };
         let release = backend.data_dir().join("release");
         let mut ids = Vec::new();
         for i in 0..12 {
@@ -223,12 +210,12 @@ fn two_servers_and_two_workers_share_one_database_and_store() {
             ids.push(r.json()["id"].as_str().unwrap().to_owned());
         }
         // Four run at once (two per process) before any is released.
-        wait("four jobs running", || {
+        wait_for("four jobs running", Duration::from_secs(60), || {
             (all_records().len() >= 4).then_some(())
         });
         std::fs::write(&release, b"go").unwrap();
         for id in &ids {
-            wait("every job to succeed", || {
+            wait_for("every job to succeed", Duration::from_secs(60), || {
                 let j = nodes[0].call("GET", &format!("/v1/jobs/{id}"), b"").json();
                 (j["state"] == "succeeded").then_some(())
             });
@@ -260,8 +247,8 @@ fn two_servers_and_two_workers_share_one_database_and_store() {
             "record": record2.display().to_string(), "release": release2.display().to_string()}});
         let r = nodes[1].json("POST", "/v1/jobs", &body);
         let id = r.json()["id"].as_str().unwrap().to_owned();
-        let started_by = wait("the job to start", || {
-            lines(&record2).first().map(|l| pid(l))
+        let started_by = wait_for("the job to start", Duration::from_secs(60), || {
+            read_lines(&record2).first().map(|l| pid(l))
         });
         let victim = workers
             .iter()
@@ -270,12 +257,16 @@ fn two_servers_and_two_workers_share_one_database_and_store() {
         workers[victim].kill().unwrap();
         workers[victim].wait().unwrap();
         std::fs::write(&release2, b"go").unwrap();
-        let done = wait("the other worker to finish it", || {
-            let j = nodes[0].call("GET", &format!("/v1/jobs/{id}"), b"").json();
-            (j["state"] == "succeeded").then_some(j)
-        });
+        let done = wait_for(
+            "the other worker to finish it",
+            Duration::from_secs(60),
+            || {
+                let j = nodes[0].call("GET", &format!("/v1/jobs/{id}"), b"").json();
+                (j["state"] == "succeeded").then_some(j)
+            },
+        );
         assert_eq!(done["attempts"], 2, "{done}");
-        let record2 = lines(&record2);
+        let record2 = read_lines(&record2);
         let dones: Vec<&String> = record2.iter().filter(|l| l.starts_with("done ")).collect();
         assert_eq!(dones.len(), 1, "{record2:?}");
         assert_ne!(pid(dones[0]), started_by, "{record2:?}");

@@ -95,6 +95,37 @@ fn bin_in(dir: &std::path::Path, name: &str) -> PathBuf {
     path
 }
 
+/// The lines of a text file a test process appends to (none while it does not exist).
+pub fn read_lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Poll `f` every 20 ms until it returns `Some`.
+///
+/// # Panics
+/// After `timeout`, naming `what`.
+pub fn wait_for<T>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Whether missing services must fail the run (`ADAPTER_REGISTRY_REQUIRE_SERVICES=1`).
 pub fn require_services() -> bool {
     std::env::var(ENV_REQUIRE_SERVICES).is_ok_and(|v| v == "1")
