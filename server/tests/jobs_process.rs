@@ -2,9 +2,8 @@
 //! the job is completed exactly once, by another worker, after the lease ran out. Uses the
 //! test-only kind `test.block`, which exists only with `--enable-test-jobs`.
 
-use std::path::Path;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use adapter_testkit::{Backend, ServerProcess, http, read_lines, stacks, start_worker, wait_for};
 use serde_json::{Value, json};
