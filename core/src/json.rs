@@ -36,8 +36,8 @@ pub enum StrictJsonErrorKind {
     TooDeep,
 }
 
-/// Parse `bytes` as one JSON value, refusing duplicate keys, invalid UTF-8, trailing
-/// characters and nesting deeper than [`MAX_DEPTH`].
+/// Parse `bytes` as one JSON value, refusing duplicate keys, invalid UTF-8, U+0000 in
+/// strings, trailing characters and nesting deeper than [`MAX_DEPTH`].
 pub fn parse_strict(bytes: &[u8]) -> Result<Value, StrictJsonError> {
     let text = std::str::from_utf8(bytes).map_err(|e| StrictJsonError {
         kind: StrictJsonErrorKind::InvalidUtf8,
@@ -57,6 +57,15 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, StrictJsonError> {
     .map_err(fail)?;
     de.end().map_err(fail)?;
     Ok(value)
+}
+
+/// U+0000 in a string or key is refused: PostgreSQL cannot store it in text, and C tools
+/// end the string there (a name would read as another).
+fn no_nul<E: de::Error>(s: &str) -> Result<(), E> {
+    if s.contains('\0') {
+        return Err(E::custom("strings may not contain U+0000 (NUL)"));
+    }
+    Ok(())
 }
 
 /// A seed that builds a `Value`, recording in `refusal` why it refused (serde errors
@@ -100,11 +109,13 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
             .ok_or_else(|| E::custom("non-finite number"))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        no_nul(v)?;
         Ok(Value::String(v.to_owned()))
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        no_nul(&v)?;
         Ok(Value::String(v))
     }
 
@@ -129,6 +140,7 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
         let inner = self.nested()?;
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
+            no_nul(&key)?;
             if out.contains_key(&key) {
                 self.refusal.set(Some(StrictJsonErrorKind::DuplicateKey));
                 return Err(de::Error::custom(format_args!(
@@ -203,6 +215,15 @@ fn write_scalar(value: &Value, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_in_strings_and_keys_is_refused() {
+        for bad in [r#"{"a": "x\u0000y"}"#, r#"{"a\u0000": 1}"#, r#"["\u0000"]"#] {
+            let e = parse_strict(bad.as_bytes()).unwrap_err();
+            assert!(e.to_string().contains("U+0000"), "{bad}: {e}");
+        }
+        assert!(parse_strict(br#"{"a": "x\u0001y"}"#).is_ok());
+    }
 
     #[test]
     fn duplicate_keys_are_refused_at_any_depth() {

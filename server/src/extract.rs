@@ -193,10 +193,21 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
 pub struct LimitedBytes<const LIMIT: usize>(pub Bytes);
 
 impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for LimitedBytes<LIMIT> {
-    type Rejection = ApiError;
+    type Rejection = axum::response::Response;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
-        read_limited(req.into_body(), LIMIT).await.map(Self)
+    /// Refused in the shape of the API the route belongs to (the Hub's under `/hf`).
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let hub = crate::error::is_hub_path(req.uri().path());
+        read_limited(req.into_body(), LIMIT)
+            .await
+            .map(Self)
+            .map_err(|e| {
+                if hub {
+                    e.into_hub_response()
+                } else {
+                    axum::response::IntoResponse::into_response(e)
+                }
+            })
     }
 }
 

@@ -52,7 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         // After routing, so the layer sees the matched route (docs: server/src/auth/policy.rs).
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::layer))
-        .fallback(|| async { ApiError::not_found() })
+        .fallback(|req: Request| async move { in_shape(req.uri().path(), ApiError::not_found()) })
         // Bodies are read by our own extractors with explicit caps (JSON) or streamed
         // (uploads); axum's 2 MB default would silently cut uploads.
         .layer(DefaultBodyLimit::disable())
@@ -63,9 +63,40 @@ pub fn router(state: AppState) -> Router {
                 .make_span_with(api::span_for)
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
+        .layer(middleware::from_fn(refuse_nul))
         // Outermost: every span and answer carries the request id.
         .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// `e` in the shape of the API `path` belongs to: the Hub's under `/hf`, else the registry's.
+fn in_shape(path: &str, e: ApiError) -> Response {
+    if crate::error::is_hub_path(path) {
+        e.into_hub_response()
+    } else {
+        e.into_response()
+    }
+}
+
+/// A NUL (`%00`) anywhere in the path or the query is refused before routing: no name,
+/// reference, filter or id may hold one (PostgreSQL cannot store it; C code ends the string
+/// there, so `bot%00x` would read as `bot`).
+async fn refuse_nul(req: Request, next: Next) -> Response {
+    let has_nul = |s: &str| {
+        s.as_bytes()
+            .windows(3)
+            .any(|w| w.eq_ignore_ascii_case(b"%00"))
+    };
+    let path = req.uri().path();
+    if has_nul(path) {
+        let e = ApiError::new("invalid_path", "a path segment holds a NUL (%00)");
+        return in_shape(path, e);
+    }
+    if req.uri().query().is_some_and(has_nul) {
+        let e = ApiError::new("invalid_query", "a query parameter holds a NUL (%00)");
+        return in_shape(path, e);
+    }
+    next.run(req).await
 }
 
 /// `GET /metrics`: the Prometheus text format (`metrics.rs`).

@@ -34,7 +34,7 @@ async fn refused_input_and_labels_at_publish() {
             ("eval=mmlu:acc>=NaN", "invalid_filter"),
             ("eval=mmlu:acc", "invalid_filter"),
             ("base=sha256:xyz", "invalid_filter"),
-            ("base=a%00b", "invalid_filter"),
+            ("base=a%00b", "invalid_query"),
             ("target=a/b", "invalid_filter"),
             ("sort=size", "invalid_sort"),
             ("sort=eval:mmlu", "invalid_sort"),

@@ -204,82 +204,7 @@ fn short(s: &str) -> String {
 /// are fixed: a failure that matches one is listed, not failed. Delete a line to re-enable
 /// its checks; a gap marked `embedded` that no longer shows fails the test, so a fix cannot
 /// go unnoticed.
-const KNOWN_GAPS: &[Gap] = &[
-    // docs/API.md: "Under `/hf` the same codes and statuses come in the Hugging Face Hub's
-    // shape"; a path under `/hf` that matches no route gets the `/v1` shape.
-    Gap {
-        bug: "hf: an unmatched path answers 404 `not_found` in the /v1 shape",
-        fields: HF_PATH_FIELDS,
-        values: &["dot-dot slash", "dot-dots to the canary"],
-        failure: "no such route",
-        embedded: true,
-    },
-    // docs/API.md: `invalid_path` (a path segment that does not decode), in the one shape;
-    // the Hub routes use axum's `Path`, whose rejection is plain text.
-    Gap {
-        bug: "hf: a path segment that is not UTF-8 answers a plain-text 400",
-        fields: HF_PATH_FIELDS,
-        values: &["not UTF-8"],
-        failure: "Invalid UTF-8 in",
-        embedded: true,
-    },
-    // The body caps of the Hub routes answer 413 `payload_too_large` in the /v1 shape.
-    Gap {
-        bug: "hf: an over-long body answers 413 in the /v1 shape",
-        fields: &["hf repo name", "hf organization", "hf lfs oid"],
-        values: &["1 MB"],
-        failure: "payload_too_large",
-        embedded: true,
-    },
-    // docs/API.md: `q` is "a literal, case-insensitive substring"; on SQLite a NUL ends it
-    // (`q=bot%00` finds `acme/bot`).
-    Gap {
-        bug: "search: `q` with a NUL matches what comes before the NUL (SQLite)",
-        fields: &["search q"],
-        values: &["NUL"],
-        failure: "something leaked",
-        embedded: true,
-    },
-    // docs/API.md: "a malformed condition → 400 `invalid_gate`"; `eval` is
-    // `benchmark:metric` (names of `[a-z0-9._-]`, "Evals") and `validated_against` a
-    // reference (`ns/name@selector`), but any printable text is stored, and the gate then
-    // fails every move.
-    Gap {
-        bug: "gates: `eval` and `validated_against` accept text that is not a metric or a reference",
-        fields: &["gate eval", "gate validated_against"],
-        values: &[],
-        failure: "expected a refusal, got 200",
-        embedded: true,
-    },
-    // PostgreSQL refuses a NUL in a text parameter; the error becomes a 500 where the docs
-    // promise a 4xx (ids, filters) or accept the value (a label value: "string values of at
-    // most 256 characters"; SQLite stores it).
-    Gap {
-        bug: "postgres: a NUL in an id, a filter or a label value is a 500",
-        fields: &[
-            "token id",
-            "search q",
-            "search label value",
-            "audit actor",
-            "audit action",
-            "jobs kind",
-            "label value",
-        ],
-        values: &["NUL"],
-        failure: "\"code\":\"internal\"",
-        embedded: false,
-    },
-];
-
-const HF_PATH_FIELDS: &[&str] = &[
-    "hf namespace",
-    "hf name",
-    "hf repository",
-    "hf revision",
-    "hf branch",
-    "hf file path",
-    "hf upload id",
-];
+const KNOWN_GAPS: &[Gap] = &[];
 
 /// A known failure: in one of `fields`, for one of `values` (all when empty), whose message
 /// contains `failure`.
@@ -830,6 +755,20 @@ impl Registry {
                 let at = format!("{stack}: {} ({}) {} {target}", p.field, h.name, p.method);
                 let answer = send(&self.s, p.method, &target, body).await;
                 let found_nothing = matches!(&answer, Ok(r) if r.status == 200);
+                if h.text.as_ref().is_some_and(|t| t.contains('\0')) {
+                    // docs/API.md: no string may hold U+0000, wherever it is sent; a lookup
+                    // that only reads (paths-info) may instead find nothing.
+                    match p.want {
+                        Want::Nothing(key) if found_nothing => judge.empty(&answer, key, &at),
+                        Want::NothingOrRefused(key) if found_nothing => {
+                            judge.empty(&answer, Some(key), &at)
+                        }
+                        _ => {
+                            judge.refused(&answer, &target, &at);
+                        }
+                    }
+                    continue;
+                }
                 match p.want {
                     Want::Nothing(key) => judge.empty(&answer, key, &at),
                     // Over 256 bytes: refused. Bytes that are not UTF-8: decoded lossily
@@ -878,7 +817,13 @@ impl Registry {
             let answer = send(s, "PUT", &target, m.to_string().into_bytes()).await;
             let codes = ["invalid_manifest", "invalid_path"];
             if judge
-                .stored(&answer, &target, file_path_ok(x), &codes, &at)
+                .stored(
+                    &answer,
+                    &target,
+                    file_path_ok(x) && !x.contains('\0'),
+                    if x.contains('\0') { &[] } else { &codes },
+                    &at,
+                )
                 .is_none()
             {
                 continue;
@@ -909,7 +854,17 @@ impl Registry {
             let answer = send(s, "PUT", &target, m.to_string().into_bytes()).await;
             let valid = x.chars().count() <= 256;
             if judge
-                .stored(&answer, &target, valid, &["invalid_label"], &at)
+                .stored(
+                    &answer,
+                    &target,
+                    valid && !x.contains('\0'),
+                    if x.contains('\0') {
+                        &[]
+                    } else {
+                        &["invalid_label"]
+                    },
+                    &at,
+                )
                 .is_none()
             {
                 continue;
@@ -928,7 +883,10 @@ impl Registry {
             m["metadata"][x] = json!("hostile");
             let target = format!("/v1/adapters/acme/bot/versions/{version}");
             let answer = send(s, "PUT", &target, m.to_string().into_bytes()).await;
-            if judge.stored(&answer, &target, true, &[], &at).is_none() {
+            if judge
+                .stored(&answer, &target, !x.contains('\0'), &[], &at)
+                .is_none()
+            {
                 continue;
             }
             versions.insert(version.clone());
@@ -942,7 +900,13 @@ impl Registry {
             let body = json!({"files": [{"path": x}]}).to_string().into_bytes();
             let answer = send(s, "POST", target, body).await;
             let codes = ["invalid_path"];
-            if let Some(r) = judge.stored(&answer, target, file_path_ok(x), &codes, &at) {
+            if let Some(r) = judge.stored(
+                &answer,
+                target,
+                file_path_ok(x) && !x.contains('\0'),
+                if x.contains('\0') { &[] } else { &codes },
+                &at,
+            ) {
                 let v: Value = serde_json::from_slice(&r.body).unwrap_or_default();
                 judge.check(v["files"][0]["path"] == *x, || format!("{at}: {v}"));
             }
@@ -952,7 +916,13 @@ impl Registry {
             let body = commit_lines("hostile path", &[(x, extra)]);
             let answer = send(s, "POST", &target, body).await;
             if judge
-                .stored(&answer, &target, file_path_ok(x), &codes, &at)
+                .stored(
+                    &answer,
+                    &target,
+                    file_path_ok(x) && !x.contains('\0'),
+                    if x.contains('\0') { &[] } else { &codes },
+                    &at,
+                )
                 .is_none()
             {
                 continue;
@@ -970,7 +940,17 @@ impl Registry {
             let valid =
                 x.len() <= 1024 && !x.chars().any(|c| c.is_control() && c != '\n' && c != '\t');
             if judge
-                .stored(&answer, target, valid, &["invalid_reason"], &at)
+                .stored(
+                    &answer,
+                    target,
+                    valid && !x.contains('\0'),
+                    if x.contains('\0') {
+                        &[]
+                    } else {
+                        &["invalid_reason"]
+                    },
+                    &at,
+                )
                 .is_none()
             {
                 continue;

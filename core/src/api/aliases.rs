@@ -194,20 +194,32 @@ impl GateCondition {
         }
         let base = self.validated_against.clone().unwrap_or_default();
         check_text("validated_against", &base)?;
+        base.parse::<crate::reference::Reference>().map_err(|e| {
+            format!(
+                "`validated_against` `{}` is not a model reference `ns/name[@selector]`: {e}",
+                base.escape_debug()
+            )
+        })?;
         Ok(Condition::ValidatedAgainst { base })
     }
 }
 
-/// `benchmark:metric` → its two parts (both non-empty, printable, at most 256 bytes).
+/// `benchmark:metric` → its two parts, each an eval name as results are recorded under
+/// (`[a-z0-9][a-z0-9._-]*`, at most 64 bytes: `super::evals::check_eval_name`).
 pub fn parse_metric(s: &str) -> Result<(String, String), String> {
     check_text("metric", s)?;
-    match s.split_once(':') {
-        Some((b, m)) if !b.is_empty() && !m.is_empty() => Ok((b.to_owned(), m.to_owned())),
-        _ => Err(format!(
+    let not_a_metric = || {
+        format!(
             "`{}` is not `benchmark:metric` (e.g. `mmlu:acc`)",
             s.escape_debug()
-        )),
+        )
+    };
+    let (b, m) = s.split_once(':').ok_or_else(not_a_metric)?;
+    for (field, part) in [("benchmark", b), ("metric", m)] {
+        super::evals::check_eval_name(field, part)
+            .map_err(|e| format!("{}: {e}", not_a_metric()))?;
     }
+    Ok((b.to_owned(), m.to_owned()))
 }
 
 fn check_text(what: &str, s: &str) -> Result<(), String> {

@@ -28,7 +28,7 @@ use adapter_core::name::Name;
 use adapter_core::peft::{AdapterConfig, CONFIG_FILE};
 use adapter_core::reference::Reference;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use base64::Engine as _;
@@ -37,7 +37,7 @@ use serde_json::{Map, Value, json};
 
 use super::checks::{CommitQuery, Target, addable, no_pull_requests, target_of};
 use super::repos::RevisionPath;
-use super::{HfError, HfResult, card, commit_of, repo_names, repo_url};
+use super::{HfError, HfResult, HubPath, card, commit_of, repo_names, repo_url};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::catalog::{self, CatalogError, Pick};
@@ -194,7 +194,7 @@ async fn plan(
 pub async fn commit(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(p): Path<RevisionPath>,
+    HubPath(p): HubPath<RevisionPath>,
     Query(q): Query<CommitQuery>,
     headers: HeaderMap,
     LimitedBytes(body): LimitedBytes<MAX_BODY>,

@@ -3,11 +3,11 @@
 //! `X-Linked-Etag` (the sha256 hex, as the Hub gives for LFS files), `X-Linked-Size`,
 //! `X-Repo-Commit`, `Content-Length`, `Accept-Ranges`; `Range` is honoured.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{HfError, HfResult, at_revision};
+use super::{HfError, HfResult, HubPath, at_revision};
 use crate::app::AppState;
 use crate::download;
 
@@ -48,7 +48,10 @@ async fn file(
     Ok((entry.digest, entry.size, h))
 }
 
-pub async fn head(State(app): State<AppState>, Path(p): Path<FilePath>) -> HfResult<Response> {
+pub async fn head(
+    State(app): State<AppState>,
+    HubPath(p): HubPath<FilePath>,
+) -> HfResult<Response> {
     let (d, size, hub) = file(&app, &p).await?;
     let mut headers = download::blob_headers(&d, size);
     headers.extend(hub);
@@ -57,7 +60,7 @@ pub async fn head(State(app): State<AppState>, Path(p): Path<FilePath>) -> HfRes
 
 pub async fn get(
     State(app): State<AppState>,
-    Path(p): Path<FilePath>,
+    HubPath(p): HubPath<FilePath>,
     req_headers: HeaderMap,
 ) -> HfResult<Response> {
     let (d, size, hub) = file(&app, &p).await?;

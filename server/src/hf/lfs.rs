@@ -13,13 +13,13 @@
 use adapter_core::api::UploadStart;
 use adapter_core::digest::Digest;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{HfError, HfResult, endpoint, iso, repo_names};
+use super::{HfError, HfResult, HubPath, endpoint, iso, repo_names};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -64,7 +64,7 @@ fn object_error(oid: &str, size: u64, code: u16, message: String) -> Value {
 pub async fn batch(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(p): Path<LfsPath>,
+    HubPath(p): HubPath<LfsPath>,
     headers: HeaderMap,
     LimitedBytes(body): LimitedBytes<{ 1024 * 1024 }>,
 ) -> HfResult<Json<Value>> {
@@ -160,7 +160,7 @@ pub async fn batch(
 /// `PUT /hf/lfs/{id}`: the whole object, to an upload URL from [`batch`].
 pub async fn upload(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    HubPath(id): HubPath<String>,
     body: Body,
 ) -> HfResult<StatusCode> {
     uploads::fill(&app, &id, body).await.map_err(HfError::api)?;

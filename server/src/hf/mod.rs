@@ -141,6 +141,27 @@ impl IntoResponse for HfError {
 
 pub type HfResult<T> = Result<T, HfError>;
 
+/// axum's `Path` whose refusal (a segment that is not UTF-8, or that does not parse) is
+/// `invalid_path` in the Hub's shape, not axum's plain text.
+#[derive(Debug)]
+pub struct HubPath<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S>
+    for HubPath<T>
+{
+    type Rejection = HfError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, HfError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(t)| Self(t))
+            .map_err(|e| HfError::api(ApiError::new("invalid_path", e.body_text())))
+    }
+}
+
 /// `ns` and `name` of a repository the caller writes to: `invalid_name` when they are not
 /// names.
 fn repo_names(ns: &str, name: &str) -> HfResult<(Name, Name)> {

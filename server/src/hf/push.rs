@@ -6,7 +6,7 @@
 //! repository becomes a registry repository (of the kind its files make) with its first
 //! version; `create_repo` records it until then, so the clients see it exist, empty.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::checks::{self, CommitQuery, addable};
 use super::repos::RevisionPath;
-use super::{HfError, HfResult, card, repo_names, repo_url};
+use super::{HfError, HfResult, HubPath, card, repo_names, repo_url};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -124,7 +124,7 @@ pub struct BranchPath {
 /// `POST /hf/api/models/{ns}/{name}/branch/{branch}` (transformers' `push_to_hub(revision=…)`
 /// calls it first): a branch a commit can go to is `main` or a semver version, the version
 /// that commit makes; nothing is stored.
-pub async fn create_branch(Path(p): Path<BranchPath>) -> HfResult<Json<Value>> {
+pub async fn create_branch(HubPath(p): HubPath<BranchPath>) -> HfResult<Json<Value>> {
     repo_names(&p.ns, &p.name)?;
     checks::target_of(&p.branch)?;
     Ok(Json(json!({})))
@@ -144,7 +144,7 @@ struct PreuploadFile {
 /// Every file goes through the LFS batch API (`uploadMode: lfs`); paths a commit would
 /// refuse are refused now, before any bytes are sent.
 pub async fn preupload(
-    Path(p): Path<RevisionPath>,
+    HubPath(p): HubPath<RevisionPath>,
     Query(q): Query<CommitQuery>,
     LimitedBytes(body): LimitedBytes<{ 4 * 1024 * 1024 }>,
 ) -> HfResult<Json<Value>> {

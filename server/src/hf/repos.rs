@@ -7,13 +7,13 @@ use std::collections::BTreeSet;
 use adapter_core::api::Summary;
 use adapter_core::manifest::{FileEntry, Kind};
 use axum::Json;
-use axum::extract::{Path, Query, RawForm, State};
+use axum::extract::{Query, RawForm, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AtRevision, HfError, HfResult, PREFIX, at_revision, iso};
+use super::{AtRevision, HfError, HfResult, HubPath, PREFIX, at_revision, iso};
 use crate::app::AppState;
 
 /// Most tree entries on one page.
@@ -137,13 +137,16 @@ async fn info_at_revision(
     }
 }
 
-pub async fn info(State(app): State<AppState>, Path(p): Path<RepoPath>) -> HfResult<Json<Value>> {
+pub async fn info(
+    State(app): State<AppState>,
+    HubPath(p): HubPath<RepoPath>,
+) -> HfResult<Json<Value>> {
     info_at_revision(&app, &p.ns, &p.name, "main").await
 }
 
 pub async fn info_at(
     State(app): State<AppState>,
-    Path(p): Path<RevisionPath>,
+    HubPath(p): HubPath<RevisionPath>,
 ) -> HfResult<Json<Value>> {
     info_at_revision(&app, &p.ns, &p.name, &p.revision).await
 }
@@ -227,7 +230,7 @@ fn truthy(v: Option<&str>) -> bool {
 
 pub async fn tree(
     State(app): State<AppState>,
-    Path(p): Path<RevisionPath>,
+    HubPath(p): HubPath<RevisionPath>,
     Query(q): Query<TreeQuery>,
 ) -> HfResult<Response> {
     tree_at(&app, p, "", &q).await
@@ -235,7 +238,7 @@ pub async fn tree(
 
 pub async fn tree_under(
     State(app): State<AppState>,
-    Path(t): Path<TreePath>,
+    HubPath(t): HubPath<TreePath>,
     Query(q): Query<TreeQuery>,
 ) -> HfResult<Response> {
     let p = RevisionPath {
@@ -259,7 +262,7 @@ async fn tree_at(app: &AppState, p: RevisionPath, dir: &str, q: &TreeQuery) -> H
 /// `paths=a&paths=b` (form or JSON `{"paths": [...]}`): the entries of those that exist.
 pub async fn paths_info(
     State(app): State<AppState>,
-    Path(p): Path<RevisionPath>,
+    HubPath(p): HubPath<RevisionPath>,
     RawForm(body): RawForm,
 ) -> HfResult<Json<Vec<Value>>> {
     let at = match at_revision(&app, &p.ns, &p.name, &p.revision).await {
