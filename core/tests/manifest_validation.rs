@@ -134,7 +134,9 @@ fn hostile_file_paths_are_refused() {
         ("/abs", "relative"),
         ("C:\\\\x", "drive letter"),
         ("a\\\\b", "backslash"),
-        ("a\\u0000b", "control character"),
+        // NUL is refused by the strict JSON reader already (no string may hold it).
+        ("a\\u0000b", "U+0000"),
+        ("a\\u0001b", "control character"),
         ("", "empty"),
     ] {
         assert_invalid(&manifest_with(&[path]), fragment);

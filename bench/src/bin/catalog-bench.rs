@@ -12,7 +12,9 @@
 //! scale-out one reads `ADAPTER_REGISTRY_TEST_POSTGRES` and `ADAPTER_REGISTRY_TEST_S3_ENDPOINT`,
 //! as the tests do), then for each route keeps `--connections` keep-alive connections busy
 //! (one thread each, as `wrk -c` does) for `--seconds` and prints requests per second,
-//! p50 and p99 latency, and the ratio to `/healthz`. Exit status 2 if any answer was not 200.
+//! p50 and p99 latency, and the ratio to `/healthz`. When `wrk` is installed (Debian's `wrk`)
+//! the same routes are first measured with `wrk -t2 -c64 --latency`, the load generator the
+//! issue's figures came from. Exit status 2 if any answer was not 200.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -159,6 +161,58 @@ fn load(
     })
 }
 
+/// The same load with `wrk -t2 -c{connections} --latency` on the first path (when `wrk` is
+/// installed): requests per second, p50, p99.
+fn load_wrk(
+    url: &str,
+    token: &str,
+    path: &str,
+    connections: usize,
+    seconds: u64,
+) -> Result<(f64, Duration, Duration)> {
+    let out = std::process::Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+        ])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .arg(format!("{url}{path}"))
+        .output()
+        .context("running wrk")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !text.contains("Requests/sec") {
+        bail!("wrk: {text} {}", String::from_utf8_lossy(&out.stderr));
+    }
+    if text.contains("Non-2xx") {
+        bail!("wrk saw answers other than 2xx: {text}");
+    }
+    let field = |prefix: &str| -> Option<&str> {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(str::trim)
+    };
+    let duration = |s: &str| -> Option<Duration> {
+        let (n, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic())?);
+        let n: f64 = n.parse().ok()?;
+        let secs = match unit {
+            "us" => n / 1e6,
+            "ms" => n / 1e3,
+            "s" => n,
+            _ => return None,
+        };
+        Some(Duration::from_secs_f64(secs))
+    };
+    let rate: f64 = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .context("wrk rate")?;
+    let p50 = field("50%").and_then(duration).context("wrk p50")?;
+    let p99 = field("99%").and_then(duration).context("wrk p99")?;
+    Ok((rate, p50, p99))
+}
+
 fn example(file: &str) -> Result<Vec<u8>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tiny-llama-lora");
     std::fs::read(root.join(file)).with_context(|| format!("reading the example {file}"))
@@ -255,6 +309,27 @@ fn run() -> Result<bool> {
                 .collect(),
         ),
     ];
+    let wrk = std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if wrk {
+        println!("with wrk -t2 -c{connections} (one path per route):");
+        println!("| route | req/s | p50 | p99 | vs /healthz |");
+        println!("|---|---|---|---|---|");
+        let mut baseline = None;
+        for (name, paths) in &routes {
+            let (rate, p50, p99) = load_wrk(&server.url, &token, &paths[0], connections, seconds)?;
+            let base = *baseline.get_or_insert(rate);
+            println!(
+                "| {name} | {rate:.0} | {:.2} ms | {:.2} ms | {:.2} |",
+                p50.as_secs_f64() * 1e3,
+                p99.as_secs_f64() * 1e3,
+                rate / base
+            );
+        }
+        println!("with {connections} threads, one keep-alive connection each (all paths in turn):");
+    }
     println!("| route | req/s | p50 | p99 | vs /healthz |");
     println!("|---|---|---|---|---|");
     let mut baseline = None;
