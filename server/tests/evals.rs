@@ -241,7 +241,7 @@ async fn a_batch_with_one_bad_result_records_nothing() {
             "dataset",
         ),
         (
-            json!({"benchmark": "arc", "metric": "acc", "value": 0.5, "source": "run\u{0}1"}),
+            json!({"benchmark": "arc", "metric": "acc", "value": 0.5, "source": "run\u{1}1"}),
             "source",
         ),
         // The same key twice in one batch.

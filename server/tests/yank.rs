@@ -170,7 +170,7 @@ async fn bad_yank_requests_change_nothing() {
             ("1.0.0", r#"{"reason": ""}"#, 400, "invalid_reason"),
             ("1.0.0", r#"{"reason": "   "}"#, 400, "invalid_reason"),
             ("1.0.0", long.as_str(), 400, "invalid_reason"),
-            ("1.0.0", r#"{"reason": "a\u0000b"}"#, 400, "invalid_reason"),
+            ("1.0.0", r#"{"reason": "a\u0001b"}"#, 400, "invalid_reason"),
             ("1.0.0", "{}", 400, "invalid_json"),
             ("1.0.0", "", 400, "invalid_json"),
             (
