@@ -11,6 +11,10 @@ use adapter_registry::serve;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: see server/Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
