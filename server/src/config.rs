@@ -173,6 +173,10 @@ pub struct WorkerArgs {
     /// Job workers to run in this process.
     #[arg(long, env = "ADAPTER_REGISTRY_WORKERS", default_value_t = 1)]
     pub workers: usize,
+    /// Serve `/metrics` (the job durations this process measures, and the shared gauges)
+    /// and `/healthz` on this address; none by default.
+    #[arg(long, env = "ADAPTER_REGISTRY_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub jobs: JobArgs,
     #[command(flatten)]

@@ -114,7 +114,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let kinds = jobs::Kinds::standard(&state.config.jobs);
             let mut workers = jobs::spawn_workers(&state, kinds, &state.config.jobs, args.workers);
             println!("running {} job worker(s)", args.workers);
+            let metrics = match args.metrics_listen {
+                Some(addr) => {
+                    let listener = tokio::net::TcpListener::bind(addr).await?;
+                    println!("metrics on http://{}/metrics", listener.local_addr()?);
+                    let app = serve::metrics_router(state.clone());
+                    Some(tokio::spawn(
+                        async move { axum::serve(listener, app).await },
+                    ))
+                }
+                None => None,
+            };
             serve::shutdown_signal().await;
+            if let Some(m) = metrics {
+                m.abort();
+            }
             workers.stop();
             Ok(())
         }

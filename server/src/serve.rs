@@ -99,6 +99,19 @@ async fn refuse_nul(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// What a `worker` process serves with `--metrics-listen`: `/metrics` and `/healthz`, no
+/// token needed (the same as on a server).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .fallback(|| async { ApiError::not_found() })
+        .with_state(state)
+}
+
 /// `GET /metrics`: the Prometheus text format (`metrics.rs`).
 async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
     let text = app.metrics.render(&app.db).await?;

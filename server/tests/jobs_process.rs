@@ -150,3 +150,73 @@ fn serve_runs_workers_and_refuses_test_kinds_without_the_flag() {
         assert_eq!(read_lines(&record).len(), 2);
     }
 }
+
+#[test]
+fn a_worker_process_serves_its_job_durations_on_metrics_listen() {
+    let backend = Backend::new(&adapter_testkit::Stack::Embedded);
+    let server =
+        ServerProcess::start_with(&backend, &["--workers", "0", "--enable-test-jobs"], &[]);
+    let auth = server.auth();
+    let headers = [(auth.0, auth.1.as_str())];
+    // A free port, taken back by the worker.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut worker = start_worker(
+        &backend,
+        &[
+            "--workers",
+            "1",
+            "--enable-test-jobs",
+            "--job-poll-ms",
+            "50",
+            "--metrics-listen",
+            &listen,
+        ],
+        &[],
+    );
+    let release = backend.data_dir().join("go");
+    std::fs::write(&release, b"").unwrap();
+    let record = backend.data_dir().join("rec");
+    let body = json!({"kind": "test.block", "params": {"record": record.display().to_string(), "release": release.display().to_string()}});
+    let r = http(
+        "POST",
+        &format!("{}/v1/jobs", server.url),
+        &headers,
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    wait_for("the job to succeed", Duration::from_secs(30), || {
+        let j = http(
+            "GET",
+            &format!("{}/v1/jobs/{id}", server.url),
+            &headers,
+            b"",
+        )
+        .json();
+        (j["state"] == "succeeded").then_some(())
+    });
+    // No token: like a server's /metrics.
+    let text = wait_for("the worker's /metrics", Duration::from_secs(10), || {
+        adapter_testkit::try_http("GET", &format!("http://{listen}/metrics"), &[], b"")
+            .ok()
+            .filter(|r| r.status == 200)
+            .map(|r| r.text())
+    });
+    assert!(
+        text.contains(r#"adapter_registry_job_duration_seconds_count{kind="test.block",outcome="succeeded"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"adapter_registry_jobs{kind="test.block",state="succeeded"} 1"#),
+        "{text}"
+    );
+    let health = http("GET", &format!("http://{listen}/healthz"), &[], b"");
+    assert_eq!(health.status, 200);
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+}
