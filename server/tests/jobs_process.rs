@@ -2,27 +2,40 @@
 //! the job is completed exactly once, by another worker, after the lease ran out. Uses the
 //! test-only kind `test.block`, which exists only with `--enable-test-jobs`.
 
-use std::process::Child;
+use std::path::Path;
 use std::time::Duration;
 
-use adapter_testkit::{Backend, ServerProcess, http, read_lines, stacks, start_worker, wait_for};
+use adapter_testkit::{
+    Backend, ServerProcess, http, read_lines, stacks, start_test_worker, wait_for,
+};
 use serde_json::{Value, json};
 
-/// `adapter-registry worker` on `backend` (one worker, a short lease).
-fn worker(backend: &Backend) -> Child {
-    start_worker(
-        backend,
-        &[
-            "--workers",
-            "1",
-            "--enable-test-jobs",
-            "--job-lease-ms",
-            "1500",
-            "--job-poll-ms",
-            "50",
-        ],
-        &[],
-    )
+/// Submit a `test.block` job that records to `record` and waits for the file `release`;
+/// its id.
+fn submit_block(
+    server: &ServerProcess,
+    headers: &[(&str, &str)],
+    record: &Path,
+    release: &Path,
+) -> String {
+    let body = json!({"kind": "test.block", "params": {
+        "record": record.display().to_string(), "release": release.display().to_string()}});
+    let r = http(
+        "POST",
+        &format!("{}/v1/jobs", server.url),
+        headers,
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    r.json()["id"].as_str().unwrap().to_owned()
+}
+
+/// Wait (30 s at most) until job `id` has succeeded; the job.
+fn wait_succeeded(server: &ServerProcess, headers: &[(&str, &str)], id: &str) -> Value {
+    wait_for("the job to succeed", Duration::from_secs(30), || {
+        let j = http("GET", &format!("{}/v1/jobs/{id}", server.url), headers, b"").json();
+        (j["state"] == "succeeded").then_some(j)
+    })
 }
 
 #[test]
@@ -35,18 +48,7 @@ fn a_worker_killed_mid_job_leaves_it_to_another_that_completes_it_once() {
         let headers = [(auth.0, auth.1.as_str())];
         let record = backend.data_dir().join("record.txt");
         let release = backend.data_dir().join("release");
-        let body = json!({
-            "kind": "test.block",
-            "params": {"record": record.display().to_string(), "release": release.display().to_string()},
-        });
-        let r = http(
-            "POST",
-            &format!("{}/v1/jobs", server.url),
-            &headers,
-            body.to_string().as_bytes(),
-        );
-        assert_eq!(r.status, 202, "{stack}: {}", r.text());
-        let id = r.json()["id"].as_str().unwrap().to_owned();
+        let id = submit_block(&server, &headers, &record, &release);
         let job = |server: &ServerProcess| -> Value {
             http(
                 "GET",
@@ -57,7 +59,7 @@ fn a_worker_killed_mid_job_leaves_it_to_another_that_completes_it_once() {
             .json()
         };
 
-        let mut first = worker(&backend);
+        let mut first = start_test_worker(&backend, 1, &[]);
         wait_for(
             "the first worker to start the job",
             Duration::from_secs(30),
@@ -68,7 +70,7 @@ fn a_worker_killed_mid_job_leaves_it_to_another_that_completes_it_once() {
         assert_eq!(job(&server)["state"], "running", "{stack}");
 
         std::fs::write(&release, b"go").unwrap();
-        let mut second = worker(&backend);
+        let mut second = start_test_worker(&backend, 1, &[]);
         let done = wait_for("the job to finish", Duration::from_secs(30), || {
             let j = job(&server);
             j["state"]
@@ -127,25 +129,8 @@ fn serve_runs_workers_and_refuses_test_kinds_without_the_flag() {
         let release = backend.data_dir().join("go");
         std::fs::write(&release, b"").unwrap();
         let record = backend.data_dir().join("rec");
-        let body = json!({"kind": "test.block", "params": {"record": record.display().to_string(), "release": release.display().to_string()}});
-        let r = http(
-            "POST",
-            &format!("{}/v1/jobs", server.url),
-            &headers,
-            body.to_string().as_bytes(),
-        );
-        assert_eq!(r.status, 202, "{stack}: {}", r.text());
-        let id = r.json()["id"].as_str().unwrap().to_owned();
-        let state = wait_for("the job to succeed", Duration::from_secs(30), || {
-            let j = http(
-                "GET",
-                &format!("{}/v1/jobs/{id}", server.url),
-                &headers,
-                b"",
-            )
-            .json();
-            (j["state"] == "succeeded").then_some(j)
-        });
+        let id = submit_block(&server, &headers, &record, &release);
+        let state = wait_succeeded(&server, &headers, &id);
         assert_eq!(state["attempts"], 1);
         assert_eq!(read_lines(&record).len(), 2);
     }
@@ -165,41 +150,12 @@ fn a_worker_process_serves_its_job_durations_on_metrics_listen() {
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let mut worker = start_worker(
-        &backend,
-        &[
-            "--workers",
-            "1",
-            "--enable-test-jobs",
-            "--job-poll-ms",
-            "50",
-            "--metrics-listen",
-            &listen,
-        ],
-        &[],
-    );
+    let mut worker = start_test_worker(&backend, 1, &["--metrics-listen", &listen]);
     let release = backend.data_dir().join("go");
     std::fs::write(&release, b"").unwrap();
     let record = backend.data_dir().join("rec");
-    let body = json!({"kind": "test.block", "params": {"record": record.display().to_string(), "release": release.display().to_string()}});
-    let r = http(
-        "POST",
-        &format!("{}/v1/jobs", server.url),
-        &headers,
-        body.to_string().as_bytes(),
-    );
-    assert_eq!(r.status, 202, "{}", r.text());
-    let id = r.json()["id"].as_str().unwrap().to_owned();
-    wait_for("the job to succeed", Duration::from_secs(30), || {
-        let j = http(
-            "GET",
-            &format!("{}/v1/jobs/{id}", server.url),
-            &headers,
-            b"",
-        )
-        .json();
-        (j["state"] == "succeeded").then_some(())
-    });
+    let id = submit_block(&server, &headers, &record, &release);
+    wait_succeeded(&server, &headers, &id);
     // No token: like a server's /metrics.
     let text = wait_for("the worker's /metrics", Duration::from_secs(10), || {
         adapter_testkit::try_http("GET", &format!("http://{listen}/metrics"), &[], b"")

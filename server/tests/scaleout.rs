@@ -7,14 +7,15 @@
 //! about processes sharing PostgreSQL and S3.
 
 use std::path::Path;
-use std::process::Child;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use adapter_core::digest::Digest;
 use adapter_testkit::{
-    Backend, HttpResponse, ServerProcess, Stack, http, read_lines, stacks, start_worker, wait_for,
+    Backend, HttpResponse, ServerProcess, Stack, http, read_lines, stacks, start_test_worker,
+    wait_for,
 };
 use serde_json::{Value, json};
 
@@ -42,22 +43,6 @@ impl Node {
     fn json(&self, method: &str, path: &str, body: &Value) -> HttpResponse {
         self.call(method, path, body.to_string().as_bytes())
     }
-}
-
-fn worker(backend: &Backend) -> Child {
-    start_worker(
-        backend,
-        &[
-            "--workers",
-            "2",
-            "--enable-test-jobs",
-            "--job-lease-ms",
-            "1500",
-            "--job-poll-ms",
-            "50",
-        ],
-        &[],
-    )
 }
 
 /// An adapter manifest of the tiny example plus `notes.txt` = `notes` (all uploaded via
@@ -192,7 +177,10 @@ fn two_servers_and_two_workers_share_one_database_and_store() {
         );
 
         // Jobs over two worker processes: spread, none run twice.
-        let mut workers = [worker(&backend), worker(&backend)];
+        let mut workers = [
+            start_test_worker(&backend, 2, &[]),
+            start_test_worker(&backend, 2, &[]),
+        ];
         // One record file per job (identical jobs would be one job: submits are idempotent).
         let record = |i: usize| backend.data_dir().join(format!("record-{i}.txt"));
         let all_records = || {

@@ -47,7 +47,7 @@ pub use backend::Backend;
 pub use http::{HttpResponse, http, try_http};
 pub use postgres::PgDatabase;
 pub use s3::S3Bucket;
-pub use server::{ServerProcess, start_worker};
+pub use server::{ServerProcess, start_test_worker, start_worker};
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};

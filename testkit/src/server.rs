@@ -47,6 +47,24 @@ fn clean_env(command: &mut Command) {
     }
 }
 
+/// `adapter-registry worker` for the job tests: `workers` workers, test-only job kinds on, a
+/// 1.5 s lease and 50 ms polling (so a killed worker's job is taken over quickly), plus
+/// `extra` arguments.
+pub fn start_test_worker(backend: &Backend, workers: usize, extra: &[&str]) -> Child {
+    let workers = workers.to_string();
+    let mut args = vec![
+        "--workers",
+        workers.as_str(),
+        "--enable-test-jobs",
+        "--job-lease-ms",
+        "1500",
+        "--job-poll-ms",
+        "50",
+    ];
+    args.extend_from_slice(extra);
+    start_worker(backend, &args, &[])
+}
+
 /// Start `adapter-registry worker` on `backend` with `args` and extra environment variables
 /// `env` (output discarded): a job worker process a test can kill.
 pub fn start_worker(backend: &Backend, args: &[&str], env: &[(&str, &str)]) -> Child {
