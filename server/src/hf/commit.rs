@@ -305,20 +305,6 @@ pub async fn commit(
             }
         }
     }
-    // Sizes the client left out (copied LFS files): the stored blob's, when the caller may
-    // read it (publish refuses the ones it may not).
-    if !unsized_files.is_empty() {
-        let digests: Vec<Digest> = unsized_files.iter().map(|p| files[p].digest).collect();
-        let sizes = app
-            .db
-            .readable_blobs(&digests, &reader)
-            .await
-            .map_err(HfError::api)?;
-        for p in &unsized_files {
-            let entry = files.get_mut(p).expect("listed above");
-            entry.size = sizes.get(&entry.digest).copied().unwrap_or(0);
-        }
-    }
     if files.is_empty() {
         return Err(invalid_commit("a version holds at least one file"));
     }
@@ -342,13 +328,19 @@ pub async fn commit(
         )));
     }
 
-    // Only blobs the caller may read are opened (publish checks the same, for every file).
+    // The blobs the caller may read, with their sizes (one query): only those are opened
+    // below, and publish refuses the others. A size the client left out (a copied LFS file)
+    // is the stored blob's.
     let digests: Vec<Digest> = files.values().map(|f| f.digest).collect();
     let readable = app
         .db
         .readable_blobs(&digests, &reader)
         .await
         .map_err(HfError::api)?;
+    for p in &unsized_files {
+        let entry = files.get_mut(p).expect("unsized files are in the tree");
+        entry.size = readable.get(&entry.digest).copied().unwrap_or(0);
+    }
     let read_small = |path: &'static str| {
         let entry = files.get(path).filter(|f| readable.contains_key(&f.digest));
         let app = &app;
