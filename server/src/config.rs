@@ -161,6 +161,14 @@ pub struct ServeArgs {
     /// worker` processes).
     #[arg(long, env = "ADAPTER_REGISTRY_WORKERS", default_value_t = 2)]
     pub workers: usize,
+    /// A client must send a request's headers within this time (`30s`, `2m`); slower
+    /// connections are closed.
+    #[arg(long, env = "ADAPTER_REGISTRY_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// A request body that sends nothing for this long is cut off with 408
+    /// `request_timeout`.
+    #[arg(long, env = "ADAPTER_REGISTRY_BODY_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub body_idle_timeout: Duration,
     #[command(flatten)]
     pub jobs: JobArgs,
     #[command(flatten)]
@@ -267,6 +275,10 @@ pub struct StorageArgs {
     /// S3 region; falls back to `AWS_REGION`, then `us-east-1`.
     #[arg(long, env = "ADAPTER_REGISTRY_S3_REGION")]
     pub s3_region: Option<String>,
+    /// How long a request waits for a database connection (the pool is busy, or the
+    /// database is down) before it is answered 503 `not_ready`.
+    #[arg(long, env = "ADAPTER_REGISTRY_DB_ACQUIRE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub db_acquire_timeout: Duration,
 }
 
 impl fmt::Debug for StorageArgs {
@@ -288,6 +300,8 @@ impl fmt::Debug for StorageArgs {
 #[derive(Clone)]
 pub struct Config {
     pub database_url: String,
+    /// How long a request waits for a database connection.
+    pub db_acquire_timeout: Duration,
     /// Where `admin.token` is written on first start.
     pub data_dir: PathBuf,
     /// Anonymous callers may read.
@@ -298,19 +312,42 @@ pub struct Config {
     pub gc_interval: Duration,
     /// How jobs are submitted and run.
     pub jobs: JobsConfig,
+    /// Connection-level limits (slow headers and bodies).
+    pub http: HttpLimits,
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("database_url", &redact_url(&self.database_url))
+            .field("db_acquire_timeout", &self.db_acquire_timeout)
             .field("data_dir", &self.data_dir)
             .field("public_read", &self.public_read)
             .field("blob_store", &self.blob_store)
             .field("upload_ttl", &self.upload_ttl)
             .field("gc_interval", &self.gc_interval)
             .field("jobs", &self.jobs)
+            .field("http", &self.http)
             .finish()
+    }
+}
+
+/// Connection-level limits of the HTTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// From the first byte of a request (or the start of a connection) to the end of its
+    /// headers.
+    pub header_timeout: Duration,
+    /// The longest a request body may go without sending a byte.
+    pub body_idle_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -370,12 +407,14 @@ impl Config {
         };
         Ok(Self {
             database_url,
+            db_acquire_timeout: args.db_acquire_timeout,
             data_dir: args.data_dir.clone(),
             public_read: false,
             blob_store,
             upload_ttl,
             gc_interval: Duration::from_secs(60),
             jobs: JobsConfig::default(),
+            http: HttpLimits::default(),
         })
     }
 }

@@ -55,8 +55,19 @@ impl ApiError {
         }
     }
 
+    /// An unexpected failure: logged, answered 500 — except a full disk or quota
+    /// (`ENOSPC`, `EDQUOT`, SQLite's `SQLITE_FULL`, PostgreSQL's `disk_full`), which is
+    /// answered 507 `storage_full` so clients and operators can tell it apart.
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
-        Self::Internal(e.into())
+        let e = e.into();
+        if e.chain().any(is_storage_full) {
+            tracing::error!(error = ?e, "storage is full");
+            return Self::new(
+                "storage_full",
+                "the registry's storage is full; nothing was stored (retry when space is freed)",
+            );
+        }
+        Self::Internal(e)
     }
 
     pub fn not_found() -> Self {
@@ -76,6 +87,41 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         status_of(self.code())
     }
+}
+
+/// Is `e` a full disk or an exceeded quota (of the file system, SQLite or PostgreSQL)?
+fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        // ENOSPC and EDQUOT.
+        return matches!(
+            io.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        );
+    }
+    if let Some(sqlx::Error::Database(d)) = e.downcast_ref::<sqlx::Error>() {
+        // SQLITE_FULL (13) and its extended codes; PostgreSQL's class 53100 `disk_full`.
+        let code = d.code();
+        return matches!(code.as_deref(), Some("13" | "53100"))
+            || d.message().contains("database or disk is full");
+    }
+    false
+}
+
+/// A failed read of a request body: 408 `request_timeout` when it stalled longer than the
+/// server's `--body-idle-timeout` (`listen`), else `code` (the client went away, or sent
+/// something that is not HTTP).
+pub fn body_error(e: &(dyn std::error::Error + 'static), code: &'static str) -> ApiError {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<tower_http::timeout::TimeoutError>() {
+            return ApiError::new(
+                "request_timeout",
+                "the request body stalled longer than the server waits (--body-idle-timeout)",
+            );
+        }
+        cause = c.source();
+    }
+    ApiError::new(code, format!("reading the request body: {e}"))
 }
 
 /// The status table (docs/API.md).
@@ -106,7 +152,9 @@ pub fn status_of(code: &str) -> StatusCode {
         "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "range_not_satisfiable" | "wrong_offset" => StatusCode::RANGE_NOT_SATISFIABLE,
         "invalid_adapter" | "invalid_model" => StatusCode::UNPROCESSABLE_ENTITY,
+        "request_timeout" => StatusCode::REQUEST_TIMEOUT,
         "not_ready" => StatusCode::SERVICE_UNAVAILABLE,
+        "storage_full" => StatusCode::INSUFFICIENT_STORAGE,
         "xet_unsupported" => StatusCode::NOT_IMPLEMENTED,
         "internal" => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
@@ -204,12 +252,15 @@ impl From<sqlx::Error> for ApiError {
         if crate::db::is_unique_violation(&e) {
             return Self::new("conflict", "the resource was changed concurrently; retry");
         }
-        Self::Internal(anyhow::Error::new(e).context("database"))
+        if crate::db::is_unavailable(&e) {
+            return Self::NotReady(format!("database: {e}"));
+        }
+        Self::internal(anyhow::Error::new(e).context("database"))
     }
 }
 
 impl From<object_store::Error> for ApiError {
     fn from(e: object_store::Error) -> Self {
-        Self::Internal(anyhow::Error::new(e).context("blob store"))
+        Self::internal(anyhow::Error::new(e).context("blob store"))
     }
 }

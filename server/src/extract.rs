@@ -221,8 +221,7 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::new("invalid_body", format!("reading body: {e}")))?;
+        let chunk = chunk.map_err(|e| crate::error::body_error(&e, "invalid_body"))?;
         if buf.len() + chunk.len() > limit {
             return Err(too_large());
         }

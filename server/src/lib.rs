@@ -7,7 +7,27 @@
 //! * middle, lowest first: `catalog` (every read), `auth`, `uploads`, `publish`, `jobs`,
 //!   `maintenance` (gc, fsck);
 //! * bottom: `app` (handles), `config`, `db`, `blobs`, `error`, `extract`, `range`,
-//!   `download`, `gates`, `metrics`.
+//!   `download`, `gates`, `metrics`, `listen` (the HTTP server loop and its timeouts).
+
+/// A named point where a `test-hooks` build can be made to die at once, as a `SIGKILL`
+/// would kill it (`FAILPOINTS=<name>=return`): between a write and its acknowledgement.
+/// server/tests/crash_points.rs arms each one and checks what a restart finds. Compiled
+/// away in other builds. The points: `blob.after_store` (bytes durable, no row yet),
+/// `blob.after_record` (row committed, no answer), `upload.after_assemble`,
+/// `publish.after_commit`, `alias.after_commit`, `job.before_outcome` (the job's work
+/// done, its outcome not written).
+#[macro_export]
+macro_rules! crash_point {
+    ($name:literal) => {
+        #[cfg(feature = "test-hooks")]
+        {
+            let _: Option<()> = fail::eval($name, |_| {
+                eprintln!("crash point {}: exiting", $name);
+                std::process::exit(137)
+            });
+        }
+    };
+}
 
 pub mod api;
 pub mod app;
@@ -22,6 +42,7 @@ pub mod extract;
 pub mod gates;
 pub mod hf;
 pub mod jobs;
+pub mod listen;
 pub mod maintenance;
 pub mod metrics;
 pub mod publish;

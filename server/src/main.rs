@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use adapter_registry::auth;
-use adapter_registry::config::{Cli, Command, Config, LogFormat, TokenCommand};
+use adapter_registry::config::{Cli, Command, Config, HttpLimits, LogFormat, TokenCommand};
 use adapter_registry::db::Db;
 use adapter_registry::jobs;
+use adapter_registry::listen;
 use adapter_registry::maintenance;
 use adapter_registry::serve;
 use clap::Parser;
@@ -46,7 +47,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate(storage) => {
             let config = Config::from_storage_args(&storage, Duration::from_secs(86_400))?;
-            Db::connect(&config.database_url).await?;
+            Db::connect(&config.database_url, config.db_acquire_timeout).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
@@ -119,9 +120,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let listener = tokio::net::TcpListener::bind(addr).await?;
                     println!("metrics on http://{}/metrics", listener.local_addr()?);
                     let app = serve::metrics_router(state.clone());
-                    Some(tokio::spawn(
-                        async move { axum::serve(listener, app).await },
-                    ))
+                    Some(tokio::spawn(async move {
+                        let limits = HttpLimits::default();
+                        listen::serve(listener, app, limits, std::future::pending()).await
+                    }))
                 }
                 None => None,
             };
@@ -137,6 +139,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Config::from_storage_args(&args.storage, Duration::from_secs(args.upload_ttl))?;
             config.public_read = args.public_read;
             config.jobs = args.jobs.config();
+            config.http = HttpLimits {
+                header_timeout: args.header_timeout,
+                body_idle_timeout: args.body_idle_timeout,
+            };
             tracing::info!(?config, "starting");
             let state = serve::open(config).await?;
             if let Some((secret, path)) =
@@ -165,7 +171,7 @@ async fn token(command: TokenCommand) -> anyhow::Result<()> {
         | TokenCommand::Revoke { storage, .. } => storage,
     };
     let config = Config::from_storage_args(storage, Duration::from_secs(86_400))?;
-    let db = Db::connect(&config.database_url).await?;
+    let db = Db::connect(&config.database_url, config.db_acquire_timeout).await?;
     let audit = |action: &'static str, target: String| {
         let db = db.clone();
         async move {

@@ -185,8 +185,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let gc = spawn_sweeper(state.clone(), state.config.gc_interval);
-    let result = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+    let limits = state.config.http;
+    let result = crate::listen::serve(listener, router(state), limits, shutdown)
         .await
         .context("serving HTTP");
     gc.abort();

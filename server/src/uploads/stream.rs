@@ -5,7 +5,7 @@ use axum::body::Body;
 use futures::StreamExt as _;
 
 use crate::blobs::Sink;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, body_error};
 
 /// The code of an error reading the request body (the client stopped sending).
 pub const INTERRUPTED: &str = "upload_interrupted";
@@ -16,8 +16,7 @@ pub const INTERRUPTED: &str = "upload_interrupted";
 pub async fn ingest(sink: &mut Sink, hasher: &mut Hasher, body: Body) -> ApiResult<()> {
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::new(INTERRUPTED, format!("reading the request body: {e}")))?;
+        let chunk = chunk.map_err(|e| body_error(&e, INTERRUPTED))?;
         hasher.update(&chunk);
         sink.write(chunk).await?;
     }
@@ -47,8 +46,7 @@ pub async fn verify(body: Body, expected: &adapter_core::digest::Digest) -> ApiR
     let mut hasher = Hasher::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::new(INTERRUPTED, format!("reading the request body: {e}")))?;
+        let chunk = chunk.map_err(|e| body_error(&e, INTERRUPTED))?;
         hasher.update(&chunk);
     }
     let size = hasher.len();
