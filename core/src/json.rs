@@ -59,6 +59,62 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, StrictJsonError> {
     Ok(value)
 }
 
+/// [`parse_strict`] for a document that must be one object, without ever holding it whole:
+/// each top-level entry is handed to `entry` as soon as it is parsed (its value as a strict
+/// `Value`), then dropped, so memory is what `entry` keeps (a safetensors header of 100,000
+/// tensors, not a tree of it). Every deeper level is checked as [`parse_strict`] checks it;
+/// duplicate keys at the top level are the caller's to find (it sees every key).
+pub fn for_each_entry(
+    bytes: &[u8],
+    mut entry: impl FnMut(String, Value),
+) -> Result<(), StrictJsonError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| StrictJsonError {
+        kind: StrictJsonErrorKind::InvalidUtf8,
+        message: format!("invalid UTF-8: {e}"),
+    })?;
+    let refusal = Cell::new(None);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let fail = |e: serde_json::Error| StrictJsonError {
+        kind: refusal.get().unwrap_or(StrictJsonErrorKind::Syntax),
+        message: e.to_string(),
+    };
+    de.deserialize_map(TopLevel {
+        refusal: &refusal,
+        entry: &mut entry,
+    })
+    .map_err(fail)?;
+    de.end().map_err(fail)?;
+    Ok(())
+}
+
+/// The visitor of [`for_each_entry`]'s top-level object.
+struct TopLevel<'a, 'f> {
+    refusal: &'a Cell<Option<StrictJsonErrorKind>>,
+    entry: &'f mut dyn FnMut(String, Value),
+}
+
+impl<'de> Visitor<'de> for TopLevel<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let inner = StrictValue {
+            depth: 0,
+            refusal: self.refusal,
+        }
+        .nested()?;
+        while let Some(key) = map.next_key::<String>()? {
+            no_nul(&key)?;
+            let value = map.next_value_seed(inner)?;
+            (self.entry)(key, value);
+        }
+        Ok(())
+    }
+}
+
 /// U+0000 in a string or key is refused: PostgreSQL cannot store it in text, and C tools
 /// end the string there (a name would read as another).
 fn no_nul<E: de::Error>(s: &str) -> Result<(), E> {

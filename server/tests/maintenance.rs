@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use adapter_core::digest::Digest;
@@ -15,23 +14,9 @@ use common::{Reply, TestServer, stacks, tiny_adapter};
 use object_store::ObjectStoreExt as _;
 use serde_json::{Value, json};
 
-/// Run `adapter-registry ARGS` on the test server's stack; (exit code, stdout JSON).
+/// Run `adapter-registry ARGS --json` on the test server's stack.
 fn run(backend: &adapter_testkit::Backend, args: &[&str]) -> (i32, Value) {
-    let out = Command::new(adapter_testkit::bin("adapter-registry"))
-        .args(args)
-        .args(backend.server_args())
-        .arg("--json")
-        .envs(backend.server_env())
-        .output()
-        .expect("running adapter-registry");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: not JSON ({e}): {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), report)
+    adapter_testkit::admin_json(backend, args)
 }
 
 /// The tiny adapter's manifest (its files uploaded) plus `notes.txt` (not uploaded).

@@ -1,38 +1,12 @@
 //! The real `adapter-registry` binary: killed mid-upload it loses nothing acknowledged, and
-//! 50 concurrent publishes of one version have exactly one winner — on every stack.
-
-use std::path::PathBuf;
+//! 1,000 concurrent publishes of one version (two contents) have exactly one winner — on every stack.
 
 use adapter_core::digest::Digest;
 use adapter_testkit::{Backend, ServerProcess, http, stacks};
-use serde_json::{Value, json};
+use proc::{example, put_blob};
+use serde_json::json;
 
-fn example(dir: &str, file: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .join(dir)
-        .join(file);
-    std::fs::read(path).unwrap()
-}
-
-fn put_blob(server: &ServerProcess, bytes: &[u8]) -> Value {
-    let digest = Digest::of_bytes(bytes);
-    let url = &server.url;
-    let auth = server.auth();
-    let r = http(
-        "PUT",
-        &format!("{url}/v1/blobs/{digest}"),
-        &[(auth.0, &auth.1)],
-        bytes,
-    );
-    assert!(
-        r.status == 201 || r.status == 200,
-        "{} {}",
-        r.status,
-        r.text()
-    );
-    json!({"size": bytes.len(), "digest": digest.to_string()})
-}
+mod proc;
 
 #[test]
 fn killed_mid_upload_the_acknowledged_chunks_survive() {
@@ -81,8 +55,11 @@ fn killed_mid_upload_the_acknowledged_chunks_survive() {
     }
 }
 
+/// Publishers racing for one version; half send one content, half another.
+const PUBLISHERS: usize = 1000;
+
 #[test]
-fn fifty_concurrent_publishes_of_one_version_have_one_winner() {
+fn a_thousand_concurrent_publishes_of_one_version_have_one_winner() {
     for stack in stacks() {
         let backend = Backend::new(&stack);
         let server = ServerProcess::start(&backend);
@@ -106,7 +83,7 @@ fn fifty_concurrent_publishes_of_one_version_have_one_winner() {
         };
         let url = format!("{}/v1/adapters/race/bot/versions/1.0.0", server.url);
         let statuses: Vec<u16> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..50)
+            let handles: Vec<_> = (0..PUBLISHERS)
                 .map(|i| {
                     let body = manifest(i);
                     let url = url.clone();
@@ -127,10 +104,15 @@ fn fifty_concurrent_publishes_of_one_version_have_one_winner() {
         let same = statuses.iter().filter(|s| **s == 200).count();
         let conflict = statuses.iter().filter(|s| **s == 409).count();
         assert_eq!(created, 1, "{stack}: {statuses:?}");
-        assert_eq!(created + same + conflict, 50, "{stack}: {statuses:?}");
         assert_eq!(
-            same, 24,
-            "{stack}: the 24 other publishers of the winner's content succeed: {statuses:?}"
+            created + same + conflict,
+            PUBLISHERS,
+            "{stack}: {statuses:?}"
+        );
+        assert_eq!(
+            same,
+            PUBLISHERS / 2 - 1,
+            "{stack}: the other publishers of the winner's content succeed: {statuses:?}"
         );
         let versions = http(
             "GET",

@@ -95,6 +95,29 @@ fn bin_in(dir: &std::path::Path, name: &str) -> PathBuf {
     path
 }
 
+/// Run `adapter-registry ARGS --json` (an offline command such as `gc` or `fsck`) on
+/// `backend`'s stack: its exit code and the JSON it printed.
+///
+/// # Panics
+/// If the binary cannot run or its stdout is not JSON.
+pub fn admin_json(backend: &Backend, args: &[&str]) -> (i32, serde_json::Value) {
+    let out = std::process::Command::new(bin("adapter-registry"))
+        .args(args)
+        .args(backend.server_args())
+        .arg("--json")
+        .envs(backend.server_env())
+        .output()
+        .expect("running adapter-registry");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: not JSON ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), report)
+}
+
 /// The lines of a text file a test process appends to (none while it does not exist).
 pub fn read_lines(path: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(path)

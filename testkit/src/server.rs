@@ -249,6 +249,20 @@ impl ServerProcess {
         }
     }
 
+    /// Waits up to `within` for the server to exit by itself (e.g. at an armed crash point);
+    /// how it ended, or `None` if it still runs.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        while self.exit.is_none() && Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.exit = Some(status);
+            } else {
+                std::thread::sleep(POLL);
+            }
+        }
+        self.exit
+    }
+
     /// How the process ended, once [`kill`](Self::kill) or [`stop`](Self::stop) reaped it.
     pub fn exit_status(&self) -> Option<ExitStatus> {
         self.exit

@@ -6,11 +6,9 @@ use std::io::{ErrorKind, Read};
 use std::path::Path;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::validate::{self, Entries};
 use super::{Dtype, SafetensorsError};
-use crate::json;
 
 /// Limits that bound what a header may cost to parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,8 +151,8 @@ pub fn read_header<R: Read>(
         });
     }
 
-    let value = parse_json(&bytes)?;
-    let Entries { metadata, tensors } = validate::entries(value, limits)?;
+    let content = header_content(&bytes)?;
+    let Entries { metadata, tensors } = validate::entries(content, limits)?;
     let header = Header {
         header_len: n,
         metadata,
@@ -209,9 +207,9 @@ fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> Result<usize, Safetenso
     Ok(filled)
 }
 
-/// The N header bytes to a JSON value: start byte, UTF-8, strict JSON (duplicate keys
-/// refused at every depth), then the padding rule.
-fn parse_json(bytes: &[u8]) -> Result<Value, SafetensorsError> {
+/// The N header bytes without their 0x20 padding, after the start byte and UTF-8 checks
+/// (the JSON itself is parsed entry by entry by `validate::entries`).
+fn header_content(bytes: &[u8]) -> Result<&[u8], SafetensorsError> {
     match bytes.first() {
         Some(b'{') => {}
         Some(&found) => return Err(SafetensorsError::HeaderBadStart { found }),
@@ -221,15 +219,13 @@ fn parse_json(bytes: &[u8]) -> Result<Value, SafetensorsError> {
         detail: e.to_string(),
     })?;
     let content_len = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
-    let content = &bytes[..content_len];
-    let value = json::parse_strict(content).map_err(|e| match e.kind {
-        json::StrictJsonErrorKind::DuplicateKey => {
-            SafetensorsError::DuplicateKey { detail: e.message }
-        }
-        _ => SafetensorsError::HeaderInvalidJson { detail: e.message },
-    })?;
-    // The JSON parsed and began with `{`, so it is one object followed only by JSON
-    // whitespace: anything between its closing `}` and the 0x20 padding is a bad pad byte.
+    Ok(&bytes[..content_len])
+}
+
+/// The padding rule, once the content parsed as JSON: it began with `{`, so it is one
+/// object followed only by JSON whitespace; anything between its closing `}` and the 0x20
+/// padding is a bad pad byte.
+pub(crate) fn check_padding(content: &[u8]) -> Result<(), SafetensorsError> {
     let close = content.iter().rposition(|&b| b == b'}').unwrap_or(0);
     if let Some(i) = content[close..]
         .iter()
@@ -240,5 +236,5 @@ fn parse_json(bytes: &[u8]) -> Result<Value, SafetensorsError> {
             offset: (close + i) as u64,
         });
     }
-    Ok(value)
+    Ok(())
 }

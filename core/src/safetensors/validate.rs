@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::{Dtype, Limits, SafetensorsError, TensorInfo};
+use crate::json;
 
 /// The key that holds free-form string metadata instead of a tensor.
 pub(crate) const METADATA_KEY: &str = "__metadata__";
@@ -14,32 +15,94 @@ pub(crate) struct Entries {
     pub tensors: Vec<TensorInfo>,
 }
 
-/// Apply every rule of the format to the top-level JSON value.
-pub(crate) fn entries(value: Value, limits: &Limits) -> Result<Entries, SafetensorsError> {
-    let Value::Object(top) = value else {
+/// Apply every rule of the format to the header's JSON object (`content`: the header bytes
+/// without their 0x20 padding), parsing it entry by entry: what is kept is one compact
+/// [`TensorInfo`] per tensor, never a JSON tree of the whole header (hostile headers of
+/// 100,000+ tensors stay within a few tens of MB).
+///
+/// The refusals come in the order a whole-document parse would give them: the JSON itself
+/// (syntax, depth, duplicate keys below the top level, NUL), the padding, the tensor count,
+/// duplicate tensor names, then the first entry that breaks a rule, then the layout.
+pub(crate) fn entries(content: &[u8], limits: &Limits) -> Result<Entries, SafetensorsError> {
+    // JSON, but not an object (`read_header` already requires `{` first; other callers).
+    if content.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{')
+        && let Ok(value) = json::parse_strict(content)
+    {
         return Err(SafetensorsError::HeaderNotObject {
             found: kind(&value),
         });
-    };
-    let count = top.len() - usize::from(top.contains_key(METADATA_KEY));
+    }
+    let mut metadata = None;
+    let mut tensors = Vec::new();
+    let mut count = 0usize;
+    let mut refused: Option<SafetensorsError> = None;
+    // Keys seen after the tensors stopped being kept (a refusal, or too many): still
+    // needed to find duplicates.
+    let mut other_keys: Vec<String> = Vec::new();
+    let mut metadata_seen = 0usize;
+    json::for_each_entry(content, |name, entry| {
+        if name == METADATA_KEY {
+            metadata_seen += 1;
+            if refused.is_none() && metadata_seen == 1 {
+                match parse_metadata(entry) {
+                    Ok(m) => metadata = Some(m),
+                    Err(e) => refused = Some(e),
+                }
+            }
+            return;
+        }
+        count += 1;
+        if refused.is_some() || count > limits.max_tensors {
+            if count <= limits.max_tensors {
+                other_keys.push(name);
+            }
+            return;
+        }
+        match parse_tensor(name.clone(), entry) {
+            Ok(t) => tensors.push(t),
+            Err(e) => {
+                refused = Some(e);
+                other_keys.push(name);
+            }
+        }
+    })
+    .map_err(|e| match e.kind {
+        json::StrictJsonErrorKind::DuplicateKey => {
+            SafetensorsError::DuplicateKey { detail: e.message }
+        }
+        _ => SafetensorsError::HeaderInvalidJson { detail: e.message },
+    })?;
+    super::header::check_padding(content)?;
     if count > limits.max_tensors {
         return Err(SafetensorsError::TooManyTensors {
             count,
             max: limits.max_tensors,
         });
     }
-
-    let mut metadata = None;
-    let mut tensors = Vec::with_capacity(count);
-    for (name, entry) in top {
-        if name == METADATA_KEY {
-            metadata = Some(parse_metadata(entry)?);
-        } else {
-            tensors.push(parse_tensor(name, entry)?);
-        }
+    if metadata_seen > 1 {
+        return Err(duplicate_key(METADATA_KEY));
+    }
+    let mut names: Vec<&str> = tensors
+        .iter()
+        .map(|t| t.name.as_str())
+        .chain(other_keys.iter().map(String::as_str))
+        .collect();
+    names.sort_unstable();
+    if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(duplicate_key(pair[0]));
+    }
+    if let Some(e) = refused {
+        return Err(e);
     }
     check_layout(&mut tensors)?;
     Ok(Entries { metadata, tensors })
+}
+
+/// A duplicate top-level key, worded as the strict JSON parser words one.
+fn duplicate_key(key: &str) -> SafetensorsError {
+    SafetensorsError::DuplicateKey {
+        detail: format!("duplicate key `{}`", key.escape_debug()),
+    }
 }
 
 /// The JSON kind of a value, for messages.
@@ -263,8 +326,10 @@ mod tests {
     // through it; the rule still holds for any caller of `entries`.
     #[test]
     fn rejects_non_object_top_level() {
-        for value in [Value::Null, serde_json::json!([]), serde_json::json!("x")] {
-            let err = entries(value, &Limits::REFERENCE).err().map(|e| e.code());
+        for value in ["null", "[]", "\"x\""] {
+            let err = entries(value.as_bytes(), &Limits::REFERENCE)
+                .err()
+                .map(|e| e.code());
             assert_eq!(err, Some("header_not_object"));
         }
     }
@@ -275,7 +340,7 @@ mod tests {
             max_header_len: 1 << 20,
             max_tensors: 0,
         };
-        let value = serde_json::json!({ "__metadata__": { "a": "b" } });
+        let value = br#"{ "__metadata__": { "a": "b" } }"#;
         let parsed = entries(value, &limits).unwrap_or_else(|e| panic!("{e}"));
         assert!(parsed.tensors.is_empty());
         assert_eq!(parsed.metadata, Some(vec![("a".into(), "b".into())]));

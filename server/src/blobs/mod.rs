@@ -186,6 +186,15 @@ impl BlobStore {
         self.inner.rename(from, to).await
     }
 
+    /// The size of the object at `key`, or `None` when there is none.
+    pub async fn size(&self, key: &Path) -> object_store::Result<Option<u64>> {
+        match self.inner.head(key).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn delete(&self, key: &Path) -> object_store::Result<()> {
         match self.inner.delete(key).await {
             Err(object_store::Error::NotFound { .. }) => Ok(()),

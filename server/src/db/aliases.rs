@@ -260,6 +260,7 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        crate::crash_point!("alias.after_commit");
         Ok(Some(match c.to {
             Some(to) => ChangeOutcome::Moved {
                 row: AliasRow {

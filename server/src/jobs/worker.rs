@@ -170,6 +170,7 @@ async fn run_claimed(
         Err(e) => Err(JobError::Failed(e.context("the job row does not decode"))),
     };
     drop(renew);
+    crate::crash_point!("job.before_outcome");
     let label = match &outcome {
         Ok(_) => "succeeded",
         Err(JobError::Cancelled) => "cancelled",

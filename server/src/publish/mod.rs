@@ -182,6 +182,7 @@ async fn publish_manifest(
     };
     match app.db.insert_version(&new).await? {
         Inserted::Created(row) => {
+            crate::crash_point!("publish.after_commit");
             fail::fail_point!("publish.after_insert", |_| Err(ApiError::internal(
                 anyhow::anyhow!("fail point publish.after_insert")
             )));

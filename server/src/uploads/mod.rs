@@ -35,7 +35,9 @@ pub(crate) async fn record_blob(app: &AppState, digest: &Digest, size: u64) -> A
         .make_durable(&blob_key(digest))
         .await
         .map_err(ApiError::internal)?;
+    crate::crash_point!("blob.after_store");
     app.db.insert_blob(digest, size).await?;
+    crate::crash_point!("blob.after_record");
     Ok(())
 }
 
@@ -156,7 +158,8 @@ pub async fn append(app: &AppState, id: &str, offset: u64, body: Body) -> ApiRes
     // written), so it resumes from there instead of re-sending the whole chunk.
     let interrupted = match ingested {
         Ok(()) => None,
-        Err(e) if e.code() == stream::INTERRUPTED => Some(e),
+        // A body cut off by the idle timeout keeps what arrived too.
+        Err(e) if matches!(e.code(), stream::INTERRUPTED | "request_timeout") => Some(e),
         Err(e) => {
             sink.abort().await;
             return Err(e);
@@ -243,7 +246,14 @@ pub async fn finish(app: &AppState, id: &str, digest: &Digest) -> ApiResult<Blob
         size: session.offset,
     };
     if app.db.blob_size(digest).await?.is_none() {
-        assemble(app, &session, digest).await?;
+        // A finish that died after placing the bytes (`upload.after_assemble`) left them
+        // at the blob's key, where only bytes verified against the digest are ever put
+        // (atomically: a rename, a completed upload): they are recorded, not placed again
+        // (the staged parts they came from may be gone).
+        if app.blobs.size(&blob_key(digest)).await? != Some(session.offset) {
+            assemble(app, &session, digest).await?;
+        }
+        crate::crash_point!("upload.after_assemble");
         record_blob(app, digest, session.offset).await?;
     }
     delete_session(app, &uuid).await?;
