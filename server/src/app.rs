@@ -36,7 +36,7 @@ impl Deref for AppState {
 impl AppState {
     /// Connect and migrate the database, open the blob store.
     pub async fn new(config: Config) -> anyhow::Result<Self> {
-        let db = Db::connect(&config.database_url).await?;
+        let db = Db::connect(&config.database_url, config.db_acquire_timeout).await?;
         let blobs = BlobStore::build(&config.blob_store)?;
         Ok(Self(Arc::new(App {
             config,

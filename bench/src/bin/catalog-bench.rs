@@ -6,7 +6,14 @@
 //! ```text
 //! cargo build --release --workspace --bins
 //! ./target/release/catalog-bench [--stack embedded|scaleout] [--seconds 5] [--connections 64]
+//!                                [--writes-per-second N]
 //! ```
+//!
+//! Catalogue answers are cached per process while the catalogue's generation counter holds
+//! (docs/ARCHITECTURE.md, "What processes share"), so a steady catalogue measures the cached
+//! path. `--writes-per-second N` posts N eval results a second during every measurement;
+//! each moves the generation, so the figures then include recomputed answers (at 50/s on
+//! 64 connections, most requests still hit; with a write before every read none would).
 //!
 //! Seeds 100 adapter repositories × 5 versions (3 namespaces) on the chosen stack (the
 //! scale-out one reads `ADAPTER_REGISTRY_TEST_POSTGRES` and `ADAPTER_REGISTRY_TEST_S3_ENDPOINT`,
@@ -255,6 +262,7 @@ fn seed(server: &ServerProcess, token: &str) -> Result<()> {
 
 fn run() -> Result<bool> {
     let (mut stack, mut seconds, mut connections) = (Stack::Embedded, 5u64, 64usize);
+    let mut writes_per_second = 0u64;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().with_context(|| format!("{a} takes a value"));
@@ -268,6 +276,7 @@ fn run() -> Result<bool> {
             }
             "--seconds" => seconds = value()?.parse()?,
             "--connections" => connections = value()?.parse()?,
+            "--writes-per-second" => writes_per_second = value()?.parse()?,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -282,6 +291,12 @@ fn run() -> Result<bool> {
         t.elapsed().as_secs_f64()
     );
     let addr = server.url.trim_start_matches("http://").to_owned();
+    let stop_writes = Arc::new(AtomicBool::new(false));
+    let writer = (writes_per_second > 0).then(|| {
+        println!("with {writes_per_second} eval writes a second in the background");
+        let (url, token, stop) = (server.url.clone(), token.clone(), stop_writes.clone());
+        std::thread::spawn(move || background_writes(&url, &token, writes_per_second, &stop))
+    });
     let routes: Vec<(&str, Vec<String>)> = vec![
         ("GET /healthz (baseline)", vec!["/healthz".into()]),
         (
@@ -352,7 +367,42 @@ fn run() -> Result<bool> {
             clean = false;
         }
     }
+    stop_writes.store(true, Ordering::Relaxed);
+    if let Some(writer) = writer {
+        let written = writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the writer panicked"))??;
+        println!("background writes: {written} eval results posted");
+    }
     Ok(clean)
+}
+
+/// Post one eval result to `team-0/bot-0@1.0.0` `per_second` times a second until `stop`.
+fn background_writes(url: &str, token: &str, per_second: u64, stop: &AtomicBool) -> Result<u64> {
+    let auth = format!("Bearer {token}");
+    let path = format!("{url}/v1/adapters/team-0/bot-0/versions/1.0.0/evals");
+    let period = Duration::from_secs_f64(1.0 / per_second as f64);
+    let mut written = 0u64;
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let body = json!({"results": [{"benchmark": "bench", "metric": "n", "value": written}]});
+        let r = http(
+            "POST",
+            &path,
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        );
+        if r.status != 201 {
+            bail!("posting an eval: {} {}", r.status, r.text());
+        }
+        written += 1;
+        next += period;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    Ok(written)
 }
 
 fn main() -> ExitCode {

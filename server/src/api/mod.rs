@@ -9,6 +9,7 @@
 mod aliases;
 mod audit;
 mod blobs;
+mod cached;
 mod doc;
 mod evals;
 mod health;

@@ -6,9 +6,10 @@ use adapter_core::api::{
 use adapter_core::manifest::Kind;
 use adapter_core::reference::Selector;
 use axum::extract::{RawQuery, State};
+use axum::response::Response;
 use axum::{Extension, Json};
 
-use super::search;
+use super::{cached, search};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::catalog;
@@ -81,8 +82,29 @@ pub async fn list(
     Extension(kind): Extension<Kind>,
     Extension(caller): Extension<Caller>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<RepositoryList>> {
-    let req = search::parse(raw.as_deref())?;
+) -> ApiResult<Response> {
+    // The page depends on the query and on what the caller may see.
+    let visible = format!("{:?}", caller.visible_namespaces());
+    let key = cached::key(&[
+        "search",
+        kind.as_str(),
+        raw.as_deref().unwrap_or(""),
+        &visible,
+    ]);
+    cached::json(&app, &caller, key, || {
+        search_page(&app, kind, &caller, raw.as_deref())
+    })
+    .await
+}
+
+/// One page of [`list`].
+async fn search_page(
+    app: &AppState,
+    kind: Kind,
+    caller: &Caller,
+    raw: Option<&str>,
+) -> ApiResult<RepositoryList> {
+    let req = search::parse(raw)?;
     // A namespace-limited token sees only its namespaces.
     let filter = SearchFilter {
         visible: caller.visible_namespaces(),
@@ -125,10 +147,10 @@ pub async fn list(
         });
         repositories.push(info);
     }
-    Ok(Json(RepositoryList {
+    Ok(RepositoryList {
         repositories,
         next_cursor,
-    }))
+    })
 }
 
 /// The keyset position of a hit under this sort.
@@ -235,9 +257,11 @@ async fn resolve_in(
 )]
 pub async fn resolve_latest(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     p: RepoPath,
-) -> ApiResult<Json<ResolveResponse>> {
-    Ok(Json(resolve_in(&app, &p, None).await?))
+) -> ApiResult<Response> {
+    let key = cached::key(&["resolve", p.kind.as_str(), p.ns.as_str(), p.name.as_str()]);
+    cached::json(&app, &caller, key, || resolve_in(&app, &p, None)).await
 }
 
 /// Resolve a selector: exact version, semver range, alias or manifest digest.
@@ -257,10 +281,18 @@ pub async fn resolve_latest(
 )]
 pub async fn resolve(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     p: RepoPath,
     ApiPath(SelectorParam { selector }): ApiPath<SelectorParam>,
-) -> ApiResult<Json<ResolveResponse>> {
-    Ok(Json(resolve_in(&app, &p, Some(&selector)).await?))
+) -> ApiResult<Response> {
+    let key = cached::key(&[
+        "resolve",
+        p.kind.as_str(),
+        p.ns.as_str(),
+        p.name.as_str(),
+        &selector,
+    ]);
+    cached::json(&app, &caller, key, || resolve_in(&app, &p, Some(&selector))).await
 }
 
 /// The `{selector}` path parameter.

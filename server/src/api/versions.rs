@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
+use super::cached;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::catalog;
@@ -64,9 +65,22 @@ pub async fn publish(
         (status = 500, description = "`internal`.", body = ErrorBody),
     )
 )]
-pub async fn get(State(app): State<AppState>, p: VersionPath) -> ApiResult<Json<VersionInfo>> {
+pub async fn get(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    p: VersionPath,
+) -> ApiResult<Response> {
     let r = &p.repo;
-    Ok(Json(
-        catalog::version_info(&app.db, r.kind, &r.ns, &r.name, &p.version).await?,
-    ))
+    let version = p.version.to_string();
+    let key = cached::key(&[
+        "version",
+        r.kind.as_str(),
+        r.ns.as_str(),
+        r.name.as_str(),
+        &version,
+    ]);
+    cached::json(&app, &caller, key, || {
+        catalog::version_info(&app.db, r.kind, &r.ns, &r.name, &p.version)
+    })
+    .await
 }

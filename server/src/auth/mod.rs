@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use crate::app::AppState;
 use crate::db::audit::NewAudit;
+use crate::db::generations::Generations;
 use crate::db::tokens::NewToken;
 use crate::db::{Db, now};
 use crate::error::{ApiError, ErrorCode};
@@ -41,6 +42,9 @@ const MAX_SECRET: usize = 256;
 pub struct Caller {
     /// `None`: anonymous (only possible on public routes, or reads with `--public-read`).
     pub token: Option<TokenInfo>,
+    /// The generation counters, when authentication read them (a token was sent): what
+    /// the catalogue's cached answers are checked against without a second read.
+    pub generations: Option<Generations>,
 }
 
 impl Caller {
@@ -154,8 +158,13 @@ fn unauthenticated(message: &str) -> ApiError {
     ApiError::new("unauthenticated", message)
 }
 
-/// The token in `Authorization: Bearer …`, checked; `Ok(None)` when there is no header.
-async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Option<TokenInfo>, ApiError> {
+/// The token in `Authorization: Bearer …`, checked, and the generation counters it was
+/// checked under; `Ok(None)` when there is no header. A token is read from the process's
+/// cache while `generations.tokens` holds (a revocation anywhere moves it).
+async fn authenticate(
+    db: &Db,
+    headers: &HeaderMap,
+) -> Result<Option<(TokenInfo, Generations)>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -166,10 +175,21 @@ async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Option<TokenInfo>,
     if !scheme.eq_ignore_ascii_case("bearer") || secret.is_empty() || secret.len() > MAX_SECRET {
         return Err(malformed());
     }
-    let token = db
-        .token_by_hash(&hash_secret(secret))
-        .await?
-        .ok_or_else(|| unauthenticated("the token is not known to this registry"))?;
+    let generations = db.generations().await?;
+    let hash = hash_secret(secret);
+    let token = match db.caches.tokens.get(generations.tokens, &hash) {
+        Some(token) => token,
+        None => {
+            let token = db
+                .token_by_hash(&hash)
+                .await?
+                .ok_or_else(|| unauthenticated("the token is not known to this registry"))?;
+            db.caches
+                .tokens
+                .put(generations.tokens, hash.clone(), token.clone());
+            token
+        }
+    };
     let now = now();
     if token.revoked_at.is_some() {
         return Err(unauthenticated("the token was revoked"));
@@ -179,8 +199,11 @@ async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Option<TokenInfo>,
     }
     if token.last_used_at.is_none_or(|at| at < now - 60) {
         db.touch_token(&token.id).await?;
+        db.caches
+            .tokens
+            .update(generations.tokens, &hash, |t| t.last_used_at = Some(now));
     }
-    Ok(Some(token))
+    Ok(Some((token, generations)))
 }
 
 /// The middleware (installed with `route_layer`, so only on routes that matched).
@@ -198,8 +221,9 @@ pub async fn layer(State(app): State<AppState>, mut req: Request, next: Next) ->
     let refuse = |e: ApiError| refuse(e, hub);
     let (caller, res) = match authenticate(&app.db, req.headers()).await {
         Err(e) => (Caller::default(), refuse(e)),
-        Ok(token) => {
-            let caller = Caller { token };
+        Ok(found) => {
+            let (token, generations) = found.unzip();
+            let caller = Caller { token, generations };
             let requirement = policy::requirement(&method, &template, &path);
             match policy::check(caller.token.as_ref(), &requirement, app.config.public_read) {
                 Ok(()) => {

@@ -8,6 +8,7 @@ pub mod blobs;
 pub mod catalog;
 pub mod evals;
 pub mod facts;
+pub mod generations;
 pub mod jobs;
 pub mod lineage;
 pub mod maintenance;
@@ -54,11 +55,33 @@ pub struct Db {
     /// Server secrets read so far ([`Db::secret`]): a secret never changes once stored, so
     /// this copy is what every process over the database reads.
     secrets: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    /// What this process keeps of what it read, valid while a generation counter holds
+    /// ([`generations`]).
+    pub caches: std::sync::Arc<Caches>,
+}
+
+/// The caches of a process, each kept correct by a generation counter.
+#[derive(Debug)]
+pub struct Caches {
+    /// Tokens by secret hash, under `generations.tokens`.
+    pub tokens: generations::GenCache<adapter_core::api::TokenInfo>,
+    /// Catalogue answers (JSON bytes) by request, under `generations.catalog`.
+    pub catalog: generations::GenCache<bytes::Bytes>,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Self {
+            tokens: generations::GenCache::new(10_000),
+            catalog: generations::GenCache::new(10_000),
+        }
+    }
 }
 
 impl Db {
-    /// Connect (creating a SQLite file and its directory if missing) and migrate.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+    /// Connect (creating a SQLite file and its directory if missing) and migrate; a request
+    /// waits at most `acquire_timeout` for a connection.
+    pub async fn connect(url: &str, acquire_timeout: Duration) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
         let (url, max) = match backend {
@@ -67,7 +90,7 @@ impl Db {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(acquire_timeout)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -94,6 +117,7 @@ impl Db {
             pool,
             backend,
             secrets: Default::default(),
+            caches: Default::default(),
         };
         db.migrate().await?;
         Ok(db)
@@ -151,6 +175,19 @@ pub fn now() -> i64 {
 
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// The database cannot be reached (down, restarting, the pool waited out its acquire
+/// timeout): the API answers 503 `not_ready` and the client may retry.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    )
 }
 
 /// A foreign key violation (on PostgreSQL: a version referencing a blob `gc` deleted).

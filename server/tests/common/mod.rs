@@ -37,12 +37,14 @@ pub fn config(backend: &Backend) -> Config {
     };
     Config {
         database_url: backend.database_url(),
+        db_acquire_timeout: Duration::from_secs(30),
         data_dir: backend.data_dir().to_owned(),
         public_read: false,
         blob_store,
         upload_ttl: Duration::from_secs(3600),
         gc_interval: Duration::from_secs(3600),
         jobs: Default::default(),
+        http: Default::default(),
     }
 }
 
