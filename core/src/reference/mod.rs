@@ -51,6 +51,12 @@ pub enum SelectorError {
     Empty,
     #[error("selector is {len} bytes long; the limit is {MAX_SELECTOR_LEN}")]
     TooLong { len: usize },
+    /// A range whose normalised form (`1.2,1.3` → `^1.2, ^1.3`) is over the limit: accepted,
+    /// it would display as a reference that does not parse back.
+    #[error(
+        "range `{input}` is {len} bytes long once normalised; the limit is {MAX_SELECTOR_LEN}"
+    )]
+    NormalisedTooLong { input: String, len: usize },
     #[error("invalid digest selector: {0}")]
     Digest(#[from] DigestError),
     #[error("invalid alias selector: {0}")]
@@ -102,12 +108,18 @@ impl Selector {
                 .map(Self::Alias)
                 .map_err(SelectorError::Alias);
         }
-        semver::VersionReq::parse(s)
-            .map(Self::Range)
-            .map_err(|e| SelectorError::Range {
+        let req = semver::VersionReq::parse(s).map_err(|e| SelectorError::Range {
+            input: s.to_owned(),
+            message: e.to_string(),
+        })?;
+        let len = req.to_string().len();
+        if len > MAX_SELECTOR_LEN {
+            return Err(SelectorError::NormalisedTooLong {
                 input: s.to_owned(),
-                message: e.to_string(),
-            })
+                len,
+            });
+        }
+        Ok(Self::Range(req))
     }
 }
 
