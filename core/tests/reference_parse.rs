@@ -237,7 +237,7 @@ fn error_messages_name_the_problem() {
 #[test]
 fn a_range_that_normalises_past_the_limit_is_refused() {
     let crash = "<=1.4.2-rc1l2-r-rcl,1.4.2-r-rc1l51.4.2-rc1.2-rc1l2-r-rcl,1.4.2-r-rc1l51.4.2-rc1.4.2.4.2-rcl,1.4.2-r-rc1ll.4.2-r-rc-1l51.4.2-rc1.4.2.r-rc1r4.2.4.2-rcl,1.4.2-r-r14.2.4.2-rcl,1.4.2-r-rc1ll.4.2-r-rc-1l51.4.2-rc1.4.2.r-rc1r4.2.4.2-rcl,1.4.2-r-r1.4.2-r-rc1r-rc1";
-    let many = vec!["1.2"; 60].join(",");
+    let many = vec!["1.2.30"; 30].join(","); // semver takes at most 32 comparators
     for input in [crash, many.as_str()] {
         assert!(input.len() <= MAX_SELECTOR_LEN);
         match Selector::parse(input) {
@@ -251,7 +251,7 @@ fn a_range_that_normalises_past_the_limit_is_refused() {
         assert!(reference.is_err(), "{reference:?}");
     }
     // A range that still fits once normalised is accepted and round-trips.
-    let fits = vec!["1.2"; 40].join(",");
+    let fits = vec!["1.2"; 30].join(",");
     let selector = Selector::parse(&fits).unwrap();
     let shown = selector.to_string();
     assert!(shown.len() > fits.len() && shown.len() <= MAX_SELECTOR_LEN);
