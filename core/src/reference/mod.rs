@@ -31,6 +31,25 @@ pub use resolve::{Aliases, NoAliases, Resolution, ResolveError, VersionRecord, r
 /// parts still fits easily; it bounds the work a hostile string can cause).
 pub const MAX_SELECTOR_LEN: usize = 256;
 
+/// An exact semver version (semver.org's grammar, numbers bounded to 19 digits so that they
+/// fit `u64`), as a regular expression (ECMA-262 and Rust `regex` alike) for the OpenAPI
+/// spec.
+pub const VERSION_PATTERN: &str = concat!(
+    "^(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})",
+    "(-(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*)?",
+    "(\\+[0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*)?$"
+);
+
+/// Version ranges as the OpenAPI spec describes them: a subset of what [`Selector::parse`]
+/// accepts (no pre-releases, at most 4 comparators, so that the normalised form always fits
+/// [`MAX_SELECTOR_LEN`]): `*`, `1.*`, `1.2.*`, or comparators `[op]MAJOR[.MINOR[.PATCH]]`
+/// joined by `, `.
+pub const RANGE_PATTERN: &str = concat!(
+    "^(\\*|(0|[1-9][0-9]{0,18})\\.((0|[1-9][0-9]{0,18})\\.)?\\*|",
+    "(=|>=|<=|>|<|~|\\^)?(0|[1-9][0-9]{0,18})(\\.(0|[1-9][0-9]{0,18})){0,2}",
+    "(, ?(=|>=|<=|>|<|~|\\^)?(0|[1-9][0-9]{0,18})(\\.(0|[1-9][0-9]{0,18})){0,2}){0,3})$"
+);
+
 /// What a reference asks for after the `@`.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Selector {

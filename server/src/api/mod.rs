@@ -11,6 +11,7 @@ mod audit;
 mod blobs;
 mod doc;
 mod evals;
+mod grammar;
 mod health;
 mod jobs;
 mod lineage;
@@ -87,6 +88,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         api = api.nest(&format!("/v1/{}", kind_segment(kind)), kind_routes(kind));
     }
     doc::optional_bodies_are_not_null(api.get_openapi_mut());
+    grammar::parameter_grammars(api.get_openapi_mut());
     api
 }
 
