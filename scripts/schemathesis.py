@@ -59,7 +59,7 @@ def start_registry(bin_dir, work):
     return server, url, token
 
 
-def run(schemathesis, url, args, report_dir, name, headers, extra):
+def run(schemathesis, url, args, work, report_dir, name, headers, extra):
     # NUL is refused in every string the server reads (names, JSON, headers: traversal.rs),
     # a rule the schemas do not repeat on each string.
     cmd = [schemathesis, "--config-file", os.path.join(ROOT, "scripts", "schemathesis.toml"),
@@ -76,7 +76,8 @@ def run(schemathesis, url, args, report_dir, name, headers, extra):
         cmd += ["-H", h]
     cmd += extra
     print(f"schemathesis ({name}):", " ".join(c if "Bearer" not in c else "Authorization: Bearer ***" for c in cmd[1:]), flush=True)
-    return subprocess.run(cmd).returncode
+    # In the temp dir: schemathesis keeps its own state (`.schemathesis/`) where it runs.
+    return subprocess.run(cmd, cwd=work).returncode
 
 
 def main():
@@ -103,7 +104,7 @@ def main():
                 ("admin-revoke", admin, ["--include-operation-id", "revoke_token"])]
         for name, headers, extra in runs:
             if args.only in (None, name.split("-")[0]) and run(
-                    schemathesis, url, args, report_dir, name, headers, extra):
+                    schemathesis, url, args, work, report_dir, name, headers, extra):
                 failed.append(name)
         if server.poll() is not None:
             failed.append(f"the server exited ({server.returncode})")

@@ -156,3 +156,60 @@ pub fn parameter_grammars(api: &mut OpenApi) {
         }
     }
 }
+
+/// Every route but the health checks needs a token (or `--public-read` for reads): give each
+/// operation the 401 and 403 answers the auth layer gives before its handler runs, where its
+/// own description does not list them already.
+pub fn auth_responses(api: &mut OpenApi) {
+    use utoipa::openapi::ResponseBuilder;
+    use utoipa::openapi::content::ContentBuilder;
+    let answers = [
+        (
+            "401",
+            "`unauthenticated`: no token, or one that is unknown, expired or revoked.",
+        ),
+        (
+            "403",
+            "`forbidden`: the token lacks the scope or namespace this needs (docs/API.md, \
+             \"Authentication and authorization\").",
+        ),
+    ];
+    for (path, item) in api.paths.paths.iter_mut() {
+        if path == "/healthz" || path == "/readyz" {
+            continue;
+        }
+        for op in operations_mut(item) {
+            for (status, description) in answers {
+                op.responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content(
+                                "application/json",
+                                ContentBuilder::new()
+                                    .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                                        "ErrorBody",
+                                    ))))
+                                    .build(),
+                            )
+                            .into()
+                    });
+            }
+        }
+    }
+}
+
+/// Grammars inside request bodies that a derive cannot state: a token's namespaces are names.
+pub fn body_grammars(api: &mut OpenApi) {
+    use utoipa::openapi::schema::ArrayItems;
+    let Some(components) = api.components.as_mut() else {
+        return;
+    };
+    if let Some(RefOr::T(Schema::Object(token))) = components.schemas.get_mut("TokenCreate")
+        && let Some(RefOr::T(Schema::Array(list))) = token.properties.get_mut("namespaces")
+    {
+        list.items = ArrayItems::RefOrSchema(Box::new(RefOr::T(name())));
+    }
+}

@@ -89,6 +89,8 @@ fn api_router() -> OpenApiRouter<AppState> {
     }
     doc::optional_bodies_are_not_null(api.get_openapi_mut());
     grammar::parameter_grammars(api.get_openapi_mut());
+    grammar::auth_responses(api.get_openapi_mut());
+    grammar::body_grammars(api.get_openapi_mut());
     api
 }
 
