@@ -82,14 +82,22 @@ fn refused_strings_do_not_match() {
         assert!(matches(AliasName::PATTERN, s), "{s:?}");
     }
     let hex = "ab".repeat(32);
-    for s in [hex.clone(), format!("sha256:{}", hex.to_uppercase()), format!("sha512:{hex}")] {
+    for s in [
+        hex.clone(),
+        format!("sha256:{}", hex.to_uppercase()),
+        format!("sha512:{hex}"),
+    ] {
         assert!(!matches(Digest::PATTERN, &s), "{s}");
     }
-    for s in ["1.2", "01.2.3", "1.2.3-01", "1.2.3+", "v1.2.3", " 1.2.3", "1.2.3\n"] {
+    for s in [
+        "1.2", "01.2.3", "1.2.3-01", "1.2.3+", "v1.2.3", " 1.2.3", "1.2.3\n",
+    ] {
         assert!(!matches(VERSION_PATTERN, s), "{s:?}");
         assert!(semver::Version::parse(s).is_err(), "{s:?}");
     }
-    for s in ["1.2", "^1.4", "~1.2.3", ">=1, <2", "*", "1.*", "1.2.*", "=1.2.3"] {
+    for s in [
+        "1.2", "^1.4", "~1.2.3", ">=1, <2", "*", "1.*", "1.2.*", "=1.2.3",
+    ] {
         assert!(matches(RANGE_PATTERN, s), "{s:?}");
     }
 }

@@ -257,7 +257,10 @@ fn one_tensor_gguf(dims: &[u64], ggml_type: u32, offset: u64) -> Vec<u8> {
 fn reader_refuses_sizes_and_offsets_that_overflow() {
     let f32_id = 0;
     let fine = one_tensor_gguf(&[32, 2], f32_id, 0);
-    assert_eq!(read_gguf(fine.as_slice()).unwrap().tensors[0].byte_len(), 256);
+    assert_eq!(
+        read_gguf(fine.as_slice()).unwrap().tensors[0].byte_len(),
+        256
+    );
     // The crashing input, byte for byte.
     let crash = one_tensor_gguf(&[1 << 62, 1], f32_id, 0);
     assert_eq!(crash.len(), 96);

@@ -33,7 +33,10 @@ fuzz_target!(|data: &[u8]| {
     for t in &file.tensors {
         assert_eq!(t.offset % file.alignment, 0, "`{}` unaligned", t.name);
         assert!(t.offset >= end, "`{}` overlaps", t.name);
-        end = t.offset.checked_add(t.byte_len()).expect("accepted end overflows");
+        end = t
+            .offset
+            .checked_add(t.byte_len())
+            .expect("accepted end overflows");
     }
     let Some(written) = rewrite(&file) else {
         return;
@@ -43,5 +46,9 @@ fuzz_target!(|data: &[u8]| {
     for (a, b) in back.tensors.iter().zip(&file.tensors) {
         assert_eq!((&a.name, &a.dims, a.ty), (&b.name, &b.dims, b.ty));
     }
-    assert_eq!(rewrite(&back).as_ref(), Some(&written), "rewrite is not stable");
+    assert_eq!(
+        rewrite(&back).as_ref(),
+        Some(&written),
+        "rewrite is not stable"
+    );
 });

@@ -21,7 +21,10 @@ fuzz_target!(|data: &[u8]| {
         // serde_json keeps the last of duplicate keys where the strict parser refuses them.
         if strict.is_err() {
             let dup = parse_strict(data).is_err();
-            assert!(dup, "serde path accepts a manifest the strict path refuses: {m:?}");
+            assert!(
+                dup,
+                "serde path accepts a manifest the strict path refuses: {m:?}"
+            );
         }
     }
     let Ok(manifest) = strict else {

@@ -17,5 +17,8 @@ fuzz_target!(|data: &[u8]| {
     // Every accepted config is serialisable (the inspect report and the summary embed it).
     serde_json::to_vec(&config).expect("an accepted config serialises");
     // Parsing is a function of the bytes.
-    assert_eq!(AdapterConfig::from_json_bytes(data).ok().as_ref(), Some(&config));
+    assert_eq!(
+        AdapterConfig::from_json_bytes(data).ok().as_ref(),
+        Some(&config)
+    );
 });

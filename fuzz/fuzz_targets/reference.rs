@@ -12,15 +12,23 @@ use adapter_core::reference::{Reference, Selector, VersionRecord, resolve};
 use libfuzzer_sys::fuzz_target;
 
 fn versions() -> Vec<VersionRecord> {
-    ["0.1.0", "1.0.0", "1.4.2", "1.4.3-rc.1", "1.5.0", "2.0.0-alpha+build.7", "2.0.0"]
-        .iter()
-        .enumerate()
-        .map(|(i, v)| VersionRecord {
-            version: v.parse().unwrap(),
-            manifest_digest: Digest::of_bytes(v.as_bytes()),
-            yanked: i == 4,
-        })
-        .collect()
+    [
+        "0.1.0",
+        "1.0.0",
+        "1.4.2",
+        "1.4.3-rc.1",
+        "1.5.0",
+        "2.0.0-alpha+build.7",
+        "2.0.0",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, v)| VersionRecord {
+        version: v.parse().unwrap(),
+        manifest_digest: Digest::of_bytes(v.as_bytes()),
+        yanked: i == 4,
+    })
+    .collect()
 }
 
 fn check_selector(selector: &Selector) {

@@ -21,8 +21,16 @@ fuzz_target!(|data: &[u8]| {
     let Ok(header) = as_file else {
         return;
     };
-    assert_eq!(as_stream.as_ref().ok(), Some(&header), "stream and file disagree");
-    assert_eq!(header.file_len(), len, "accepted header does not cover the file");
+    assert_eq!(
+        as_stream.as_ref().ok(),
+        Some(&header),
+        "stream and file disagree"
+    );
+    assert_eq!(
+        header.file_len(),
+        len,
+        "accepted header does not cover the file"
+    );
     let mut next = 0u64;
     for t in &header.tensors {
         let (begin, end) = t.data_offsets;
@@ -34,7 +42,11 @@ fuzz_target!(|data: &[u8]| {
             .expect("accepted size overflows");
         assert_eq!(bits % 8, 0);
         assert_eq!(t.byte_len(), bits / 8, "size of `{}`", t.name);
-        assert!(header.data_start() + end <= len, "`{}` past the end", t.name);
+        assert!(
+            header.data_start() + end <= len,
+            "`{}` past the end",
+            t.name
+        );
         next = end;
     }
     assert_eq!(next, header.data_len());
@@ -47,9 +59,16 @@ fuzz_target!(|data: &[u8]| {
     let reference = reference.unwrap();
     assert_eq!(reference.len(), header.tensors.len());
     for t in &header.tensors {
-        let view = reference.tensor(&t.name).expect("tensor missing in the reference");
+        let view = reference
+            .tensor(&t.name)
+            .expect("tensor missing in the reference");
         let shape: Vec<u64> = view.shape().iter().map(|&d| d as u64).collect();
         assert_eq!(shape, t.shape, "shape of `{}`", t.name);
-        assert_eq!(view.data().len() as u64, t.byte_len(), "bytes of `{}`", t.name);
+        assert_eq!(
+            view.data().len() as u64,
+            t.byte_len(),
+            "bytes of `{}`",
+            t.name
+        );
     }
 });

@@ -391,5 +391,7 @@ async fn session_start_bodies_are_objects_and_sizes_fit() {
     // The largest size that fits is accepted; so is `5.0`, as 5 (a fraction is not a size).
     start_session(&s, r#"{"size": 9223372036854775807}"#).await;
     start_session(&s, r#"{"size": 5.0}"#).await;
-    post_start(&s, r#"{"size": 5.5}"#).await.error(400, "invalid_json");
+    post_start(&s, r#"{"size": 5.5}"#)
+        .await
+        .error(400, "invalid_json");
 }

@@ -303,9 +303,9 @@ pub fn check_reason(reason: Option<&str>, required: bool) -> Result<(), String> 
         None if required => Err("a reason is required".into()),
         None => Ok(()),
         Some(r) if r.trim().is_empty() => Err("the reason must not be empty".into()),
-        Some(r) if r.chars().count() > MAX_REASON_LEN => {
-            Err(format!("the reason is longer than {MAX_REASON_LEN} characters"))
-        }
+        Some(r) if r.chars().count() > MAX_REASON_LEN => Err(format!(
+            "the reason is longer than {MAX_REASON_LEN} characters"
+        )),
         Some(r) if r.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
             Err("the reason contains control characters".into())
         }

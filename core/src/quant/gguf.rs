@@ -537,14 +537,12 @@ pub fn read_gguf<R: Read>(inner: R) -> Result<GgufFile, QuantError> {
                 t.name
             )));
         }
-        end = len
-            .and_then(|len| offset.checked_add(len))
-            .ok_or_else(|| {
-                QuantError::Invalid(format!(
-                    "tensor `{}`: offset {offset} + its size overflows",
-                    t.name
-                ))
-            })?;
+        end = len.and_then(|len| offset.checked_add(len)).ok_or_else(|| {
+            QuantError::Invalid(format!(
+                "tensor `{}`: offset {offset} + its size overflows",
+                t.name
+            ))
+        })?;
         tensors.push(t);
     }
     let data_start = r.pos + pad(r.pos, alignment);

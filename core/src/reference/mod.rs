@@ -72,9 +72,7 @@ pub enum SelectorError {
     TooLong { len: usize },
     /// A range whose normalised form (`1.2,1.3` → `^1.2, ^1.3`) is over the limit: accepted,
     /// it would display as a reference that does not parse back.
-    #[error(
-        "range `{input}` is {len} bytes long once normalised; the limit is {MAX_SELECTOR_LEN}"
-    )]
+    #[error("range `{input}` is {len} bytes long once normalised; the limit is {MAX_SELECTOR_LEN}")]
     NormalisedTooLong { input: String, len: usize },
     #[error("invalid digest selector: {0}")]
     Digest(#[from] DigestError),

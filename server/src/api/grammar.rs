@@ -102,7 +102,9 @@ fn grammar(path: &str, location: &ParameterIn, name: &str) -> Option<Schema> {
             &or_empty(&format!(
                 "^{n}/{n}(@{v})?$",
                 n = "[a-z0-9]{1,16}([._-][a-z0-9]{1,16}){0,3}",
-                v = VERSION_PATTERN.trim_start_matches('^').trim_end_matches('$'),
+                v = VERSION_PATTERN
+                    .trim_start_matches('^')
+                    .trim_end_matches('$'),
             )),
             search::MAX_VALUE,
         ),
@@ -189,9 +191,9 @@ pub fn auth_responses(api: &mut OpenApi) {
                             .content(
                                 "application/json",
                                 ContentBuilder::new()
-                                    .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
-                                        "ErrorBody",
-                                    ))))
+                                    .schema(Some(RefOr::Ref(
+                                        utoipa::openapi::Ref::from_schema_name("ErrorBody"),
+                                    )))
                                     .build(),
                             )
                             .into()

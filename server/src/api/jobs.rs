@@ -115,7 +115,10 @@ pub async fn list(
         .map_err(|e| ApiError::new("invalid_query", e))?;
     let kind = nonempty(q.kind);
     if kind.as_ref().is_some_and(|k| k.chars().count() > 64) {
-        return Err(ApiError::new("invalid_query", "kind is at most 64 characters"));
+        return Err(ApiError::new(
+            "invalid_query",
+            "kind is at most 64 characters",
+        ));
     }
     let input = nonempty(q.input)
         .map(|d| {
@@ -286,7 +289,6 @@ struct JobEvent {
     /// cancellation request; the stream ends after a terminal state.
     data: String,
 }
-
 
 /// Server-sent events of a job until it ends: an event `job` (data: the job as JSON) now,
 /// then whenever its state, attempts or progress change; the stream ends after the event
