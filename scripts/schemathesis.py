@@ -6,57 +6,26 @@
 
 Starts the real `adapter-registry serve` (embedded stack: SQLite + files in a temp data dir,
 port 0, one job worker), pushes the bundled example base and adapter with the real adapterctl
-(so that the spec's examples name things that exist), then runs schemathesis twice with every
-check (`--checks all`): as the first admin (its token, from `<data>/admin.token`) and without a
-token. Passing is zero failures in both runs; the exit status is non-zero otherwise. Reports
+(scripts/check_hf.py's `start_registry`), then runs schemathesis with every check (`--checks
+all`, settings in scripts/schemathesis.toml): as the first admin (its token, from
+`<data>/admin.token`), without a token, and last, alone, token revocation as the admin (the
+stateful phase finds the admin's own token id and revokes it). Passing is zero failures in
+every run; the exit status is non-zero otherwise. Reports
 (JUnit, and a pytest file that replays each failure) go to $SCHEMATHESIS_REPORT_DIR (default:
 a temp dir, printed). schemathesis runs from the venv named by $SCHEMATHESIS (default
 /var/tmp/adapter-registry-venv-schemathesis/bin/schemathesis; scripts/test creates it).
 """
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXAMPLES = os.path.join(ROOT, "examples")
-
-
-def start_registry(bin_dir, work):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADAPTER")}
-    server = subprocess.Popen(
-        [os.path.join(bin_dir, "adapter-registry"), "serve", "--listen", "127.0.0.1:0",
-         "--data-dir", os.path.join(work, "data"), "--workers", "1"],
-        stdout=subprocess.PIPE, stderr=open(os.path.join(work, "server.log"), "w"),
-        env=env, text=True,
-    )
-    try:
-        url = None
-        for line in server.stdout:
-            m = re.match(r"listening on (http://\S+)", line)
-            if m:
-                url = m.group(1)
-                break
-        assert url, "the server did not start"
-        with open(os.path.join(work, "data", "admin.token")) as f:
-            token = f.read().strip()
-        ctl_env = dict(env, ADAPTERCTL_URL=url, ADAPTERCTL_TOKEN=token, HOME=work)
-
-        def ctl(*args):
-            subprocess.run([os.path.join(bin_dir, "adapterctl"), *args], env=ctl_env,
-                           check=True, stdout=subprocess.DEVNULL)
-
-        ctl("push", os.path.join(EXAMPLES, "tiny-llama"), "--name", "example/tiny-llama",
-            "--version", "1.0.0")
-        ctl("push", os.path.join(EXAMPLES, "tiny-llama-lora"), "--name", "acme/support-bot",
-            "--version", "1.0.0", "--base", "example/tiny-llama@1.0.0")
-        ctl("tag", "acme/support-bot@1.0.0", "prod")
-    except BaseException:
-        server.terminate()
-        raise
-    return server, url, token
+# The registry of scripts/check_hf.py (real server, data pushed with the real adapterctl); it
+# reads the binaries' directory from argv[1], as this script does.
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from check_hf import start_registry  # noqa: E402
 
 
 def run(schemathesis, url, args, work, report_dir, name, headers, extra):
@@ -93,7 +62,9 @@ def main():
         "SCHEMATHESIS", "/var/tmp/adapter-registry-venv-schemathesis/bin/schemathesis")
     work = tempfile.mkdtemp(prefix="schemathesis-")
     report_dir = os.environ.get("SCHEMATHESIS_REPORT_DIR") or os.path.join(work, "reports")
-    server, url, token = start_registry(os.path.abspath(args.bin_dir), work)
+    # One job worker, so that the jobs the data's push queued end (a job's event stream lasts
+    # until then).
+    server, url, token, _ = start_registry(work, workers=1)
     failed = []
     try:
         admin = [f"Authorization: Bearer {token}"]
@@ -111,7 +82,7 @@ def main():
     finally:
         server.terminate()
         server.wait()
-    print(f"schemathesis: reports in {report_dir}; server log {work}/server.log")
+    print(f"schemathesis: reports in {report_dir}")
     if failed:
         print("schemathesis: FAILED:", ", ".join(failed), file=sys.stderr)
         sys.exit(1)
