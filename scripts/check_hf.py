@@ -50,15 +50,15 @@ def files_of(root):
     return out
 
 
-def start_registry(work):
+def start_registry(work, workers=0):
     """The real server (embedded stack, `work`/data, port 0) with the bundled base pushed as
     example/tiny-llama@1.0.0 and the adapter as acme/support-bot@1.0.0 (tagged `prod`) by the
-    real adapterctl; the client's environment pointed at it. Returns (server, url, token,
-    ctl); the caller terminates the server."""
+    real adapterctl; the client's environment pointed at it; `workers` job workers in the
+    server. Returns (server, url, token, ctl); the caller terminates the server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ADAPTER", "HF_"))}
     server = subprocess.Popen(
         [os.path.join(BIN, "adapter-registry"), "serve", "--listen", "127.0.0.1:0",
-         "--data-dir", os.path.join(work, "data"), "--workers", "0"],
+         "--data-dir", os.path.join(work, "data"), "--workers", str(workers)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
     )
     try:

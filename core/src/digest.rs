@@ -29,6 +29,8 @@ pub enum DigestError {
 
 impl Digest {
     pub const PREFIX: &'static str = "sha256:";
+    /// The one accepted form as a regular expression (for the OpenAPI spec).
+    pub const PATTERN: &'static str = "^sha256:[0-9a-f]{64}$";
 
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)

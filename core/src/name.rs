@@ -89,6 +89,10 @@ fn validate(s: &str) -> Result<(), NameError> {
 pub struct Name(String);
 
 impl Name {
+    /// The grammar as a regular expression (ECMA-262 and Rust `regex` alike; ASCII classes
+    /// only), for the OpenAPI spec; at most [`MAX_NAME_LEN`] characters besides.
+    pub const PATTERN: &'static str = "^[a-z0-9]+([._-][a-z0-9]+)*$";
+
     pub fn new(s: impl Into<String>) -> Result<Self, NameError> {
         let s = s.into();
         validate(&s)?;
@@ -105,6 +109,10 @@ impl Name {
 pub struct AliasName(String);
 
 impl AliasName {
+    /// [`Name::PATTERN`] starting with a letter, and not `v` followed by a digit (no
+    /// look-ahead, so that every regex engine reads it alike).
+    pub const PATTERN: &'static str = "^(v|[a-uw-z][a-z0-9]*|v[a-z][a-z0-9]*)([._-][a-z0-9]+)*$";
+
     pub fn new(s: impl Into<String>) -> Result<Self, NameError> {
         let s = s.into();
         validate(&s)?;

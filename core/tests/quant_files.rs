@@ -234,6 +234,46 @@ fn reader_refuses_broken_headers() {
     assert!(GgufWriter::start(Vec::new(), &[], &odd).is_err());
 }
 
+/// A GGUF header with no metadata and one tensor `h` (the layout of gguf.rs's reader).
+fn one_tensor_gguf(dims: &[u64], ggml_type: u32, offset: u64) -> Vec<u8> {
+    let mut b = b"GGUF".to_vec();
+    b.extend(3u32.to_le_bytes());
+    b.extend(1u64.to_le_bytes()); // tensors
+    b.extend(0u64.to_le_bytes()); // metadata keys
+    b.extend(1u64.to_le_bytes());
+    b.push(b'h');
+    b.extend((dims.len() as u32).to_le_bytes());
+    dims.iter().for_each(|d| b.extend(d.to_le_bytes()));
+    b.extend(ggml_type.to_le_bytes());
+    b.extend(offset.to_le_bytes());
+    b.resize(b.len().next_multiple_of(32), 0);
+    b
+}
+
+/// Found by the `gguf` fuzz target (fuzz/): dimensions whose element count fits 64 bits but
+/// whose byte length does not (F32 `[2^62, 1]`: 2^64 bytes), or an offset that overflows
+/// once the tensor's length is added, panicked with an arithmetic overflow. Refused now.
+#[test]
+fn reader_refuses_sizes_and_offsets_that_overflow() {
+    let f32_id = 0;
+    let fine = one_tensor_gguf(&[32, 2], f32_id, 0);
+    assert_eq!(
+        read_gguf(fine.as_slice()).unwrap().tensors[0].byte_len(),
+        256
+    );
+    // The crashing input, byte for byte.
+    let crash = one_tensor_gguf(&[1 << 62, 1], f32_id, 0);
+    assert_eq!(crash.len(), 96);
+    let err = read_gguf(crash.as_slice()).unwrap_err().to_string();
+    assert!(err.contains("bad dimensions"), "{err}");
+    let crash = one_tensor_gguf(&[1 << 32, 1 << 32], f32_id, 0);
+    assert!(read_gguf(crash.as_slice()).is_err());
+    let at_the_end = u64::MAX - 31; // a multiple of the alignment
+    let crash = one_tensor_gguf(&[32], f32_id, at_the_end);
+    let err = read_gguf(crash.as_slice()).unwrap_err().to_string();
+    assert!(err.contains("overflows"), "{err}");
+}
+
 #[test]
 fn gguf_refuses_non_llama_models() {
     let tmp = tempfile::tempdir().unwrap();

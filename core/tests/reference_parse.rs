@@ -2,7 +2,9 @@
 
 use adapter_core::digest::{Digest, DigestError};
 use adapter_core::name::NameError;
-use adapter_core::reference::{Reference, ReferenceError, Selector, SelectorError};
+use adapter_core::reference::{
+    MAX_SELECTOR_LEN, Reference, ReferenceError, Selector, SelectorError,
+};
 
 const HEX: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -227,4 +229,31 @@ fn error_messages_name_the_problem() {
     assert!(e.contains(">="), "{e}");
     let e = "acme/a..b".parse::<Reference>().unwrap_err().to_string();
     assert!(e.contains("name") && e.contains("consecutive"), "{e}");
+}
+
+/// Found by the `reference` fuzz target (fuzz/): a range under the length limit whose
+/// normalised form is over it (`1.2,1.3` displays as `^1.2, ^1.3`) was accepted, and then
+/// displayed as a reference that does not parse back. Refused now, with its own error.
+#[test]
+fn a_range_that_normalises_past_the_limit_is_refused() {
+    let crash = "<=1.4.2-rc1l2-r-rcl,1.4.2-r-rc1l51.4.2-rc1.2-rc1l2-r-rcl,1.4.2-r-rc1l51.4.2-rc1.4.2.4.2-rcl,1.4.2-r-rc1ll.4.2-r-rc-1l51.4.2-rc1.4.2.r-rc1r4.2.4.2-rcl,1.4.2-r-r14.2.4.2-rcl,1.4.2-r-rc1ll.4.2-r-rc-1l51.4.2-rc1.4.2.r-rc1r4.2.4.2-rcl,1.4.2-r-r1.4.2-r-rc1r-rc1";
+    let many = vec!["1.2.30"; 30].join(","); // semver takes at most 32 comparators
+    for input in [crash, many.as_str()] {
+        assert!(input.len() <= MAX_SELECTOR_LEN);
+        match Selector::parse(input) {
+            Err(SelectorError::NormalisedTooLong { input: got, len }) => {
+                assert_eq!(got, input);
+                assert!(len > MAX_SELECTOR_LEN);
+            }
+            other => panic!("{input}: {other:?}"),
+        }
+        let reference = format!("acme/bot@{input}").parse::<Reference>();
+        assert!(reference.is_err(), "{reference:?}");
+    }
+    // A range that still fits once normalised is accepted and round-trips.
+    let fits = vec!["1.2"; 30].join(",");
+    let selector = Selector::parse(&fits).unwrap();
+    let shown = selector.to_string();
+    assert!(shown.len() > fits.len() && shown.len() <= MAX_SELECTOR_LEN);
+    assert_eq!(Selector::parse(&shown).unwrap(), selector);
 }

@@ -243,12 +243,38 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Parse a body as strict JSON into `T` (`invalid_json` on any failure).
+/// Parse a body as strict JSON into `T` (`invalid_json` on any failure). Every body is a
+/// JSON object: serde would otherwise also fill a struct from an array of its fields in order
+/// (`[null, 5]`), a form no client means. A number written with a zero fraction (`5.0`) is
+/// the integer it equals: JSON has one number type, and JSON Schema's `integer` admits it.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value = adapter_core::json::parse_strict(bytes)
-        .map_err(|e| ApiError::new("invalid_json", format!("request body: {e}")))?;
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::new("invalid_json", format!("request body: {e}")))
+    let invalid = |m: String| ApiError::new("invalid_json", format!("request body: {m}"));
+    let mut value = adapter_core::json::parse_strict(bytes).map_err(|e| invalid(e.to_string()))?;
+    if !value.is_object() {
+        return Err(invalid("must be a JSON object".into()));
+    }
+    integral_numbers_as_integers(&mut value);
+    serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+}
+
+/// `5.0` → `5` at every depth (only where the integer is exact in `i64` or `u64`).
+fn integral_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                // `as` saturates; the round trip keeps only exact conversions.
+                if f >= 0.0 && (f as u64) as f64 == f && f < u64::MAX as f64 {
+                    *value = Value::from(f as u64);
+                } else if f < 0.0 && (f as i64) as f64 == f && f > i64::MIN as f64 {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_numbers_as_integers),
+        _ => {}
+    }
 }
 
 /// A list's page size: `given` or `default`, refused with 400 `invalid_query` outside 1..=`max`.

@@ -213,10 +213,12 @@ impl Registry {
                 }
                 match p.want {
                     Want::Nothing(key) => judge.empty(&answer, key, &at),
-                    // Over 256 bytes: refused. Bytes that are not UTF-8: decoded lossily
+                    // Over 256 characters: refused. Bytes that are not UTF-8: decoded lossily
                     // (to U+FFFD, which no name holds) or refused.
                     Want::Filter(key)
-                        if h.text.as_ref().map_or(found_nothing, |t| t.len() <= 256) =>
+                        if h.text
+                            .as_ref()
+                            .map_or(found_nothing, |t| t.chars().count() <= 256) =>
                     {
                         judge.empty(&answer, Some(key), &at)
                     }

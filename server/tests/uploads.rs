@@ -9,8 +9,8 @@ use adapter_core::digest::Digest;
 use common::{Reply, TestServer, config, stacks};
 use serde_json::{Value, json};
 
-async fn start_session(s: &TestServer, body: &str) -> Value {
-    let r = Reply::of(
+async fn post_start(s: &TestServer, body: &str) -> Reply {
+    Reply::of(
         s.http
             .post(s.u("/v1/uploads"))
             .body(body.to_owned())
@@ -18,7 +18,11 @@ async fn start_session(s: &TestServer, body: &str) -> Value {
             .await
             .unwrap(),
     )
-    .await;
+    .await
+}
+
+async fn start_session(s: &TestServer, body: &str) -> Value {
+    let r = post_start(s, body).await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let v = r.json();
     let loc = format!("/v1/uploads/{}", v["id"].as_str().unwrap());
@@ -364,4 +368,30 @@ async fn interrupted_chunk_keeps_what_arrived_and_one_part_is_moved_into_place()
         assert!(got.body == other, "{stack}: resumed blob differs");
         s.stop().await;
     }
+}
+
+/// Found by schemathesis (scripts/schemathesis.py): a session start body that is a JSON array
+/// (`[null, null]`: serde fills a struct from its fields in order) was accepted, and a
+/// declared size past i64 was kept clamped to i64::MAX instead of refused. An integral float
+/// (`5.0`) is the integer it equals (JSON Schema's `integer` admits it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn session_start_bodies_are_objects_and_sizes_fit() {
+    let backend = adapter_testkit::Backend::new(&stacks()[0]);
+    let s = TestServer::start(&backend).await;
+    let r = post_start(&s, "[null, null]").await;
+    r.error(400, "invalid_json");
+    let message = r.json()["error"]["message"].to_string();
+    assert!(message.contains("must be a JSON object"), "{message}");
+    post_start(&s, "[]").await.error(400, "invalid_json");
+    post_start(&s, "5").await.error(400, "invalid_json");
+    let r = post_start(&s, r#"{"size": 9223372036854775808}"#).await;
+    r.error(400, "invalid_body");
+    let r = post_start(&s, r#"{"size": 18446744073709551615}"#).await;
+    r.error(400, "invalid_body");
+    // The largest size that fits is accepted; so is `5.0`, as 5 (a fraction is not a size).
+    start_session(&s, r#"{"size": 9223372036854775807}"#).await;
+    start_session(&s, r#"{"size": 5.0}"#).await;
+    post_start(&s, r#"{"size": 5.5}"#)
+        .await
+        .error(400, "invalid_json");
 }

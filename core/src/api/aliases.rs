@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Longest accepted `reason` (alias moves, yank), in bytes.
+/// Longest accepted `reason` (alias moves, yank), in characters.
 pub const MAX_REASON_LEN: usize = 1024;
 /// Most conditions one gate may hold.
 pub const MAX_GATE_CONDITIONS: usize = 32;
@@ -268,7 +268,17 @@ pub struct GateFailure {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct YankRequest {
-    /// Why (required, 1 to 1024 bytes).
+    /// Why (required, 1 to 1024 characters, not blank, no control characters but newline
+    /// and tab).
+    /// The pattern is [`check_reason`]'s rule: no control character but newline and tab, and
+    /// at least one that is not white space.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*$",
+            max_length = 1024
+        )
+    )]
     pub reason: String,
 }
 
@@ -286,16 +296,16 @@ pub struct YankState {
     pub yanked_by: Option<String>,
 }
 
-/// Check a `reason`: `None` allowed when `required` is false; else 1..=1024 bytes, not blank,
+/// Check a `reason`: `None` allowed when `required` is false; else 1..=1024 characters, not blank,
 /// no control characters other than newlines and tabs.
 pub fn check_reason(reason: Option<&str>, required: bool) -> Result<(), String> {
     match reason {
         None if required => Err("a reason is required".into()),
         None => Ok(()),
         Some(r) if r.trim().is_empty() => Err("the reason must not be empty".into()),
-        Some(r) if r.len() > MAX_REASON_LEN => {
-            Err(format!("the reason is longer than {MAX_REASON_LEN} bytes"))
-        }
+        Some(r) if r.chars().count() > MAX_REASON_LEN => Err(format!(
+            "the reason is longer than {MAX_REASON_LEN} characters"
+        )),
         Some(r) if r.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
             Err("the reason contains control characters".into())
         }

@@ -57,12 +57,15 @@ impl FromStr for Scope {
 #[serde(deny_unknown_fields)]
 pub struct TokenCreate {
     /// A label for people (`ci-bot`, `alice`): 1–64 characters, letters, digits, `._-`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9._-]{1,64}$"))]
     pub name: String,
     pub scope: Scope,
-    /// Namespaces the token is limited to; absent or null: all namespaces.
+    /// Namespaces the token is limited to (1 to 100 names); absent or null: all namespaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
     pub namespaces: Option<Vec<String>>,
-    /// Unix time (seconds) after which the token stops working; absent: never.
+    /// Unix time (seconds) after which the token stops working; absent: never. Must be in
+    /// the future.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
 }

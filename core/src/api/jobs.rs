@@ -152,6 +152,7 @@ impl std::str::FromStr for JobState {
 #[serde(deny_unknown_fields)]
 pub struct JobSubmit {
     /// `validate`, `merge` or `quantise` (docs/API.md, "Jobs").
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(validate|merge|quantise)$"))]
     pub kind: String,
     /// Input name → reference `ns/name[@selector]`; resolved to a version and manifest
     /// digest when the job is submitted. `validate`: `adapter` and `base`; `merge`:

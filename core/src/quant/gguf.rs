@@ -153,6 +153,16 @@ impl GgufTensor {
         let row = self.dims.first().copied().unwrap_or(1);
         self.ty.row_bytes(row) * (self.elements() / row.max(1))
     }
+
+    /// [`GgufTensor::byte_len`], or `None` when the element count or the byte length does
+    /// not fit 64 bits (what the reader checks before trusting a header's dimensions).
+    fn checked_byte_len(&self) -> Option<u64> {
+        let row = self.dims.first().copied().unwrap_or(1);
+        let elements = self.dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d))?;
+        (row / self.ty.block_size())
+            .checked_mul(self.ty.block_bytes())?
+            .checked_mul(elements / row.max(1))
+    }
 }
 
 fn pad(pos: u64, alignment: u64) -> u64 {
@@ -508,13 +518,8 @@ pub fn read_gguf<R: Read>(inner: R) -> Result<GgufFile, QuantError> {
             ty,
             offset,
         };
-        if t.dims.contains(&0)
-            || t.dims
-                .iter()
-                .try_fold(1u64, |a, &d| a.checked_mul(d))
-                .is_none()
-            || !t.dims[0].is_multiple_of(ty.block_size())
-        {
+        let len = t.checked_byte_len();
+        if t.dims.contains(&0) || len.is_none() || !t.dims[0].is_multiple_of(ty.block_size()) {
             return Err(QuantError::Invalid(format!(
                 "tensor `{}`: bad dimensions",
                 t.name
@@ -532,7 +537,12 @@ pub fn read_gguf<R: Read>(inner: R) -> Result<GgufFile, QuantError> {
                 t.name
             )));
         }
-        end = offset + t.byte_len();
+        end = len.and_then(|len| offset.checked_add(len)).ok_or_else(|| {
+            QuantError::Invalid(format!(
+                "tensor `{}`: offset {offset} + its size overflows",
+                t.name
+            ))
+        })?;
         tensors.push(t);
     }
     let data_start = r.pos + pad(r.pos, alignment);

@@ -31,6 +31,25 @@ pub use resolve::{Aliases, NoAliases, Resolution, ResolveError, VersionRecord, r
 /// parts still fits easily; it bounds the work a hostile string can cause).
 pub const MAX_SELECTOR_LEN: usize = 256;
 
+/// An exact semver version (semver.org's grammar, numbers bounded to 19 digits so that they
+/// fit `u64`), as a regular expression (ECMA-262 and Rust `regex` alike) for the OpenAPI
+/// spec.
+pub const VERSION_PATTERN: &str = concat!(
+    "^(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})",
+    "(-(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*)?",
+    "(\\+[0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*)?$"
+);
+
+/// Version ranges as the OpenAPI spec describes them: a subset of what [`Selector::parse`]
+/// accepts (no pre-releases, at most 4 comparators, so that the normalised form always fits
+/// [`MAX_SELECTOR_LEN`]): `*`, `1.*`, `1.2.*`, or comparators `[op]MAJOR[.MINOR[.PATCH]]`
+/// joined by `, `.
+pub const RANGE_PATTERN: &str = concat!(
+    "^(\\*|(0|[1-9][0-9]{0,18})\\.((0|[1-9][0-9]{0,18})\\.)?\\*|",
+    "(=|>=|<=|>|<|~|\\^)?(0|[1-9][0-9]{0,18})(\\.(0|[1-9][0-9]{0,18})){0,2}",
+    "(, ?(=|>=|<=|>|<|~|\\^)?(0|[1-9][0-9]{0,18})(\\.(0|[1-9][0-9]{0,18})){0,2}){0,3})$"
+);
+
 /// What a reference asks for after the `@`.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Selector {
@@ -51,6 +70,10 @@ pub enum SelectorError {
     Empty,
     #[error("selector is {len} bytes long; the limit is {MAX_SELECTOR_LEN}")]
     TooLong { len: usize },
+    /// A range whose normalised form (`1.2,1.3` → `^1.2, ^1.3`) is over the limit: accepted,
+    /// it would display as a reference that does not parse back.
+    #[error("range `{input}` is {len} bytes long once normalised; the limit is {MAX_SELECTOR_LEN}")]
+    NormalisedTooLong { input: String, len: usize },
     #[error("invalid digest selector: {0}")]
     Digest(#[from] DigestError),
     #[error("invalid alias selector: {0}")]
@@ -102,12 +125,18 @@ impl Selector {
                 .map(Self::Alias)
                 .map_err(SelectorError::Alias);
         }
-        semver::VersionReq::parse(s)
-            .map(Self::Range)
-            .map_err(|e| SelectorError::Range {
+        let req = semver::VersionReq::parse(s).map_err(|e| SelectorError::Range {
+            input: s.to_owned(),
+            message: e.to_string(),
+        })?;
+        let len = req.to_string().len();
+        if len > MAX_SELECTOR_LEN {
+            return Err(SelectorError::NormalisedTooLong {
                 input: s.to_owned(),
-                message: e.to_string(),
-            })
+                len,
+            });
+        }
+        Ok(Self::Range(req))
     }
 }
 

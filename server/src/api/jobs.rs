@@ -114,8 +114,11 @@ pub async fn list(
         .transpose()
         .map_err(|e| ApiError::new("invalid_query", e))?;
     let kind = nonempty(q.kind);
-    if kind.as_ref().is_some_and(|k| k.len() > 64) {
-        return Err(ApiError::new("invalid_query", "kind is at most 64 bytes"));
+    if kind.as_ref().is_some_and(|k| k.chars().count() > 64) {
+        return Err(ApiError::new(
+            "invalid_query",
+            "kind is at most 64 characters",
+        ));
     }
     let input = nonempty(q.input)
         .map(|d| {
@@ -275,6 +278,18 @@ pub async fn logs(
     Ok(Json(JobLogs { lines }))
 }
 
+/// One event of a job's `text/event-stream`: its fields as the stream frames them.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: the events are written by axum's `Event`
+struct JobEvent {
+    /// Always `job`.
+    #[schema(pattern = "^job$")]
+    event: String,
+    /// The job as JSON (`JobInfo`), sent on every change of state, attempt, progress or
+    /// cancellation request; the stream ends after a terminal state.
+    data: String,
+}
+
 /// Server-sent events of a job until it ends: an event `job` (data: the job as JSON) now,
 /// then whenever its state, attempts or progress change; the stream ends after the event
 /// with a final state (`succeeded`, `failed`, `cancelled`).
@@ -285,7 +300,7 @@ pub async fn logs(
     operation_id = "job_events",
     params(("id" = String, Path, description = "`job_…`")),
     responses(
-        (status = 200, description = "`text/event-stream` of `job` events (data: `JobInfo`).", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`text/event-stream` of `job` events (data: `JobInfo`).", content_type = "text/event-stream", body = JobEvent),
         (status = 404, description = "`job_not_found`.", body = ErrorBody),
         (status = 500, description = "`internal`.", body = ErrorBody),
     )

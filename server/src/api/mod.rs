@@ -12,6 +12,7 @@ mod blobs;
 mod cached;
 mod doc;
 mod evals;
+mod grammar;
 mod health;
 mod jobs;
 mod lineage;
@@ -88,6 +89,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         api = api.nest(&format!("/v1/{}", kind_segment(kind)), kind_routes(kind));
     }
     doc::optional_bodies_are_not_null(api.get_openapi_mut());
+    grammar::parameter_grammars(api.get_openapi_mut());
+    grammar::auth_responses(api.get_openapi_mut());
+    grammar::body_grammars(api.get_openapi_mut());
     api
 }
 

@@ -14,7 +14,7 @@ use crate::extract::parse_name;
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 100;
-/// Longest accepted value of any parameter.
+/// Longest accepted value of any parameter, in characters.
 pub const MAX_VALUE: usize = 256;
 /// Most conditions of one repeatable parameter.
 pub const MAX_REPEAT: usize = 16;
@@ -56,8 +56,9 @@ pub fn parse(raw: Option<&str>) -> ApiResult<SearchRequest> {
     let mut defining: Vec<(String, String)> = Vec::new();
     for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
         let (k, v) = (k.into_owned(), v.into_owned());
-        if v.len() > MAX_VALUE {
-            return Err(bad(&k, format!("`{k}` is at most {MAX_VALUE} bytes")));
+        // Characters, as the spec's `maxLength` counts them (at most 1 KiB of UTF-8).
+        if v.chars().count() > MAX_VALUE {
+            return Err(bad(&k, format!("`{k}` is at most {MAX_VALUE} characters")));
         }
         let repeatable = matches!(k.as_str(), "target" | "label" | "eval");
         if !repeatable && seen.contains(&k) {

@@ -51,6 +51,13 @@ pub async fn start(
     } else {
         parse_json(&body)?
     };
+    // Sizes are stored as BIGINT: a larger one would be clamped, not kept as declared.
+    if req.size.is_some_and(|s| i64::try_from(s).is_err()) {
+        return Err(ApiError::new(
+            "invalid_body",
+            format!("size is at most {} bytes", i64::MAX),
+        ));
+    }
     let opener = caller.token.as_ref().map(|t| t.id.as_str());
     let s = uploads::start(&app, req, opener).await?;
     let mut res = with_offset(StatusCode::CREATED, s.clone());
@@ -110,7 +117,7 @@ fn offset_header(headers: &HeaderMap) -> ApiResult<u64> {
         ("id" = String, Path, description = "The session id (a UUID) from `POST /v1/uploads`."),
         ("Upload-Offset" = u64, Header, description = "Where this chunk starts; must equal the session's offset."),
     ),
-    request_body(content = Binary, content_type = "application/octet-stream", description = "The chunk."),
+    request_body(content = Option<Binary>, content_type = "application/octet-stream", description = "The chunk; may be empty."),
     responses(
         (status = 202, description = "Appended; the new offset.", body = UploadStatus, headers(("Upload-Offset" = u64, description = "Bytes the session holds: where the next chunk starts."))),
         (status = 400, description = "`invalid_offset`, `upload_interrupted`.", body = ErrorBody),

@@ -35,8 +35,8 @@ pub(super) enum Want {
     Refused,
     /// 200 with an empty list under the key (`None`: the top-level array).
     Nothing(Option<&'static str>),
-    /// A search filter: [`Want::Nothing`] for a value of at most 256 bytes, else refused
-    /// (docs/API.md, "Catalogue search": "any value over 256 bytes is 400").
+    /// A search filter: [`Want::Nothing`] for a value of at most 256 characters, else refused
+    /// (docs/API.md, "Catalogue search": "any value over 256 characters is 400").
     Filter(&'static str),
     /// A filter whose values have a grammar: nothing found, or refused.
     NothingOrRefused(&'static str),
