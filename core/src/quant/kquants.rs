@@ -5,8 +5,10 @@
 //! ggml/src/ggml-common.h). Same float operations in the same order. A C compiler allowed to
 //! contract `a*b + c` into FMA may differ from these bytes in rare last-bit cases.
 
+#[cfg(target_arch = "x86_64")]
 use super::kquants_lanes;
-use super::lanes::{kernel, vectorized};
+#[cfg(target_arch = "x86_64")]
+use super::lanes::{V3, kernel};
 use crate::floats::{f16_to_f32, f32_to_f16};
 
 /// ggml's `nearest_int`: round to nearest, ties to even, for |x| ≤ 4194303 (the 1.5·2^23
@@ -218,57 +220,71 @@ pub(crate) fn search_q4_k(
 /// searches eight sub-blocks at a time (`kquants_lanes`) on the CPU's widest vectors.
 pub fn quantize_q4_k(x: &[f32], out: &mut Vec<u8>) {
     debug_assert_eq!(x.len() % QK_K, 0);
-    vectorized(Q4KLanes { x, out });
+    #[cfg(target_arch = "x86_64")]
+    if let Some(s) = V3::try_new() {
+        return s.vectorize(Q4KLanes { s, x, out });
+    }
+    quantize_q4_k_with::<Scalar>(NoToken, x, out);
 }
 
-kernel!(Q4KLanes<'a>(x: &'a [f32], out: &'a mut Vec<u8>) -> () {
-    quantize_q4_k_with::<Lanes>(x, out);
+#[cfg(target_arch = "x86_64")]
+kernel!(Q4KLanes<'a>(s: V3, x: &'a [f32], out: &'a mut Vec<u8>) -> () {
+    quantize_q4_k_with::<Lanes>(s, x, out);
 });
 
 /// [`quantize_q4_k`] with the scalar search: the reference.
 pub fn quantize_q4_k_reference(x: &[f32], out: &mut Vec<u8>) {
-    quantize_q4_k_with::<Scalar>(x, out);
+    quantize_q4_k_with::<Scalar>(NoToken, x, out);
 }
 
 /// Where the super-block searches come from: the lanes (eight sub-blocks per vector) or the
 /// scalar reference (static calls, so that the lanes inline into a vectorised kernel).
 trait Search {
-    fn q4_k(x: &[f32], l: &mut [u8; QK_K], scales: &mut [f32; 8], mins: &mut [f32; 8]);
-    fn q6_k(x: &[f32], l: &mut [i8; QK_K], scales: &mut [f32; QK_K / 16]);
+    /// What the search needs to run (the AVX2 token for the lanes).
+    type Token: Copy;
+    fn q4_k(t: Self::Token, x: &[f32], l: &mut [u8; QK_K], sc: &mut [f32; 8], m: &mut [f32; 8]);
+    fn q6_k(t: Self::Token, x: &[f32], l: &mut [i8; QK_K], sc: &mut [f32; QK_K / 16]);
 }
 
+#[cfg(target_arch = "x86_64")]
 struct Lanes;
 
+#[cfg(target_arch = "x86_64")]
 impl Search for Lanes {
+    type Token = V3;
     #[inline(always)]
-    fn q4_k(x: &[f32], l: &mut [u8; QK_K], scales: &mut [f32; 8], mins: &mut [f32; 8]) {
-        kquants_lanes::search_q4_k(x, l, scales, mins);
+    fn q4_k(s: V3, x: &[f32], l: &mut [u8; QK_K], sc: &mut [f32; 8], m: &mut [f32; 8]) {
+        kquants_lanes::search_q4_k(s, x, l, sc, m);
     }
     #[inline(always)]
-    fn q6_k(x: &[f32], l: &mut [i8; QK_K], scales: &mut [f32; QK_K / 16]) {
-        kquants_lanes::search_q6_k(x, l, scales);
+    fn q6_k(s: V3, x: &[f32], l: &mut [i8; QK_K], sc: &mut [f32; QK_K / 16]) {
+        kquants_lanes::search_q6_k(s, x, l, sc);
     }
 }
 
 struct Scalar;
 
+#[derive(Clone, Copy)]
+struct NoToken;
+
 impl Search for Scalar {
-    fn q4_k(x: &[f32], l: &mut [u8; QK_K], scales: &mut [f32; 8], mins: &mut [f32; 8]) {
-        search_q4_k(x, l, scales, mins);
+    type Token = NoToken;
+    fn q4_k(_: NoToken, x: &[f32], l: &mut [u8; QK_K], sc: &mut [f32; 8], m: &mut [f32; 8]) {
+        search_q4_k(x, l, sc, m);
     }
-    fn q6_k(x: &[f32], l: &mut [i8; QK_K], scales: &mut [f32; QK_K / 16]) {
-        search_q6_k(x, l, scales);
+    fn q6_k(_: NoToken, x: &[f32], l: &mut [i8; QK_K], sc: &mut [f32; QK_K / 16]) {
+        search_q6_k(x, l, sc);
     }
 }
 
 #[inline(always)]
-fn quantize_q4_k_with<S: Search>(x: &[f32], out: &mut Vec<u8>) {
+fn quantize_q4_k_with<S: Search>(t: S::Token, x: &[f32], out: &mut Vec<u8>) {
     let mut l = [0u8; QK_K];
     let mut mins = [0f32; QK_K / 32];
     let mut scales = [0f32; QK_K / 32];
     out.reserve(x.len() / QK_K * Q4_K_BYTES);
     for x in x.chunks_exact(QK_K) {
-        S::q4_k(x, &mut l, &mut scales, &mut mins);
+        S::q4_k(t, x, &mut l, &mut scales, &mut mins);
         let mut max_scale = 0.0f32;
         let mut max_min = 0.0f32;
         for j in 0..QK_K / 32 {
@@ -352,25 +368,30 @@ pub(crate) fn search_q6_k(x: &[f32], l: &mut [i8; QK_K], scales: &mut [f32; QK_K
 /// searches eight sub-blocks at a time (`kquants_lanes`) on the CPU's widest vectors.
 pub fn quantize_q6_k(x: &[f32], out: &mut Vec<u8>) {
     debug_assert_eq!(x.len() % QK_K, 0);
-    vectorized(Q6KLanes { x, out });
+    #[cfg(target_arch = "x86_64")]
+    if let Some(s) = V3::try_new() {
+        return s.vectorize(Q6KLanes { s, x, out });
+    }
+    quantize_q6_k_with::<Scalar>(NoToken, x, out);
 }
 
-kernel!(Q6KLanes<'a>(x: &'a [f32], out: &'a mut Vec<u8>) -> () {
-    quantize_q6_k_with::<Lanes>(x, out);
+#[cfg(target_arch = "x86_64")]
+kernel!(Q6KLanes<'a>(s: V3, x: &'a [f32], out: &'a mut Vec<u8>) -> () {
+    quantize_q6_k_with::<Lanes>(s, x, out);
 });
 
 /// [`quantize_q6_k`] with the scalar search: the reference.
 pub fn quantize_q6_k_reference(x: &[f32], out: &mut Vec<u8>) {
-    quantize_q6_k_with::<Scalar>(x, out);
+    quantize_q6_k_with::<Scalar>(NoToken, x, out);
 }
 
 #[inline(always)]
-fn quantize_q6_k_with<S: Search>(x: &[f32], out: &mut Vec<u8>) {
+fn quantize_q6_k_with<S: Search>(t: S::Token, x: &[f32], out: &mut Vec<u8>) {
     let mut l = [0i8; QK_K];
     let mut scales = [0f32; QK_K / 16];
     out.reserve(x.len() / QK_K * Q6_K_BYTES);
     for x in x.chunks_exact(QK_K) {
-        S::q6_k(x, &mut l, &mut scales);
+        S::q6_k(t, x, &mut l, &mut scales);
         let mut max_scale = 0.0f32;
         let mut max_abs_scale = 0.0f32;
         for &s in &scales {

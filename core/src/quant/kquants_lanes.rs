@@ -7,7 +7,7 @@
 //! f16 `d`, the final levels, packing) is the scalar code, shared.
 
 use super::kquants::{GROUP_MAX_EPS, QK_K};
-use super::lanes::{F8, I8, LANES};
+use super::lanes::{F8, I8, LANES, V3};
 
 /// Q4_K: values per sub-block.
 const Q4: usize = 32;
@@ -17,26 +17,41 @@ const Q6: usize = 16;
 /// `x` (one super-block) as `N` vectors per group of eight sub-blocks of `N` values: value
 /// `i` of sub-block `8g + j` in lane `j` of vector `i` of group `g`.
 #[inline(always)]
-fn transpose<const N: usize>(x: &[f32], group: usize) -> [F8; N] {
-    let mut t = [F8::splat(0.0); N];
+fn transpose<const N: usize>(s: V3, x: &[f32], group: usize) -> [F8; N] {
+    let mut t = [[0f32; LANES]; N];
     for (j, sub) in x[group * LANES * N..(group + 1) * LANES * N]
         .chunks_exact(N)
         .enumerate()
     {
         for (i, &v) in sub.iter().enumerate() {
-            t[i].0[j] = v;
+            t[i][j] = v;
         }
     }
-    t
+    t.map(|a| F8::from_array(s, a))
+}
+
+/// The levels back in sub-block order: `l[N·(8g + j) + i]` = lane `j` of `lt[i]`.
+#[inline(always)]
+fn untranspose<T: Copy, const N: usize>(
+    lt: &[I8; N],
+    group: usize,
+    l: &mut [T; QK_K],
+    conv: impl Fn(i32) -> T,
+) {
+    for (i, li) in lt.iter().enumerate() {
+        for (j, v) in li.to_array().into_iter().enumerate() {
+            l[N * (group * LANES + j) + i] = conv(v);
+        }
+    }
 }
 
 /// `make_qkx2_quants(32, 15, x, weights, L, &min, Laux, -1, 0.1, 20, false)` on eight
 /// sub-blocks: returns (scale, −min) per lane and the levels `l[i]` per lane.
 #[inline(always)]
-fn make_qkx2_quants(x: &[F8; Q4], weights: &[F8; Q4], l: &mut [I8; Q4]) -> (F8, F8) {
+fn make_qkx2_quants(s: V3, x: &[F8; Q4], weights: &[F8; Q4], l: &mut [I8; Q4]) -> (F8, F8) {
     const NMAX: i32 = 15;
     let (rmin, rdelta, nstep) = (-1.0f32, 0.1f32, 20);
-    let zero = F8::splat(0.0);
+    let zero = F8::splat(s, 0.0);
     let mut min = x[0];
     let mut max = x[0];
     let mut sum_w = weights[0];
@@ -52,8 +67,8 @@ fn make_qkx2_quants(x: &[F8; Q4], weights: &[F8; Q4], l: &mut [I8; Q4]) -> (F8, 
     // Lanes where max == min: levels 0, scale 0, −min (the scalar's early return).
     let flat = max.eq(min);
     let flat_min = min;
-    let mut iscale = F8::splat(NMAX as f32).div(max.sub(min));
-    let mut scale = F8::splat(1.0).div(iscale);
+    let mut iscale = F8::splat(s, NMAX as f32).div(max.sub(min));
+    let mut scale = F8::splat(s, 1.0).div(iscale);
     let mut best_error = zero;
     for i in 0..Q4 {
         let li = iscale.mul(x[i].sub(min)).nearest_int().clamp(0, NMAX);
@@ -62,11 +77,11 @@ fn make_qkx2_quants(x: &[F8; Q4], weights: &[F8; Q4], l: &mut [I8; Q4]) -> (F8, 
         let diff = diff.mul(diff);
         best_error = best_error.add(weights[i].mul(diff));
     }
-    let mut laux = [I8([0; LANES]); Q4];
+    let mut laux = [I8::splat(s, 0); Q4];
     for is in 0..=nstep {
         let step = rmin + rdelta * is as f32 + NMAX as f32;
         // `min` moves when a step wins: the next steps see the new one, as in the scalar.
-        iscale = F8::splat(step).div(max.sub(min));
+        iscale = F8::splat(s, step).div(max.sub(min));
         let (mut sum_l, mut sum_l2, mut sum_xl) = (zero, zero, zero);
         for i in 0..Q4 {
             let li = iscale.mul(x[i].sub(min)).nearest_int().clamp(0, NMAX);
@@ -99,60 +114,44 @@ fn make_qkx2_quants(x: &[F8; Q4], weights: &[F8; Q4], l: &mut [I8; Q4]) -> (F8, 
         min = better.select(this_min, min);
     }
     for l in l.iter_mut() {
-        *l = flat.select_i(I8([0; LANES]), *l);
+        *l = flat.select_i(I8::splat(s, 0), *l);
     }
-    (
-        flat.select(zero, scale),
-        lanes_neg(flat.select(flat_min, min)),
-    )
-}
-
-/// `-min` per lane (a sign flip, as the scalar `-min`).
-#[inline(always)]
-fn lanes_neg(v: F8) -> F8 {
-    let mut r = v;
-    for x in &mut r.0 {
-        *x = -*x;
-    }
-    r
+    (flat.select(zero, scale), flat.select(flat_min, min).neg())
 }
 
 /// The Q4_K search of one super-block (`x`: 256 values): the levels `l` (0..=15) and per
 /// sub-block the scale and the min, as the scalar `kquants::search_q4_k` gives them.
 #[inline(always)]
 pub(crate) fn search_q4_k(
+    s: V3,
     x: &[f32],
     l: &mut [u8; QK_K],
     scales: &mut [f32; 8],
     mins: &mut [f32; 8],
 ) {
-    let xt = transpose::<Q4>(x, 0);
-    let mut sum_x2 = F8::splat(0.0);
+    let xt = transpose::<Q4>(s, x, 0);
+    let mut sum_x2 = F8::splat(s, 0.0);
     for v in &xt {
         sum_x2 = sum_x2.add(v.mul(*v));
     }
-    let av_x = sum_x2.div(F8::splat(32.0)).sqrt();
-    let mut weights = [F8::splat(0.0); Q4];
+    let av_x = sum_x2.div(F8::splat(s, 32.0)).sqrt();
+    let mut weights = [F8::splat(s, 0.0); Q4];
     for (w, v) in weights.iter_mut().zip(&xt) {
         *w = av_x.add(v.abs());
     }
-    let mut lt = [I8([0; LANES]); Q4];
-    let (s, m) = make_qkx2_quants(&xt, &weights, &mut lt);
-    scales.copy_from_slice(&s.0);
-    mins.copy_from_slice(&m.0);
-    for (i, li) in lt.iter().enumerate() {
-        for (j, &v) in li.0.iter().enumerate() {
-            l[Q4 * j + i] = v as u8;
-        }
-    }
+    let mut lt = [I8::splat(s, 0); Q4];
+    let (sc, m) = make_qkx2_quants(s, &xt, &weights, &mut lt);
+    *scales = sc.to_array();
+    *mins = m.to_array();
+    untranspose(&lt, 0, l, |v| v as u8);
 }
 
 /// `make_qx_quants(16, 32, x, L, 1, NULL)` on eight sub-blocks: the scale per lane, the
 /// levels `l[i]` (0..=63) per lane.
 #[inline(always)]
-fn make_qx_quants(x: &[F8; Q6], l: &mut [I8; Q6]) -> F8 {
+fn make_qx_quants(s: V3, x: &[F8; Q6], l: &mut [I8; Q6]) -> F8 {
     const NMAX: i32 = 32;
-    let zero = F8::splat(0.0);
+    let zero = F8::splat(s, 0.0);
     let mut max = zero;
     let mut amax = zero;
     for &v in x {
@@ -161,9 +160,9 @@ fn make_qx_quants(x: &[F8; Q6], l: &mut [I8; Q6]) -> F8 {
         amax = bigger.select(ax, amax);
         max = bigger.select(v, max);
     }
-    let empty = amax.lt(F8::splat(GROUP_MAX_EPS));
+    let empty = amax.lt(F8::splat(s, GROUP_MAX_EPS));
     let level = |iscale: F8, v: F8| iscale.mul(v).nearest_int().clamp(-NMAX, NMAX - 1);
-    let iscale = F8::splat(-(NMAX as f32)).div(max);
+    let iscale = F8::splat(s, -(NMAX as f32)).div(max);
     let (mut sumlx, mut suml2) = (zero, zero);
     for i in 0..Q6 {
         let li = level(iscale, x[i]);
@@ -175,9 +174,9 @@ fn make_qx_quants(x: &[F8; Q6], l: &mut [I8; Q6]) -> F8 {
     }
     let mut scale = suml2.ne(zero).select(sumlx.div(suml2), zero);
     let mut best = scale.mul(sumlx);
-    let mut laux = [I8([0; LANES]); Q6];
+    let mut laux = [I8::splat(s, 0); Q6];
     for is in (-9..=9).filter(|&is| is != 0) {
-        let iscale = F8::splat(-(NMAX as f32 + 0.1 * is as f32)).div(max);
+        let iscale = F8::splat(s, -(NMAX as f32 + 0.1 * is as f32)).div(max);
         sumlx = zero;
         suml2 = zero;
         for i in 0..Q6 {
@@ -196,7 +195,7 @@ fn make_qx_quants(x: &[F8; Q6], l: &mut [I8; Q6]) -> F8 {
         best = better.select(scale.mul(sumlx), best);
     }
     for l in l.iter_mut() {
-        *l = empty.select_i(I8([0; LANES]), *l);
+        *l = empty.select_i(I8::splat(s, 0), *l);
     }
     empty.select(zero, scale)
 }
@@ -204,24 +203,20 @@ fn make_qx_quants(x: &[F8; Q6], l: &mut [I8; Q6]) -> F8 {
 /// The Q6_K search of one super-block (`x`: 256 values): the levels `l` (0..=63) and the
 /// scale of each of the 16 sub-blocks, as the scalar `kquants::search_q6_k` gives them.
 #[inline(always)]
-pub(crate) fn search_q6_k(x: &[f32], l: &mut [i8; QK_K], scales: &mut [f32; QK_K / Q6]) {
+pub(crate) fn search_q6_k(s: V3, x: &[f32], l: &mut [i8; QK_K], scales: &mut [f32; QK_K / Q6]) {
     for g in 0..QK_K / Q6 / LANES {
-        let xt = transpose::<Q6>(x, g);
-        let mut lt = [I8([0; LANES]); Q6];
-        let s = make_qx_quants(&xt, &mut lt);
-        scales[g * LANES..(g + 1) * LANES].copy_from_slice(&s.0);
-        for (i, li) in lt.iter().enumerate() {
-            for (j, &v) in li.0.iter().enumerate() {
-                l[Q6 * (g * LANES + j) + i] = v as i8;
-            }
-        }
+        let xt = transpose::<Q6>(s, x, g);
+        let mut lt = [I8::splat(s, 0); Q6];
+        let sc = make_qx_quants(s, &xt, &mut lt);
+        scales[g * LANES..(g + 1) * LANES].copy_from_slice(&sc.to_array());
+        untranspose(&lt, g, l, |v| v as i8);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::kquants;
-    use super::super::lanes::{kernel, vectorized};
+    use super::super::lanes::kernel;
     use super::*;
 
     /// Sub-blocks of every kind the lanes must agree on, 32 values each: random at several
@@ -279,58 +274,62 @@ mod tests {
     }
 
     kernel!(Q4<'a>(
+        s: V3,
         x: &'a [f32],
         l: &'a mut [u8; QK_K],
-        s: &'a mut [f32; 8],
+        sc: &'a mut [f32; 8],
         m: &'a mut [f32; 8],
     ) -> () {
-        search_q4_k(x, l, s, m);
+        search_q4_k(s, x, l, sc, m);
     });
 
-    kernel!(Q6<'a>(x: &'a [f32], l: &'a mut [i8; QK_K], s: &'a mut [f32; 16]) -> () {
-        search_q6_k(x, l, s);
+    kernel!(Q6<'a>(s: V3, x: &'a [f32], l: &'a mut [i8; QK_K], sc: &'a mut [f32; 16]) -> () {
+        search_q6_k(s, x, l, sc);
     });
 
     #[test]
     fn q4_k_lanes_equal_the_scalar_search_bit_for_bit() {
+        let Some(s) = V3::try_new() else {
+            eprintln!("no AVX2 on this CPU: the lanes are not used here");
+            return;
+        };
         for (n, x) in super_blocks().iter().enumerate() {
             let (mut l0, mut s0, mut m0) = ([0u8; QK_K], [0f32; 8], [0f32; 8]);
             kquants::search_q4_k(x, &mut l0, &mut s0, &mut m0);
             let (mut l1, mut s1, mut m1) = ([9u8; QK_K], [9f32; 8], [9f32; 8]);
-            vectorized(Q4 {
+            s.vectorize(Q4 {
+                s,
                 x,
                 l: &mut l1,
-                s: &mut s1,
+                sc: &mut s1,
                 m: &mut m1,
             });
             assert_eq!(l0, l1, "super-block {n}: levels");
             let bits = |v: &[f32; 8]| v.map(f32::to_bits);
             assert_eq!(bits(&s0), bits(&s1), "super-block {n}: scales");
             assert_eq!(bits(&m0), bits(&m1), "super-block {n}: mins");
-            // And without the runtime-selected vector set (the baseline build of the lanes).
-            let (mut l2, mut s2, mut m2) = ([9u8; QK_K], [9f32; 8], [9f32; 8]);
-            search_q4_k(x, &mut l2, &mut s2, &mut m2);
-            assert_eq!((l0, bits(&s0), bits(&m0)), (l2, bits(&s2), bits(&m2)));
         }
     }
 
     #[test]
     fn q6_k_lanes_equal_the_scalar_search_bit_for_bit() {
+        let Some(s) = V3::try_new() else {
+            eprintln!("no AVX2 on this CPU: the lanes are not used here");
+            return;
+        };
         for (n, x) in super_blocks().iter().enumerate() {
             let (mut l0, mut s0) = ([0i8; QK_K], [0f32; 16]);
             kquants::search_q6_k(x, &mut l0, &mut s0);
             let (mut l1, mut s1) = ([9i8; QK_K], [9f32; 16]);
-            vectorized(Q6 {
+            s.vectorize(Q6 {
+                s,
                 x,
                 l: &mut l1,
-                s: &mut s1,
+                sc: &mut s1,
             });
             assert_eq!(l0, l1, "super-block {n}: levels");
             let bits = |v: &[f32; 16]| v.map(f32::to_bits);
             assert_eq!(bits(&s0), bits(&s1), "super-block {n}: scales");
-            let (mut l2, mut s2) = ([9i8; QK_K], [9f32; 16]);
-            search_q6_k(x, &mut l2, &mut s2);
-            assert_eq!((l0, bits(&s0)), (l2, bits(&s2)));
         }
     }
 }

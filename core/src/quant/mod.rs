@@ -13,6 +13,7 @@ pub mod convert;
 pub mod gguf;
 mod input;
 mod kquants;
+#[cfg(target_arch = "x86_64")]
 mod kquants_lanes;
 mod lanes;
 pub mod llama;
