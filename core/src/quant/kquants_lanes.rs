@@ -268,7 +268,7 @@ mod tests {
                 }
             }
             let pick = |i: usize| k[(seed as usize * 7 + i * 5) % k.len()];
-            out.push((0..QK_K / 32).flat_map(|i| pick(i)).collect());
+            out.push((0..QK_K / 32).flat_map(pick).collect());
         }
         out
     }
