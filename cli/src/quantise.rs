@@ -90,7 +90,13 @@ pub fn run(ctx: &Ctx, args: &QuantiseArgs) -> Result<ExitCode, Failure> {
         )));
     }
     clear_output(out, args.force)?;
-    let model = ModelDir::open(dir, Hashing::Full)
+    // GGUF hashes the weights (the content digest in its lineage) on a thread of its own while
+    // it quantises them (`to_gguf_hashing`); NF4 hashes them first.
+    let hashing = match args.format {
+        Format::Nf4 => Hashing::Full,
+        _ => Hashing::HeadersOnly,
+    };
+    let model = ModelDir::open(dir, hashing)
         .map_err(|e| Failure::unreadable(anyhow!("reading model {}: {e}", dir.display())))?;
     let mut opts = Options {
         double_quant: args.double_quant,
@@ -100,10 +106,8 @@ pub fn run(ctx: &Ctx, args: &QuantiseArgs) -> Result<ExitCode, Failure> {
         opts.threads = t;
     }
     if let Some(d) = model.content_digest() {
-        opts.lineage.push((
-            "adapter_registry.source.content_digest".into(),
-            d.to_string(),
-        ));
+        opts.lineage
+            .push((convert::CONTENT_DIGEST_KEY.into(), d.to_string()));
     }
     opts.lineage.push((
         "adapter_registry.source.shape_fingerprint".into(),
@@ -115,7 +119,7 @@ pub fn run(ctx: &Ctx, args: &QuantiseArgs) -> Result<ExitCode, Failure> {
     ));
     let result = match args.format {
         Format::Nf4 => convert::to_nf4(&model, out, &opts),
-        f => convert::to_gguf(&model, ggml(f), out, &opts),
+        f => convert::to_gguf_hashing(&model, ggml(f), out, &opts).map(|(report, _)| report),
     };
     let report = result.map_err(|e| match e {
         QuantError::Io(e) => Failure::unreadable(anyhow!("writing {}: {e}", out.display())),

@@ -378,3 +378,40 @@ fn nf4_checkpoint_has_the_bitsandbytes_layout() {
     // An existing output is refused.
     assert!(to_nf4(&model, &out, &opts()).is_err());
 }
+
+/// `adapterctl quantise --local` hashes the weights while it quantises them: the file has the
+/// bytes of hashing first (the digest in place of the placeholder), and no `.partial` stays.
+#[test]
+fn hashing_while_quantising_writes_the_bytes_of_hashing_first() {
+    use adapter_core::quant::convert::{CONTENT_DIGEST_KEY, to_gguf_hashing};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tiny-llama");
+    let full = ModelDir::open(&dir, Hashing::Full).unwrap();
+    let digest = full.content_digest().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for ty in [GgmlType::Q8_0, GgmlType::Q4K] {
+        let (first, during) = (
+            tmp.path().join("first.gguf"),
+            tmp.path().join("during.gguf"),
+        );
+        let mut hashed_first = opts();
+        hashed_first
+            .lineage
+            .insert(0, (CONTENT_DIGEST_KEY.into(), digest.to_string()));
+        to_gguf(&full, ty, &first, &hashed_first).unwrap();
+        let (report, got) = to_gguf_hashing(&tiny(), ty, &during, &opts()).unwrap();
+        assert_eq!(got, digest);
+        assert_eq!(report.output, during);
+        let bytes = std::fs::read(&during).unwrap();
+        assert!(bytes == std::fs::read(&first).unwrap(), "{ty}");
+        let g = read_gguf(bytes.as_slice()).unwrap();
+        assert_eq!(
+            g.get(CONTENT_DIGEST_KEY).and_then(MetaValue::as_str),
+            Some(digest.to_string().as_str())
+        );
+        assert_eq!(
+            g.metadata.last().map(|(k, _)| k.as_str()),
+            Some("adapter_registry.source.shape_fingerprint")
+        );
+        assert!(!tmp.path().join("during.gguf.partial").exists());
+    }
+}

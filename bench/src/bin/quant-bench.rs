@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use adapter_bench::python;
 use adapter_core::quant::nf4::quantize_nf4;
-use adapter_core::quant::{GgmlType, encode};
+use adapter_core::quant::{GgmlType, encode, encode_reference};
 use anyhow::{Context, Result, bail};
 
 const ROWS: usize = 4096;
@@ -46,6 +46,18 @@ fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
         })
         .min()
         .unwrap_or_default()
+}
+
+fn median<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
+    let mut t: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            t.elapsed()
+        })
+        .collect();
+    t.sort();
+    t[t.len() / 2]
 }
 
 fn main() -> Result<()> {
@@ -102,6 +114,27 @@ fn main() -> Result<()> {
         }
     }
     line("nf4 (1 thread)", best(runs, || quantize_nf4(&x)));
+    println!();
+    // The K-quant scale searches: eight sub-blocks per vector (lanes) against the scalar
+    // reference they must equal byte for byte, one thread each, median of `runs`.
+    println!("K-quants, 1 thread, median of {runs}: lanes vs the scalar reference search");
+    println!(
+        "{:<6} {:>14} {:>14} {:>10} {:>6}",
+        "type", "scalar MB/s", "lanes MB/s", "speed-up", "bytes"
+    );
+    for ty in [GgmlType::Q4K, GgmlType::Q6K] {
+        let scalar = median(runs, || encode_reference(ty, &x));
+        let lanes = median(runs, || encode(ty, &x, COLS, 1));
+        let same = encode_reference(ty, &x) == encode(ty, &x, COLS, 1);
+        println!(
+            "{:<6} {:>14.0} {:>14.0} {:>9.2}× {:>6}",
+            ty.name(),
+            mb / scalar.as_secs_f64(),
+            mb / lanes.as_secs_f64(),
+            scalar.as_secs_f64() / lanes.as_secs_f64(),
+            if same { "same" } else { "DIFFER" }
+        );
+    }
     println!();
     match gguf_py(&bytes, runs) {
         Err(why) => println!("gguf-py comparison skipped: {why}"),

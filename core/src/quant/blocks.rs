@@ -3,6 +3,7 @@
 //! ggml/src/ggml-quants.c; block structs in ggml/src/ggml-common.h). Byte-identical output:
 //! the same float operations in the same order, the same f16 rounding.
 
+use super::lanes::{kernel, vectorized};
 use crate::floats::{f16_to_f32, f32_to_f16};
 
 /// Values per Q8_0 / Q4_0 block.
@@ -13,26 +14,34 @@ pub const Q8_0_BYTES: usize = 2 + QK;
 pub const Q4_0_BYTES: usize = 2 + QK / 2;
 
 /// Append the Q8_0 blocks of `x` (`x.len()` a multiple of 32) to `out`.
-/// d = amax / 127 (as f16), q = round(x / d), half away from zero.
+/// d = amax / 127 (as f16), q = round(x / d), half away from zero. Compiled for the CPU's
+/// widest vectors (each block's loops are element-wise: the bytes do not change).
 pub fn quantize_q8_0(x: &[f32], out: &mut Vec<u8>) {
     debug_assert_eq!(x.len() % QK, 0);
-    for block in x.chunks_exact(QK) {
-        let mut amax = 0.0f32;
-        for &v in block {
-            // MAX(amax, fabsf(v))
-            let a = v.abs();
-            amax = if amax > a { amax } else { a };
-        }
-        let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        let mut qs = [0u8; QK];
-        for (q, &v) in qs.iter_mut().zip(block) {
-            *q = round_to_i8(v * id) as u8;
-        }
-        out.extend_from_slice(&f32_to_f16(d).to_le_bytes());
-        out.extend_from_slice(&qs);
-    }
+    let at = out.len();
+    out.resize(at + x.len() / QK * Q8_0_BYTES, 0);
+    vectorized(Q8_0Blocks {
+        x,
+        out: &mut out[at..],
+    });
 }
+
+kernel!(Q8_0Blocks<'a>(x: &'a [f32], out: &'a mut [u8]) -> () {
+        for (block, o) in x.chunks_exact(QK).zip(out.chunks_exact_mut(Q8_0_BYTES)) {
+            let mut amax = 0.0f32;
+            for &v in block {
+                // MAX(amax, fabsf(v))
+                let a = v.abs();
+                amax = if amax > a { amax } else { a };
+            }
+            let d = amax / 127.0;
+            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            o[..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
+            for (q, &v) in o[2..].iter_mut().zip(block) {
+                *q = round_to_i8(v * id) as u8;
+            }
+        }
+});
 
 /// `(int8_t) roundf(v)` (C's `roundf`: half away from zero), as `v.round() as i8` computes it
 /// (saturating; NaN → 0), without a libm call and branch-free (the block loop vectorises):
@@ -60,33 +69,41 @@ pub fn dequantize_q8_0(bytes: &[u8], out: &mut Vec<f32>) {
 /// element j+16 in the high nibble.
 pub fn quantize_q4_0(x: &[f32], out: &mut Vec<u8>) {
     debug_assert_eq!(x.len() % QK, 0);
-    for block in x.chunks_exact(QK) {
-        let mut amax = 0.0f32;
-        let mut max = 0.0f32;
-        for &v in block {
-            if amax < v.abs() {
-                amax = v.abs();
-                max = v;
+    let at = out.len();
+    out.resize(at + x.len() / QK * Q4_0_BYTES, 0);
+    vectorized(Q4_0Blocks {
+        x,
+        out: &mut out[at..],
+    });
+}
+
+kernel!(Q4_0Blocks<'a>(x: &'a [f32], out: &'a mut [u8]) -> () {
+        for (block, o) in x.chunks_exact(QK).zip(out.chunks_exact_mut(Q4_0_BYTES)) {
+            let mut amax = 0.0f32;
+            let mut max = 0.0f32;
+            for &v in block {
+                if amax < v.abs() {
+                    amax = v.abs();
+                    max = v;
+                }
+            }
+            let d = max / -8.0;
+            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            // MIN(15, (int8_t)(x·id + 8.5f)), truncating toward zero. ggml's C compiles the
+            // multiply-add as one fused operation where the target has FMA (one rounding to
+            // f32); gguf-py (our test reference) emulates that: the sum in f64 (a product of
+            // two f32 is exact there), rounded to f32, then truncated. So do we. A separately
+            // rounded f32 product differs on a few blocks per million (values next to a
+            // boundary).
+            let id = f64::from(id);
+            #[allow(clippy::cast_possible_truncation)]
+            let nibble = |v: f32| (((f64::from(v) * id + 8.5) as f32) as i8).min(15) as u8;
+            o[..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
+            for (j, q) in o[2..].iter_mut().enumerate() {
+                *q = nibble(block[j]) | (nibble(block[QK / 2 + j]) << 4);
             }
         }
-        let d = max / -8.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        let mut qs = [0u8; QK / 2];
-        // MIN(15, (int8_t)(x·id + 8.5f)), truncating toward zero. ggml's C compiles the
-        // multiply-add as one fused operation where the target has FMA (one rounding to f32);
-        // gguf-py (our test reference) emulates that: the sum in f64 (a product of two f32
-        // is exact there), rounded to f32, then truncated. So do we. A separately rounded
-        // f32 product differs on a few blocks per million (values next to a boundary).
-        let id = f64::from(id);
-        #[allow(clippy::cast_possible_truncation)]
-        let nibble = |v: f32| (((f64::from(v) * id + 8.5) as f32) as i8).min(15) as u8;
-        for (j, q) in qs.iter_mut().enumerate() {
-            *q = nibble(block[j]) | (nibble(block[QK / 2 + j]) << 4);
-        }
-        out.extend_from_slice(&f32_to_f16(d).to_le_bytes());
-        out.extend_from_slice(&qs);
-    }
-}
+});
 
 /// Decode Q4_0 blocks.
 pub fn dequantize_q4_0(bytes: &[u8], out: &mut Vec<f32>) {

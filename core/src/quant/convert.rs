@@ -4,15 +4,17 @@
 //! synced and renamed into place.
 
 use std::fs::{self, File};
-use std::io::Read;
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use super::gguf::read_gguf;
 use super::stream::{ModelInput, write_gguf, write_nf4};
 use super::tokenizer::MAX_TOKENIZER_JSON;
 use super::{GgmlType, QuantError};
+use crate::digest::{Digest, sha256_file};
 use crate::floats::{decode, width};
 use crate::merge::{DirSource, TensorSource};
-use crate::model::ModelDir;
+use crate::model::{ModelDir, content_digest};
 use crate::safetensors::Dtype;
 
 // Also reachable here (`quant::convert::Options`), the path adapterctl and the benches use.
@@ -112,6 +114,99 @@ pub fn to_gguf(
     let mut report = finish(result, &partial, out)?;
     report.output = out.to_owned();
     Ok(report)
+}
+
+/// The lineage key of the source's content digest.
+pub const CONTENT_DIGEST_KEY: &str = "adapter_registry.source.content_digest";
+
+/// [`to_gguf`] of a model opened headers-only, with the model's content digest
+/// ([`ModelDir::content_digest`]: sha256 of every weight file) first in the lineage, as
+/// `adapterctl quantise --local` writes it. Hashing reads every byte of the weights, as the
+/// quantisation does, so the files are hashed on a thread of their own while the model is
+/// quantised: the header is written with a placeholder of the digest's length, overwritten
+/// with the digest before the file is synced and renamed. The bytes are those of hashing
+/// first. Returns the report and the digest.
+pub fn to_gguf_hashing(
+    model: &ModelDir,
+    ty: GgmlType,
+    out: &Path,
+    opts: &Options,
+) -> Result<(QuantReport, Digest), QuantError> {
+    let placeholder = Digest::of_bytes(b"").to_string();
+    let mut opts = opts.clone();
+    opts.lineage
+        .insert(0, (CONTENT_DIGEST_KEY.into(), placeholder.clone()));
+    let mut source = DirSource::new(model);
+    let mut input = model_input(model, &mut source)?;
+    let partial = partial_path(out);
+    let result = std::thread::scope(|s| {
+        let hashing = s.spawn(|| file_digests(model));
+        let written = (|| -> Result<_, QuantError> {
+            let mut file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&partial)?;
+            let report = write_gguf(&mut input, ty, &opts, &mut file)?;
+            Ok((file, report))
+        })();
+        let digest = hashing
+            .join()
+            .map_err(|_| QuantError::Invalid("the hashing thread panicked".into()))?;
+        let (mut file, report) = written?;
+        let digest = digest?;
+        let needle = [
+            &(CONTENT_DIGEST_KEY.len() as u64).to_le_bytes()[..],
+            CONTENT_DIGEST_KEY.as_bytes(),
+            &8u32.to_le_bytes(), // GGUF string
+            &(placeholder.len() as u64).to_le_bytes(),
+            placeholder.as_bytes(),
+        ]
+        .concat();
+        let at = header_position(&mut file, &needle)? + (needle.len() - placeholder.len()) as u64;
+        file.seek(SeekFrom::Start(at))?;
+        file.write_all(digest.to_string().as_bytes())?;
+        file.sync_all()?;
+        Ok((report, digest))
+    });
+    let (mut report, digest) = finish(result, &partial, out)?;
+    report.output = out.to_owned();
+    Ok((report, digest))
+}
+
+/// The content digest of `model`'s weight files, each hashed in full.
+fn file_digests(model: &ModelDir) -> Result<Digest, QuantError> {
+    let digests = model
+        .files
+        .iter()
+        .map(|f| {
+            Ok((
+                f.path.as_str(),
+                f.size,
+                sha256_file(&model.root.join(&f.path))?.0,
+            ))
+        })
+        .collect::<Result<Vec<_>, std::io::Error>>()?;
+    Ok(content_digest(&digests))
+}
+
+/// Where `needle` starts in the header of the GGUF `file` (it must occur exactly once).
+fn header_position(file: &mut File, needle: &[u8]) -> Result<u64, QuantError> {
+    file.seek(SeekFrom::Start(0))?;
+    let header = read_gguf(BufReader::new(&mut *file))?;
+    file.seek(SeekFrom::Start(0))?;
+    let mut bytes = Vec::new();
+    (&mut *file)
+        .take(header.data_start)
+        .read_to_end(&mut bytes)?;
+    let mut found = memchr::memmem::find_iter(&bytes, needle);
+    match (found.next(), found.next()) {
+        (Some(at), None) => Ok(at as u64),
+        _ => Err(QuantError::Invalid(
+            "the content digest's place in the header is not unique".into(),
+        )),
+    }
 }
 
 fn partial_path(out: &Path) -> PathBuf {

@@ -5,12 +5,16 @@
 //! ggml/src/ggml-common.h). Same float operations in the same order. A C compiler allowed to
 //! contract `a*b + c` into FMA may differ from these bytes in rare last-bit cases.
 
+#[cfg(target_arch = "x86_64")]
+use super::kquants_lanes;
+#[cfg(target_arch = "x86_64")]
+use super::lanes::{V3, kernel};
 use crate::floats::{f16_to_f32, f32_to_f16};
 
 /// ggml's `nearest_int`: round to nearest, ties to even, for |x| ≤ 4194303 (the 1.5·2^23
 /// trick of ggml-quants.c).
 #[inline]
-fn nearest_int(x: f32) -> i32 {
+pub(crate) fn nearest_int(x: f32) -> i32 {
     let val = x + 12_582_912.0;
     (val.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
 }
@@ -22,7 +26,7 @@ pub const Q4_K_BYTES: usize = 2 + 2 + 12 + QK_K / 2;
 /// `block_q6_K`: `uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; ggml_half d;`
 pub const Q6_K_BYTES: usize = QK_K / 2 + QK_K / 4 + QK_K / 16 + 2;
 
-const GROUP_MAX_EPS: f32 = 1e-15;
+pub(crate) const GROUP_MAX_EPS: f32 = 1e-15;
 
 #[allow(clippy::too_many_arguments)]
 fn make_qkx2_quants(
@@ -175,45 +179,120 @@ fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
-/// Append the Q4_K super-blocks of `x` (`x.len()` a multiple of 256) to `out`.
-pub fn quantize_q4_k(x: &[f32], out: &mut Vec<u8>) {
-    debug_assert_eq!(x.len() % QK_K, 0);
-    let mut l = [0u8; QK_K];
+/// The scalar Q4_K search of one super-block (`x`: 256 values), `quantize_row_q4_K_ref`'s
+/// first loop: per sub-block of 32 its scale and min (`make_qkx2_quants`, weights
+/// av_x + |x|) and its levels in `l`. The reference for `kquants_lanes::search_q4_k`.
+pub(crate) fn search_q4_k(
+    x: &[f32],
+    l: &mut [u8; QK_K],
+    scales: &mut [f32; QK_K / 32],
+    mins: &mut [f32; QK_K / 32],
+) {
     let mut laux = [0u8; 32];
     let mut weights = [0f32; 32];
+    for j in 0..QK_K / 32 {
+        let xs = &x[32 * j..32 * j + 32];
+        let mut sum_x2 = 0.0f32;
+        for &v in xs {
+            sum_x2 += v * v;
+        }
+        let av_x = (sum_x2 / 32.0).sqrt();
+        for (w, &v) in weights.iter_mut().zip(xs) {
+            *w = av_x + v.abs();
+        }
+        let (s, m) = make_qkx2_quants(
+            15,
+            xs,
+            &weights,
+            &mut l[32 * j..32 * j + 32],
+            &mut laux,
+            -1.0,
+            0.1,
+            20,
+            false,
+        );
+        scales[j] = s;
+        mins[j] = m;
+    }
+}
+
+/// Append the Q4_K super-blocks of `x` (`x.len()` a multiple of 256) to `out`, the scale
+/// searches eight sub-blocks at a time (`kquants_lanes`) on the CPU's widest vectors.
+pub fn quantize_q4_k(x: &[f32], out: &mut Vec<u8>) {
+    debug_assert_eq!(x.len() % QK_K, 0);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(s) = V3::try_new() {
+        return s.vectorize(Q4KLanes { s, x, out });
+    }
+    quantize_q4_k_with::<Scalar>(NoToken, x, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+kernel!(Q4KLanes<'a>(s: V3, x: &'a [f32], out: &'a mut Vec<u8>) -> () {
+    quantize_q4_k_with::<Lanes>(s, x, out);
+});
+
+/// [`quantize_q4_k`] with the scalar search: the reference.
+pub fn quantize_q4_k_reference(x: &[f32], out: &mut Vec<u8>) {
+    quantize_q4_k_with::<Scalar>(NoToken, x, out);
+}
+
+/// Where the super-block searches come from: the lanes (eight sub-blocks per vector) or the
+/// scalar reference (static calls, so that the lanes inline into a vectorised kernel).
+trait Search {
+    /// What the search needs to run (the AVX2 token for the lanes).
+    type Token: Copy;
+    fn q4_k(t: Self::Token, x: &[f32], l: &mut [u8; QK_K], sc: &mut [f32; 8], m: &mut [f32; 8]);
+    fn q6_k(t: Self::Token, x: &[f32], l: &mut [i8; QK_K], sc: &mut [f32; QK_K / 16]);
+}
+
+#[cfg(target_arch = "x86_64")]
+struct Lanes;
+
+#[cfg(target_arch = "x86_64")]
+impl Search for Lanes {
+    type Token = V3;
+    #[inline(always)]
+    fn q4_k(s: V3, x: &[f32], l: &mut [u8; QK_K], sc: &mut [f32; 8], m: &mut [f32; 8]) {
+        kquants_lanes::search_q4_k(s, x, l, sc, m);
+    }
+    #[inline(always)]
+    fn q6_k(s: V3, x: &[f32], l: &mut [i8; QK_K], sc: &mut [f32; QK_K / 16]) {
+        kquants_lanes::search_q6_k(s, x, l, sc);
+    }
+}
+
+struct Scalar;
+
+#[derive(Clone, Copy)]
+struct NoToken;
+
+impl Search for Scalar {
+    type Token = NoToken;
+    fn q4_k(_: NoToken, x: &[f32], l: &mut [u8; QK_K], sc: &mut [f32; 8], m: &mut [f32; 8]) {
+        search_q4_k(x, l, sc, m);
+    }
+    fn q6_k(_: NoToken, x: &[f32], l: &mut [i8; QK_K], sc: &mut [f32; QK_K / 16]) {
+        search_q6_k(x, l, sc);
+    }
+}
+
+#[inline(always)]
+fn quantize_q4_k_with<S: Search>(t: S::Token, x: &[f32], out: &mut Vec<u8>) {
+    let mut l = [0u8; QK_K];
     let mut mins = [0f32; QK_K / 32];
     let mut scales = [0f32; QK_K / 32];
+    out.reserve(x.len() / QK_K * Q4_K_BYTES);
     for x in x.chunks_exact(QK_K) {
+        S::q4_k(t, x, &mut l, &mut scales, &mut mins);
         let mut max_scale = 0.0f32;
         let mut max_min = 0.0f32;
         for j in 0..QK_K / 32 {
-            let xs = &x[32 * j..32 * j + 32];
-            let mut sum_x2 = 0.0f32;
-            for &v in xs {
-                sum_x2 += v * v;
+            if scales[j] > max_scale {
+                max_scale = scales[j];
             }
-            let av_x = (sum_x2 / 32.0).sqrt();
-            for (w, &v) in weights.iter_mut().zip(xs) {
-                *w = av_x + v.abs();
-            }
-            let (s, m) = make_qkx2_quants(
-                15,
-                xs,
-                &weights,
-                &mut l[32 * j..32 * j + 32],
-                &mut laux,
-                -1.0,
-                0.1,
-                20,
-                false,
-            );
-            scales[j] = s;
-            mins[j] = m;
-            if s > max_scale {
-                max_scale = s;
-            }
-            if m > max_min {
-                max_min = m;
+            if mins[j] > max_min {
+                max_min = mins[j];
             }
         }
         let inv_scale = if max_scale > 0.0 {
@@ -276,17 +355,46 @@ pub fn dequantize_q4_k(bytes: &[u8], out: &mut Vec<f32>) {
     }
 }
 
-/// Append the Q6_K super-blocks of `x` (`x.len()` a multiple of 256) to `out`.
+/// The scalar Q6_K search of one super-block (`x`: 256 values), `quantize_row_q6_K_ref`'s
+/// first loop: per sub-block of 16 its scale (`make_qx_quants`, rmse_type 1) and its levels
+/// in `l`. The reference for `kquants_lanes::search_q6_k`.
+pub(crate) fn search_q6_k(x: &[f32], l: &mut [i8; QK_K], scales: &mut [f32; QK_K / 16]) {
+    for ib in 0..QK_K / 16 {
+        scales[ib] = make_qx_quants_rmse1(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..]);
+    }
+}
+
+/// Append the Q6_K super-blocks of `x` (`x.len()` a multiple of 256) to `out`, the scale
+/// searches eight sub-blocks at a time (`kquants_lanes`) on the CPU's widest vectors.
 pub fn quantize_q6_k(x: &[f32], out: &mut Vec<u8>) {
     debug_assert_eq!(x.len() % QK_K, 0);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(s) = V3::try_new() {
+        return s.vectorize(Q6KLanes { s, x, out });
+    }
+    quantize_q6_k_with::<Scalar>(NoToken, x, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+kernel!(Q6KLanes<'a>(s: V3, x: &'a [f32], out: &'a mut Vec<u8>) -> () {
+    quantize_q6_k_with::<Lanes>(s, x, out);
+});
+
+/// [`quantize_q6_k`] with the scalar search: the reference.
+pub fn quantize_q6_k_reference(x: &[f32], out: &mut Vec<u8>) {
+    quantize_q6_k_with::<Scalar>(NoToken, x, out);
+}
+
+#[inline(always)]
+fn quantize_q6_k_with<S: Search>(t: S::Token, x: &[f32], out: &mut Vec<u8>) {
     let mut l = [0i8; QK_K];
     let mut scales = [0f32; QK_K / 16];
+    out.reserve(x.len() / QK_K * Q6_K_BYTES);
     for x in x.chunks_exact(QK_K) {
+        S::q6_k(t, x, &mut l, &mut scales);
         let mut max_scale = 0.0f32;
         let mut max_abs_scale = 0.0f32;
-        for ib in 0..QK_K / 16 {
-            let s = make_qx_quants_rmse1(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..]);
-            scales[ib] = s;
+        for &s in &scales {
             if s.abs() > max_abs_scale {
                 max_abs_scale = s.abs();
                 max_scale = s;

@@ -13,6 +13,9 @@ pub mod convert;
 pub mod gguf;
 mod input;
 mod kquants;
+#[cfg(target_arch = "x86_64")]
+mod kquants_lanes;
+mod lanes;
 pub mod llama;
 pub mod nf4;
 pub mod nf4_double;
@@ -214,36 +217,55 @@ fn encode_parts(ty: GgmlType, x: &[f32], row_len: usize, threads: usize) -> Vec<
     parts.concat()
 }
 
+/// Values per piece of [`encode_chunk`]: the piece and its decoding stay in the L1/L2 cache.
+const PIECE: usize = 8 << 10;
+
+/// [`encode`] on one thread with the scalar K-quant searches (`make_qkx2_quants`,
+/// `make_qx_quants` one sub-block at a time, as ggml's C) instead of the eight-lane ones: the
+/// reference [`encode`] must equal byte for byte (Q8_0, Q4_0 and the float types have no
+/// separate scalar path: their loops are element-wise). For tests and benchmarks.
+pub fn encode_reference(ty: GgmlType, x: &[f32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    match ty {
+        GgmlType::Q4K => kquants::quantize_q4_k_reference(x, &mut out),
+        GgmlType::Q6K => kquants::quantize_q6_k_reference(x, &mut out),
+        other => encode_into(other, x, &mut out),
+    }
+    out
+}
+
 /// Append the encoding of `x` (whole rows of `row_len`) to `out`; returns Σ(x̂ − x)² and Σx²
 /// of the decoded encoding against `x` (several chunks' sums add up; [`ratio`] makes them
-/// the relative RMSE).
+/// the relative RMSE). One pass over `x`: each piece of rows (about [`PIECE`] values) is
+/// encoded, decoded and compared while it is in cache.
 pub(crate) fn encode_chunk(
     ty: GgmlType,
     x: &[f32],
     row_len: usize,
     out: &mut Vec<u8>,
 ) -> (f64, f64) {
-    let at = out.len();
-    out.reserve(ty.row_bytes(x.len() as u64) as usize);
-    encode_into(ty, x, out);
-    squared_error(ty, x, &out[at..], row_len)
-}
-
-/// Σ(x̂ − x)² and Σx² of `x` against its encoding `bytes`, decoded a slice of rows at a time.
-fn squared_error(ty: GgmlType, x: &[f32], bytes: &[u8], row_len: usize) -> (f64, f64) {
     let row_len = row_len.max(1);
-    let rows_per = ((1 << 16) / row_len).max(1);
-    let row_bytes = ty.row_bytes(row_len as u64) as usize;
+    out.reserve(ty.row_bytes(x.len() as u64) as usize);
+    let mut back = Vec::with_capacity(PIECE.max(row_len));
     let (mut err, mut norm) = (0f64, 0f64);
-    for (i, exact) in x.chunks(rows_per * row_len).enumerate() {
-        let at = i * rows_per * row_bytes;
-        let len = exact.len() / row_len * row_bytes;
-        let (e, n) = sums(exact, &decode(ty, &bytes[at..at + len]));
+    for piece in x.chunks((PIECE / row_len).max(1) * row_len) {
+        let at = out.len();
+        encode_into(ty, piece, out);
+        back.clear();
+        decode_into(ty, &out[at..], &mut back);
+        let (e, n) = lanes::vectorized(Sums {
+            exact: piece,
+            approx: &back,
+        });
         err += e;
         norm += n;
     }
     (err, norm)
 }
+
+lanes::kernel!(Sums<'a>(exact: &'a [f32], approx: &'a [f32]) -> (f64, f64) {
+    sums(exact, approx)
+});
 
 /// √(Σ(x̂ − x)² / Σx²): the relative RMSE (0 when both are 0).
 pub(crate) fn ratio(err: f64, norm: f64) -> f64 {
@@ -269,16 +291,21 @@ fn encode_into(ty: GgmlType, x: &[f32], out: &mut Vec<u8>) {
 /// Decode `ty`'s bytes back to f32.
 pub fn decode(ty: GgmlType, bytes: &[u8]) -> Vec<f32> {
     let mut out = Vec::new();
-    match ty {
-        GgmlType::F32 => floats::decode(Dtype::F32, bytes, &mut out),
-        GgmlType::F16 => floats::decode(Dtype::F16, bytes, &mut out),
-        GgmlType::BF16 => floats::decode(Dtype::BF16, bytes, &mut out),
-        GgmlType::Q8_0 => blocks::dequantize_q8_0(bytes, &mut out),
-        GgmlType::Q4_0 => blocks::dequantize_q4_0(bytes, &mut out),
-        GgmlType::Q4K => kquants::dequantize_q4_k(bytes, &mut out),
-        GgmlType::Q6K => kquants::dequantize_q6_k(bytes, &mut out),
-    }
+    decode_into(ty, bytes, &mut out);
     out
+}
+
+/// Append the decoding of `ty`'s bytes to `out`.
+fn decode_into(ty: GgmlType, bytes: &[u8], out: &mut Vec<f32>) {
+    match ty {
+        GgmlType::F32 => floats::decode(Dtype::F32, bytes, out),
+        GgmlType::F16 => floats::decode(Dtype::F16, bytes, out),
+        GgmlType::BF16 => floats::decode(Dtype::BF16, bytes, out),
+        GgmlType::Q8_0 => blocks::dequantize_q8_0(bytes, out),
+        GgmlType::Q4_0 => blocks::dequantize_q4_0(bytes, out),
+        GgmlType::Q4K => kquants::dequantize_q4_k(bytes, out),
+        GgmlType::Q6K => kquants::dequantize_q6_k(bytes, out),
+    }
 }
 
 /// Relative RMSE of `approx` against `exact`: ‖approx − exact‖₂ / ‖exact‖₂ (0 when both are
@@ -290,6 +317,7 @@ pub fn relative_rmse(exact: &[f32], approx: &[f32]) -> f64 {
 
 /// Σ(approx − exact)² and Σexact²: f32 partial sums over 8 lanes × 64 values (which the
 /// compiler vectorises), gathered in f64.
+#[inline(always)]
 fn sums(exact: &[f32], approx: &[f32]) -> (f64, f64) {
     let n = exact.len().min(approx.len());
     let (exact, approx) = (&exact[..n], &approx[..n]);

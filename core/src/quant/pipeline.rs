@@ -101,8 +101,32 @@ struct Done {
 }
 
 impl Work {
-    /// Decode (and permute) into `x`, encode into `out`.
+    /// Decode (and permute) into `x`, encode into `out`. Unpermuted little-endian f32 rows
+    /// are encoded where they lie, without the copy.
     fn run(self, x: &mut Vec<f32>, mut out: Vec<u8>) -> Done {
+        out.clear();
+        let in_place = match (self.dtype, self.group) {
+            (Dtype::F32, None) => le_f32s(&self.raw),
+            _ => None,
+        };
+        let (err, norm) = match in_place {
+            Some(values) => encode_chunk(self.ty, values, self.cols, &mut out),
+            None => {
+                self.decode(x);
+                encode_chunk(self.ty, x, self.cols, &mut out)
+            }
+        };
+        Done {
+            seq: self.seq,
+            tensor: self.tensor,
+            raw: self.raw,
+            bytes: out,
+            err,
+            norm,
+        }
+    }
+
+    fn decode(&self, x: &mut Vec<f32>) {
         let width = width(self.dtype).unwrap_or(4);
         x.resize(self.raw.len() / width, 0.0);
         match self.group {
@@ -115,16 +139,16 @@ impl Work {
                 }
             }
         }
-        out.clear();
-        let (err, norm) = encode_chunk(self.ty, x, self.cols, &mut out);
-        Done {
-            seq: self.seq,
-            tensor: self.tensor,
-            raw: self.raw,
-            bytes: out,
-            err,
-            norm,
-        }
+    }
+}
+
+/// Little-endian f32 bytes as the values they are, when this machine is little-endian and
+/// the buffer is aligned for f32 (an allocation of this size always is).
+fn le_f32s(raw: &[u8]) -> Option<&[f32]> {
+    if cfg!(target_endian = "little") {
+        pulp::bytemuck::try_cast_slice(raw).ok()
+    } else {
+        None
     }
 }
 
