@@ -1,25 +1,30 @@
 //! transfer-bench: push and pull of one large model file through the real server and the
 //! real client, against `openssl dgst -sha256` reading the same file (the physical limit:
-//! every byte pushed or pulled is hashed at least once).
+//! every byte pushed or pulled is hashed at least once) and `dd bs=4M conv=fsync` writing it
+//! (the durable write rate of the filesystem: a push and a pull each write it once, synced).
 //!
 //! ```text
 //! cargo build --release --workspace --bins
 //! ./target/release/transfer-bench [--size 2G] [--work-dir DIR]
+//! ./target/release/transfer-bench --work-dir /dev/shm     # fast storage: tmpfs, CPU-bound
 //! ```
 //!
 //! One run: writes a model directory (`config.json` + a `model.safetensors` holding one U8
-//! tensor of `--size` pseudo-random bytes) into a temp dir, times `openssl dgst -sha256` on
-//! it (page cache warm, best of 2), starts `adapter-registry serve` on the embedded stack
-//! (SQLite + local files, temp data dir), then times
-//! * `adapterctl push DIR --name bench/big --version 1.0.0` (target ≥ 0.8× openssl's rate),
+//! tensor of `--size` pseudo-random bytes) into a temp dir under `--work-dir` (the server's
+//! data dir and the pulled copy go there too, so `--work-dir /dev/shm` measures storage
+//! that is not the limit), times `openssl dgst -sha256` on it (page cache warm, best of 2)
+//! and `dd` (best of 2), then on each stack (embedded: SQLite + local files; and PostgreSQL
+//! + S3 when scripts/services.sh configured them) starts `adapter-registry serve` and times
+//! * `adapterctl push DIR --name bench/big --version 1.0.0` with an empty client cache
+//!   (target ≥ 0.8× openssl's rate),
 //! * `adapterctl pull bench/big@1.0.0 -o OUT` (target ≥ 0.8×),
 //! * the re-push of the same files as `1.0.1` (target < 0.3 s, and the server must read
 //!   less than 1 MiB from its sockets meanwhile: nothing uploaded),
 //!
 //! and reports the peak RSS of each client run (`/usr/bin/time -v`, or polling VmHWM) and
 //! of the server (VmHWM at the end, target < 150 MB). Exit status: 0 when every step
-//! worked and the pulled file is byte-identical (missed targets are reported, not fatal),
-//! 1 when the pulled file differs, 2 on any other failure. The binaries are the ones next
+//! worked and the pulled files are byte-identical (missed targets are reported, not fatal),
+//! 1 when a pulled file differs, 2 on any other failure. The binaries are the ones next
 //! to this executable (`target/release/`).
 
 use std::fs::{self, File};
@@ -31,7 +36,8 @@ use std::time::{Duration, Instant};
 use adapter_bench::{
     GIB, machine, openssl_sha256, parse_size, proc_field, rate, warm_up, write_random,
 };
-use adapter_testkit::{Backend, ServerProcess, Stack, bin};
+use adapter_core::digest::Digest;
+use adapter_testkit::{Backend, ServerProcess, Stack, bin, stacks};
 use anyhow::{Context, Result, bail};
 
 const MB: f64 = 1e6;
@@ -95,15 +101,16 @@ fn write_model(dir: &Path, size: u64) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Time of `dd if=FROM of=TO bs=4M` (the copy is removed afterwards): reading and writing
-/// the bytes once through user space, as push and pull must (`cp` may use
-/// `copy_file_range` and write nothing at all).
+/// Time of `dd if=FROM of=TO bs=4M conv=fsync` (the copy is removed afterwards): reading
+/// and writing the bytes once through user space and syncing them, as push and pull must
+/// (`cp` may use `copy_file_range` and write nothing at all).
 fn copy_time(from: &Path, to: &Path) -> Result<Duration> {
     let start = Instant::now();
     let status = Command::new("dd")
         .arg(format!("if={}", from.display()))
         .arg(format!("of={}", to.display()))
         .arg("bs=4M")
+        .arg("conv=fsync")
         .stderr(Stdio::null())
         .status()
         .context("running `dd`")?;
@@ -123,8 +130,8 @@ struct Run {
     cpu: Option<f64>,
 }
 
-/// Runs `adapterctl ARGS`, timing it and measuring its peak RSS.
-fn adapterctl(args: &[&str]) -> Result<Run> {
+/// Runs `adapterctl ARGS` with its cache in `cache`, timing it and measuring its peak RSS.
+fn adapterctl(cache: &Path, args: &[&str]) -> Result<Run> {
     let time = Path::new("/usr/bin/time");
     let mut command = if time.is_file() {
         let mut c = Command::new(time);
@@ -135,6 +142,7 @@ fn adapterctl(args: &[&str]) -> Result<Run> {
     };
     command
         .args(args)
+        .env("XDG_CACHE_HOME", cache)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -218,6 +226,23 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "meets" } else { "MISSES" }
 }
 
+/// The baselines measured once per run.
+struct Baselines {
+    bytes: u64,
+    openssl: Duration,
+    dd: Duration,
+}
+
+impl Baselines {
+    fn vs_openssl(&self, took: Duration) -> f64 {
+        self.openssl.as_secs_f64() / took.as_secs_f64()
+    }
+
+    fn vs_dd(&self, took: Duration) -> f64 {
+        self.dd.as_secs_f64() / took.as_secs_f64()
+    }
+}
+
 fn run() -> Result<bool> {
     let args = parse_args()?;
     let work = match &args.work_dir {
@@ -228,8 +253,8 @@ fn run() -> Result<bool> {
     }
     .context("creating the work dir")?;
     let model_dir = work.path().join("model");
-    let pulled_dir = work.path().join("pulled");
     println!("machine: {}", machine());
+    println!("work dir: {}", work.path().display());
 
     eprintln!("writing {} pseudo-random bytes…", args.size);
     let model = write_model(&model_dir, args.size)?;
@@ -241,26 +266,50 @@ fn run() -> Result<bool> {
 
     let (t1, digest) = openssl_sha256(&model)?;
     let (t2, _) = openssl_sha256(&model)?;
-    let baseline = t1.min(t2);
-    println!(
-        "openssl dgst -sha256 (best of 2): {}",
-        rate(bytes, baseline)
-    );
-    let ratio = |took: Duration| baseline.as_secs_f64() / took.as_secs_f64();
-    // The other physical limit: writing the same bytes once on this filesystem. Push
-    // (server side) and pull (client side) each write the file once.
-    let copy_baseline = copy_time(&model, &work.path().join("copy.bin"))?
+    let openssl = t1.min(t2);
+    println!("openssl dgst -sha256 (best of 2): {}", rate(bytes, openssl));
+    // The other physical limit: writing the same bytes once, durably, on this filesystem.
+    // Push (server side) and pull (client side) each write the file once and sync it.
+    let dd = copy_time(&model, &work.path().join("copy.bin"))?
         .min(copy_time(&model, &work.path().join("copy.bin"))?);
     println!(
-        "dd bs=4M to the same filesystem (best of 2): {}",
-        rate(bytes, copy_baseline)
+        "dd bs=4M conv=fsync to the same filesystem (best of 2): {}",
+        rate(bytes, dd)
     );
-    let vs_copy = |took: Duration| copy_baseline.as_secs_f64() / took.as_secs_f64();
+    let base = Baselines { bytes, openssl, dd };
 
-    let backend = Backend::new(&Stack::Embedded);
+    let mut identical = true;
+    for stack in stacks() {
+        identical &= run_stack(&stack, &base, work.path(), &model_dir, &digest)?;
+    }
+    if stacks().len() == 1 {
+        println!(
+            "(PostgreSQL + S3 not configured: `source scripts/services.sh` first to measure it)"
+        );
+    }
+    Ok(identical)
+}
+
+/// Push, pull and re-push on one stack; whether the pulled files are identical.
+fn run_stack(
+    stack: &Stack,
+    base: &Baselines,
+    work: &Path,
+    model_dir: &Path,
+    digest: &Digest,
+) -> Result<bool> {
+    let bytes = base.bytes;
+    let tag = match stack {
+        Stack::Embedded => "embedded",
+        Stack::Scaleout => "scaleout",
+    };
+    let pulled_dir = work.join(format!("pulled-{tag}"));
+    // An empty client cache: the push hashes the file (as a first push of a new model does).
+    let cache = work.join(format!("cache-{tag}"));
+    let backend = Backend::new_in(stack, work);
     let server = ServerProcess::start(&backend);
     let pid = server.pid();
-    println!("server: {} (embedded stack, pid {pid})", server.url);
+    println!("\n== {stack}: server {} (pid {pid})", server.url);
     let dir = model_dir.to_str().context("work dir is not UTF-8")?;
     let out = pulled_dir.to_str().context("work dir is not UTF-8")?;
     let url = server.url.as_str();
@@ -268,75 +317,47 @@ fn run() -> Result<bool> {
         .admin_token
         .as_deref()
         .context("the server wrote no admin.token")?;
+    let ctl = |rest: &[&str]| {
+        let mut all = vec!["--url", url, "--token", token];
+        all.extend_from_slice(rest);
+        adapterctl(&cache, &all)
+    };
 
     let server_cpu = || cpu_seconds(pid);
     let cpu_before = server_cpu();
-    let push = adapterctl(&[
-        "--url",
-        url,
-        "--token",
-        token,
-        "push",
-        dir,
-        "--name",
-        "bench/big",
-        "--version",
-        "1.0.0",
-    ])?;
-    let push_ok = ratio(push.took) >= TARGET_PUSH;
+    let push = ctl(&["push", dir, "--name", "bench/big", "--version", "1.0.0"])?;
+    let push_ok = base.vs_openssl(push.took) >= TARGET_PUSH;
     println!(
-        "push:    {}  = {:.2}x openssl ({} target >= {TARGET_PUSH}x), client peak RSS {}",
+        "push:    {}  = {:.2}x openssl ({} target >= {TARGET_PUSH}x) = {:.2}x dd, client peak RSS {}",
         rate(bytes, push.took),
-        ratio(push.took),
+        base.vs_openssl(push.took),
         verdict(push_ok),
+        base.vs_dd(push.took),
         rss(push.peak_rss)
     );
-
     let cpu_after_push = server_cpu();
-    println!("         = {:.2}x dd", vs_copy(push.took));
     println!(
         "         CPU: client {}, server {}",
         cpu(push.cpu),
         cpu(cpu_after_push.zip(cpu_before).map(|(a, b)| a - b))
     );
-    let pull = adapterctl(&[
-        "--url",
-        url,
-        "--token",
-        token,
-        "pull",
-        "bench/big@1.0.0",
-        "-o",
-        out,
-    ])?;
-    let pull_ok = ratio(pull.took) >= TARGET_PULL;
+    let pull = ctl(&["pull", "bench/big@1.0.0", "-o", out])?;
+    let pull_ok = base.vs_openssl(pull.took) >= TARGET_PULL;
     println!(
-        "pull:    {}  = {:.2}x openssl ({} target >= {TARGET_PULL}x), client peak RSS {}",
+        "pull:    {}  = {:.2}x openssl ({} target >= {TARGET_PULL}x) = {:.2}x dd, client peak RSS {}",
         rate(bytes, pull.took),
-        ratio(pull.took),
+        base.vs_openssl(pull.took),
         verdict(pull_ok),
+        base.vs_dd(pull.took),
         rss(pull.peak_rss)
     );
-
-    println!("         = {:.2}x dd", vs_copy(pull.took));
     println!(
         "         CPU: client {}, server {}",
         cpu(pull.cpu),
         cpu(server_cpu().zip(cpu_after_push).map(|(a, b)| a - b))
     );
     let read_before = read_chars(pid);
-    let repush = adapterctl(&[
-        "--url",
-        url,
-        "--token",
-        token,
-        "push",
-        dir,
-        "--name",
-        "bench/big",
-        "--version",
-        "1.0.1",
-    ])?;
+    let repush = ctl(&["push", dir, "--name", "bench/big", "--version", "1.0.1"])?;
     let server_read = read_before
         .zip(read_chars(pid))
         .map(|(a, b)| b.saturating_sub(a));
@@ -358,13 +379,15 @@ fn run() -> Result<bool> {
         verdict(server_ok)
     );
     drop(server);
+    drop(backend);
 
     let pulled = pulled_dir.join("model.safetensors");
     let (_, pulled_digest) = openssl_sha256(&pulled)
         .with_context(|| format!("hashing the pulled file {}", pulled.display()))?;
     let config_same =
         fs::read(model_dir.join("config.json"))? == fs::read(pulled_dir.join("config.json"))?;
-    if pulled_digest == digest && config_same {
+    fs::remove_dir_all(&pulled_dir).context("removing the pulled copy")?;
+    if pulled_digest == *digest && config_same {
         println!("pulled files are byte-identical: {digest}");
         Ok(true)
     } else {

@@ -5,7 +5,9 @@
 //!   `{"version": 1, "entries": {"<canonical absolute path>": {"size", "mtime_ns", "inode",
 //!   "digest"}}}`. An entry is used only while size, mtime (ns) and inode all still match.
 //! * `uploads.json` — resumable upload sessions in progress:
-//!   `{"version": 1, "sessions": {"<registry URL>": {"sha256:…": {"id", "size"}}}}`.
+//!   `{"version": 1, "sessions": {"<registry URL>": {"sha256:…": {"id", "size"}}}}`; a
+//!   session opened while its file was still being hashed is keyed `file:<canonical path>`
+//!   and also records the file's state (`"file": {"size", "mtime_ns", "inode"}`).
 //!
 //! Both are written atomically (temp file + rename) and merged with what is on disk, so two
 //! `adapterctl` processes lose at most each other's newest entries, never the file.
@@ -105,6 +107,25 @@ impl DigestCache {
         path: &Path,
         mut progress: impl FnMut(u64),
     ) -> io::Result<(Digest, u64)> {
+        let miss = match self.lookup(path)? {
+            Lookup::Hit(digest, size) => {
+                progress(size);
+                return Ok((digest, size));
+            }
+            Lookup::Miss(miss) => miss,
+        };
+        let file = fs::File::open(&miss.path)?;
+        let (digest, len) = sha256_reader(Progress {
+            inner: file,
+            progress: &mut progress,
+        })?;
+        self.remember(&miss, digest, len)?;
+        Ok((digest, len))
+    }
+
+    /// The cached digest of `path` while the file is unchanged (a hit is counted), else
+    /// what [`DigestCache::remember`] needs once the caller has hashed it.
+    pub fn lookup(&mut self, path: &Path) -> io::Result<Lookup> {
         let canonical = fs::canonicalize(path)?;
         let key = canonical.to_string_lossy().into_owned();
         let before = FileStamp::of(&fs::metadata(&canonical)?);
@@ -112,28 +133,31 @@ impl DigestCache {
             && e.stamp == before
         {
             self.hits += 1;
-            progress(before.size);
-            return Ok((e.digest, before.size));
+            return Ok(Lookup::Hit(e.digest, before.size));
         }
-        let file = fs::File::open(&canonical)?;
-        let (digest, len) = sha256_reader(Progress {
-            inner: file,
-            progress: &mut progress,
-        })?;
+        Ok(Lookup::Miss(Miss {
+            path: canonical,
+            key,
+            before,
+        }))
+    }
+
+    /// Record the digest of a file [`DigestCache::lookup`] missed, hashed by the caller
+    /// (`len` bytes). A file that changed while it was hashed is not cached (the digest may
+    /// be of neither version); the server refuses the upload if it no longer matches.
+    pub fn remember(&mut self, miss: &Miss, digest: Digest, len: u64) -> io::Result<()> {
         self.hashed_bytes += len;
-        let after = FileStamp::of(&fs::metadata(&canonical)?);
-        // A file that changed while it was hashed is not cached (the digest may be of neither
-        // version); the server will refuse the upload if it no longer matches.
-        if after == before && after.size == len {
+        let after = FileStamp::of(&fs::metadata(&miss.path)?);
+        if after == miss.before && after.size == len {
             self.new.insert(
-                key,
+                miss.key.clone(),
                 CacheEntry {
                     stamp: after,
                     digest,
                 },
             );
         }
-        Ok((digest, len))
+        Ok(())
     }
 
     /// Write new entries, merged with the file as it is now; entries of files that no
@@ -158,6 +182,25 @@ impl DigestCache {
     }
 }
 
+/// What [`DigestCache::lookup`] found.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// Unchanged since it was hashed: its digest and size.
+    Hit(Digest, u64),
+    /// Not cached, or changed since.
+    Miss(Miss),
+}
+
+/// A file the cache does not know in its current state.
+#[derive(Debug, Clone)]
+pub struct Miss {
+    /// The canonical path.
+    pub path: PathBuf,
+    key: String,
+    /// The file's state when it was looked up.
+    pub before: FileStamp,
+}
+
 struct Progress<'a, R, F> {
     inner: R,
     progress: &'a mut F,
@@ -176,6 +219,10 @@ impl<R: Read, F: FnMut(u64)> Read for Progress<'_, R, F> {
 pub struct SessionRecord {
     pub id: String,
     pub size: u64,
+    /// A session opened while the file was still being hashed (its digest unknown): the
+    /// state of the file it holds a prefix of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileStamp>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -208,13 +255,7 @@ impl UploadState {
 
     /// The recorded session for `digest` on registry `registry`.
     pub fn get(&self, registry: &str, digest: &Digest) -> Option<SessionRecord> {
-        let path = self.path.as_ref()?;
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        Self::read(path)
-            .sessions
-            .get(registry)?
-            .get(&digest.to_string())
-            .cloned()
+        self.get_key(registry, &digest.to_string())
     }
 
     /// Record (`Some`) or forget (`None`) the session for `digest`.
@@ -224,23 +265,57 @@ impl UploadState {
         digest: &Digest,
         session: Option<SessionRecord>,
     ) -> anyhow::Result<()> {
+        self.set_key(registry, &digest.to_string(), session)
+    }
+
+    /// The key of a session opened for a file whose digest is not known yet.
+    pub fn file_key(canonical: &Path) -> String {
+        format!("file:{}", canonical.display())
+    }
+
+    /// The recorded session under `key` ([`UploadState::file_key`] or a digest).
+    pub fn get_key(&self, registry: &str, key: &str) -> Option<SessionRecord> {
+        let path = self.path.as_ref()?;
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        Self::read(path).sessions.get(registry)?.get(key).cloned()
+    }
+
+    /// A session recorded under a digest for a blob of `size` bytes (a file hashed while it
+    /// uploads may turn out to be that blob).
+    pub fn find_by_size(&self, registry: &str, size: u64) -> Option<(Digest, SessionRecord)> {
+        let path = self.path.as_ref()?;
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        Self::read(path)
+            .sessions
+            .get(registry)?
+            .iter()
+            .filter(|(_, r)| r.size == size)
+            .find_map(|(k, r)| Some((k.parse().ok()?, r.clone())))
+    }
+
+    /// Record (`Some`) or forget (`None`) the session under `key`.
+    pub fn set_key(
+        &self,
+        registry: &str,
+        key: &str,
+        session: Option<SessionRecord>,
+    ) -> anyhow::Result<()> {
         let Some(path) = &self.path else {
             return Ok(());
         };
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut file = Self::read(path);
         file.version = 1;
-        let key = digest.to_string();
         match session {
             Some(s) => {
                 file.sessions
                     .entry(registry.to_owned())
                     .or_default()
-                    .insert(key, s);
+                    .insert(key.to_owned(), s);
             }
             None => {
                 if let Some(m) = file.sessions.get_mut(registry) {
-                    m.remove(&key);
+                    m.remove(key);
                     if m.is_empty() {
                         file.sessions.remove(registry);
                     }
@@ -366,11 +441,70 @@ mod tests {
         let rec = SessionRecord {
             id: "u1".into(),
             size: 9,
+            file: None,
         };
         s.set("http://a/", &d, Some(rec.clone())).unwrap();
         assert_eq!(s.get("http://a/", &d), Some(rec));
         assert_eq!(s.get("http://b/", &d), None);
         s.set("http://a/", &d, None).unwrap();
         assert_eq!(s.get("http://a/", &d), None);
+    }
+
+    #[test]
+    fn sessions_of_files_being_hashed_are_kept_apart_from_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = UploadState::new(Some(dir.path()));
+        let d = Digest::of_bytes(b"x");
+        let stamp = FileStamp {
+            size: 9,
+            mtime_ns: 1,
+            inode: 2,
+        };
+        let key = UploadState::file_key(Path::new("/data/model.safetensors"));
+        let by_file = SessionRecord {
+            id: "u1".into(),
+            size: 9,
+            file: Some(stamp),
+        };
+        s.set_key("http://a/", &key, Some(by_file.clone())).unwrap();
+        assert_eq!(s.get_key("http://a/", &key), Some(by_file));
+        // Only digest keys are candidates by size.
+        assert_eq!(s.find_by_size("http://a/", 9), None);
+        let by_digest = SessionRecord {
+            id: "u2".into(),
+            size: 9,
+            file: None,
+        };
+        s.set("http://a/", &d, Some(by_digest.clone())).unwrap();
+        assert_eq!(s.find_by_size("http://a/", 9), Some((d, by_digest)));
+        assert_eq!(s.find_by_size("http://a/", 10), None);
+        let text = fs::read_to_string(dir.path().join(UPLOADS_FILE)).unwrap();
+        assert!(
+            text.contains("\"file\"") && text.contains("mtime_ns"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_miss_remembered_after_hashing_is_a_hit_unless_the_file_changed() {
+        let data = tempfile::tempdir().unwrap();
+        let f = data.path().join("w");
+        fs::write(&f, b"abc").unwrap();
+        let mut c = DigestCache::load(None);
+        let Lookup::Miss(miss) = c.lookup(&f).unwrap() else {
+            panic!("an empty cache hit")
+        };
+        c.remember(&miss, Digest::of_bytes(b"abc"), 3).unwrap();
+        assert!(matches!(c.lookup(&f).unwrap(), Lookup::Hit(_, 3)));
+        assert_eq!((c.hits, c.hashed_bytes), (1, 3));
+        // Changed between the lookup and the end of the hash: not cached.
+        let g = data.path().join("g");
+        fs::write(&g, b"ab").unwrap();
+        let Lookup::Miss(miss) = c.lookup(&g).unwrap() else {
+            panic!("hit")
+        };
+        fs::write(&g, b"abcd").unwrap();
+        c.remember(&miss, Digest::of_bytes(b"ab"), 2).unwrap();
+        assert!(matches!(c.lookup(&g).unwrap(), Lookup::Miss(_)));
     }
 }

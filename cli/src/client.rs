@@ -2,6 +2,7 @@
 //! `adapter_core::api` types, so the client and the server cannot drift.
 
 use std::fmt;
+use std::ops::Range;
 use std::time::Duration;
 
 use adapter_core::api::{
@@ -268,6 +269,17 @@ impl Client {
         if from > 0 {
             rb = rb.header(RANGE, format!("bytes={from}-"));
         }
+        self.send_ok(rb).await
+    }
+
+    /// `GET /v1/blobs/{digest}` with `Range: bytes=a-b` for `range` (not empty). A registry
+    /// that honours it answers 206; the caller checks.
+    pub async fn get_blob_range(&self, digest: &Digest, range: Range<u64>) -> Result<Response> {
+        let url = self.url(&["v1", "blobs", &digest.to_string()]);
+        let last = range.end.saturating_sub(1);
+        let rb = self
+            .request(Method::GET, url)
+            .header(RANGE, format!("bytes={}-{last}", range.start));
         self.send_ok(rb).await
     }
 

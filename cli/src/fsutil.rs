@@ -1,5 +1,6 @@
 //! File-system helpers: joining manifest paths safely, resume arithmetic, directory listing.
 
+use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 
 use adapter_core::manifest::FilePath;
@@ -49,16 +50,22 @@ pub fn resume_plan(have: Option<u64>, size: u64) -> ResumePlan {
     }
 }
 
-/// The first byte of a `Content-Range: bytes a-b/total` header, checking it covers the rest of a
-/// blob of `size` bytes from `from`.
+/// Check a `Content-Range: bytes a-b/total` header covers the rest of a blob of `size` bytes
+/// from `from`.
 pub fn content_range_start(header: &str, from: u64, size: u64) -> anyhow::Result<()> {
+    content_range_is(header, from..size, size)
+}
+
+/// Check a `Content-Range: bytes a-b/total` header says exactly `range` of a blob of `size`
+/// bytes.
+pub fn content_range_is(header: &str, range: Range<u64>, size: u64) -> anyhow::Result<()> {
     let rest = header
         .strip_prefix("bytes ")
         .ok_or_else(|| anyhow::anyhow!("malformed Content-Range `{header}`"))?;
-    let (range, total) = rest
+    let (span, total) = rest
         .split_once('/')
         .ok_or_else(|| anyhow::anyhow!("malformed Content-Range `{header}`"))?;
-    let (a, b) = range
+    let (a, b) = span
         .split_once('-')
         .ok_or_else(|| anyhow::anyhow!("malformed Content-Range `{header}`"))?;
     let parse = |s: &str| {
@@ -67,9 +74,14 @@ pub fn content_range_start(header: &str, from: u64, size: u64) -> anyhow::Result
             .map_err(|_| anyhow::anyhow!("malformed Content-Range `{header}`"))
     };
     let (a, b) = (parse(a)?, parse(b)?);
-    if a != from || b.checked_add(1) != Some(size) || (total != "*" && parse(total)? != size) {
+    if a != range.start
+        || b.checked_add(1) != Some(range.end)
+        || (total != "*" && parse(total)? != size)
+    {
         bail!(
-            "the registry answered Content-Range `{header}` for bytes {from}- of a {size}-byte blob"
+            "the registry answered Content-Range `{header}` for bytes {}-{} of a {size}-byte blob",
+            range.start,
+            range.end.saturating_sub(1)
         );
     }
     Ok(())
@@ -153,6 +165,9 @@ mod tests {
         assert!(content_range_start("bytes 4-9/11", 4, 10).is_err());
         assert!(content_range_start("items 4-9/10", 4, 10).is_err());
         assert!(content_range_start("bytes x-9/10", 4, 10).is_err());
+        content_range_is("bytes 4-6/10", 4..7, 10).unwrap();
+        assert!(content_range_is("bytes 4-7/10", 4..7, 10).is_err());
+        assert!(content_range_is("bytes 3-6/10", 4..7, 10).is_err());
     }
 
     #[test]

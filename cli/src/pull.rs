@@ -1,6 +1,7 @@
 //! `adapterctl pull REF -o DIR [--lock FILE] [--locked FILE] [--force] [--kind K]`: resolve,
-//! download in parallel into `.DIR.partial-<digest12>` next to DIR (a re-run resumes), verify
-//! every size and digest, then rename into place. Nothing is placed unless every file verified.
+//! download in parallel into `.DIR.partial-<digest12>` next to DIR (a re-run resumes; a large
+//! file comes in parallel ranges, hashed in order as they land), verify every size and
+//! digest, then rename into place. Nothing is placed unless every file verified.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,7 @@ pub const CONCURRENCY: usize = 4;
 const WRITE_BUFFER: usize = 4 << 20;
 
 mod download;
+mod ranged;
 
 use download::download_all;
 

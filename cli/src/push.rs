@@ -17,10 +17,10 @@ use anyhow::{Context, anyhow};
 use serde_json::{Map, Value, json};
 
 use crate::Ctx;
-use crate::cache::{DigestCache, UploadState};
+use crate::cache::{DigestCache, Lookup, UploadState};
 use crate::exit::{CONFLICT, Failure, PROBLEMS, VERIFY};
 use crate::progress::Bars;
-use crate::upload::{self, Blob, Source};
+use crate::upload::{self, Blob, Job, Pending, Source};
 
 /// Arguments of `adapterctl push`.
 #[derive(Debug, clap::Args)]
@@ -140,7 +140,8 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
     if let Some(labels) = labels {
         meta.insert(metadata::LABELS.into(), labels);
     }
-    let files: Vec<LocalFile>;
+    // The files the manifest lists (hashed below, or while they upload).
+    let to_push: Vec<(FilePath, PathBuf)>;
     let mut extra_blobs: Vec<Blob> = Vec::new();
     match kind {
         Kind::Adapter => {
@@ -174,7 +175,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
                 f.details = json!({"errors": errors});
                 return Err(f);
             }
-            files = hash_all(&mut cache, &listed.files, &bars).await?;
+            to_push = listed.files.clone();
             let mut base = BaseModelRef {
                 name_or_path: report.base_model_name_or_path.clone(),
                 ..BaseModelRef::default()
@@ -215,7 +216,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
                     .filter(|(p, _)| !weights.contains(p.as_str()))
                     .cloned()
                     .collect();
-                files = hash_all(&mut cache, &others, &bars).await?;
+                to_push = others;
                 let paths: Vec<PathBuf> = m.files.iter().map(|f| m.root.join(&f.path)).collect();
                 let hashed = hash_paths(&mut cache, &paths, &bars).await?;
                 let mut described = Vec::new();
@@ -241,18 +242,81 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
                     serde_json::to_value(&described).expect("serialises"),
                 );
             } else {
-                files = hash_all(&mut cache, &listed.files, &bars).await?;
+                to_push = listed.files.clone();
             }
         }
     }
-    if let Err(e) = cache.save() {
-        warn(&bars, format!("could not save the digest cache: {e:#}"));
-    }
-    if files.is_empty() {
+    if to_push.is_empty() {
         return Err(Failure::unreadable(anyhow!(
             "{}: no files to push",
             args.dir.display()
         )));
+    }
+
+    // Digests the cache knows (and of small files, hashed now) are checked with the registry
+    // before anything is sent; large files it does not know are hashed while they upload.
+    let client = ctx.client()?;
+    let planned = plan(&mut cache, &to_push, &bars).await?;
+    if let Err(e) = cache.save() {
+        warn(&bars, format!("could not save the digest cache: {e:#}"));
+    }
+    let mut blobs: BTreeMap<Digest, Blob> = BTreeMap::new();
+    for f in &planned {
+        if let Planned::Known(f) = f {
+            blobs.entry(f.digest).or_insert_with(|| Blob {
+                digest: f.digest,
+                size: f.size,
+                label: f.path.to_string(),
+                source: Source::File(f.abs.clone()),
+            });
+        }
+    }
+    for b in extra_blobs {
+        blobs.entry(b.digest).or_insert(b);
+    }
+    let digests: Vec<Digest> = blobs.keys().copied().collect();
+    let missing: BTreeSet<Digest> = client
+        .missing_blobs(&digests)
+        .await
+        .map_err(|e| Failure::from(e).context("checking which blobs the registry has"))?
+        .into_iter()
+        .collect();
+    let mut jobs: Vec<Job> = blobs
+        .values()
+        .filter(|b| missing.contains(&b.digest))
+        .cloned()
+        .map(Job::Known)
+        .collect();
+    let known_jobs = jobs.len();
+    jobs.extend(planned.iter().filter_map(|f| match f {
+        Planned::Pending(pending) => Some(Job::Hashing(pending.clone())),
+        Planned::Known(_) => None,
+    }));
+    let uploaded_files = jobs.len();
+    let skipped_files = blobs.len() - known_jobs;
+    let state = UploadState::new(ctx.cache_dir.as_deref());
+    let (stats, hashed) = upload::upload_all(&client, &state, jobs, &bars).await?;
+    let mut hashed = hashed.into_iter().skip(known_jobs).flatten();
+    let mut files: Vec<LocalFile> = Vec::with_capacity(planned.len());
+    for (f, (path, abs)) in planned.into_iter().zip(&to_push) {
+        files.push(match f {
+            Planned::Known(f) => f,
+            Planned::Pending(p) => {
+                let digest = hashed.next().expect("one digest per hashing upload");
+                if let Err(e) = cache.remember(&p.miss, digest, p.miss.before.size) {
+                    warn(&bars, format!("{}: {e}", p.miss.path.display()));
+                }
+                LocalFile {
+                    path: path.clone(),
+                    abs: abs.clone(),
+                    size: p.miss.before.size,
+                    digest,
+                }
+            }
+        });
+    }
+    if let Err(e) = cache.save() {
+        warn(&bars, format!("could not save the digest cache: {e:#}"));
     }
 
     let entries: Vec<FileEntry> = files
@@ -266,37 +330,6 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
     let manifest = Manifest::new(kind, entries, meta)
         .map_err(|e| Failure::unreadable(anyhow!("{}: {e}", args.dir.display())))?;
     let manifest_digest = manifest.digest();
-
-    // Upload what the registry lacks (each digest once).
-    let client = ctx.client()?;
-    let mut blobs: BTreeMap<Digest, Blob> = BTreeMap::new();
-    for f in &files {
-        blobs.entry(f.digest).or_insert_with(|| Blob {
-            digest: f.digest,
-            size: f.size,
-            label: f.path.to_string(),
-            source: Source::File(f.abs.clone()),
-        });
-    }
-    for b in extra_blobs {
-        blobs.entry(b.digest).or_insert(b);
-    }
-    let digests: Vec<Digest> = blobs.keys().copied().collect();
-    let missing: BTreeSet<Digest> = client
-        .missing_blobs(&digests)
-        .await
-        .map_err(|e| Failure::from(e).context("checking which blobs the registry has"))?
-        .into_iter()
-        .collect();
-    let to_upload: Vec<Blob> = blobs
-        .values()
-        .filter(|b| missing.contains(&b.digest))
-        .cloned()
-        .collect();
-    let uploaded_files = to_upload.len();
-    let skipped_files = blobs.len() - uploaded_files;
-    let state = UploadState::new(ctx.cache_dir.as_deref());
-    let stats = upload::upload_all(&client, &state, to_upload, &bars).await?;
 
     // Publish.
     let (created, info) = match client
@@ -494,6 +527,50 @@ async fn hash_all(
             size,
             digest,
         })
+        .collect())
+}
+
+/// A file to push: its digest known (cached, or hashed now because it is small enough for
+/// one `PUT`), or pending (hashed while it uploads).
+enum Planned {
+    Known(LocalFile),
+    Pending(Pending),
+}
+
+async fn plan(
+    cache: &mut DigestCache,
+    files: &[(FilePath, PathBuf)],
+    bars: &Bars,
+) -> Result<Vec<Planned>, Failure> {
+    let mut small: Vec<(FilePath, PathBuf)> = Vec::new();
+    let mut out: Vec<Option<Planned>> = Vec::with_capacity(files.len());
+    for (path, abs) in files {
+        let looked = cache
+            .lookup(abs)
+            .map_err(|e| Failure::unreadable(anyhow!("{}: {e}", abs.display())))?;
+        out.push(match looked {
+            Lookup::Hit(digest, size) => Some(Planned::Known(LocalFile {
+                path: path.clone(),
+                abs: abs.clone(),
+                size,
+                digest,
+            })),
+            Lookup::Miss(miss) if miss.before.size > upload::MONOLITHIC_MAX => {
+                Some(Planned::Pending(Pending {
+                    label: path.to_string(),
+                    miss,
+                }))
+            }
+            Lookup::Miss(_) => {
+                small.push((path.clone(), abs.clone()));
+                None
+            }
+        });
+    }
+    let mut hashed = hash_all(cache, &small, bars).await?.into_iter();
+    Ok(out
+        .into_iter()
+        .map(|p| p.unwrap_or_else(|| Planned::Known(hashed.next().expect("hashed in order"))))
         .collect())
 }
 

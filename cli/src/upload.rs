@@ -1,6 +1,7 @@
 //! Uploading blobs: small ones in one streamed `PUT`, large ones through resumable sessions
 //! (`POST /v1/uploads`, `PATCH` chunks with `Upload-Offset`, `PUT ?digest=`), resumed from
-//! the server's offset after an interruption. Files are never read whole into memory.
+//! the server's offset after an interruption; large files not hashed yet are hashed while
+//! they upload ([`hashing`]). Files are never read whole into memory.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,16 +16,21 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use crate::cache::{SessionRecord, UploadState};
+
+mod hashing;
+
 use crate::client::{Client, ClientError, wrong_offset};
 use crate::exit::{Failure, SERVER, VERIFY};
 use crate::progress::Bars;
+pub use hashing::Pending;
 
 /// Files up to this size go in one `PUT`; larger ones through a resumable session.
 pub const MONOLITHIC_MAX: u64 = 64 << 20;
 /// Most bytes per `PATCH`. The registry keeps what arrived when a chunk is interrupted, so
 /// large chunks lose nothing on a failure, and a file sent in one chunk becomes its blob by a
-/// rename (filesystem) or server-side copy (S3, up to 5 GB) instead of a second write.
-pub const CHUNK: u64 = 4 << 30;
+/// rename (filesystem) or server-side copy (S3, up to 5 GB) instead of a second write. The
+/// cap keeps one chunk within S3's 10,000 parts of the registry's 5 MiB multipart writes.
+pub const CHUNK: u64 = 32 << 30;
 /// Uploads in flight at once.
 pub const CONCURRENCY: usize = 4;
 /// How many times one session may fail to make progress (network errors, offset
@@ -56,32 +62,56 @@ pub struct Stats {
     pub resumed: AtomicU64,
 }
 
-/// Upload every blob, [`CONCURRENCY`] at a time.
+/// One upload of a push.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// A blob whose digest is known (the registry said it lacks it).
+    Known(Blob),
+    /// A large file not hashed yet: hashed while it uploads ([`hashing`]).
+    Hashing(Pending),
+}
+
+/// Upload every job, [`CONCURRENCY`] at a time. Returns the counters and, in the order of
+/// `jobs`, the digest of each [`Job::Hashing`] file.
 pub async fn upload_all(
     client: &Client,
     state: &UploadState,
-    blobs: Vec<Blob>,
+    jobs: Vec<Job>,
     bars: &Bars,
-) -> Result<Stats, Failure> {
+) -> Result<(Stats, Vec<Option<Digest>>), Failure> {
     let stats = Stats::default();
-    futures::stream::iter(blobs)
-        .map(|blob| {
-            let bar = bars.bytes(&blob.label, blob.size);
+    let digests = futures::stream::iter(jobs)
+        .map(|job| {
             let stats = &stats;
             async move {
-                let r = if blob.size <= MONOLITHIC_MAX || matches!(blob.source, Source::Bytes(_)) {
-                    upload_whole(client, &blob, &bar, stats).await
-                } else {
-                    upload_resumable(client, state, &blob, &bar, stats).await
-                };
-                bar.finish_and_clear();
-                r.map_err(|f| f.context(format!("uploading {}", blob.label)))
+                match job {
+                    Job::Known(blob) => {
+                        let bar = bars.bytes(&blob.label, blob.size);
+                        let r = if blob.size <= MONOLITHIC_MAX
+                            || matches!(blob.source, Source::Bytes(_))
+                        {
+                            upload_whole(client, &blob, &bar, stats).await
+                        } else {
+                            upload_resumable(client, state, &blob, &bar, stats).await
+                        };
+                        bar.finish_and_clear();
+                        r.map(|()| None)
+                            .map_err(|f| f.context(format!("uploading {}", blob.label)))
+                    }
+                    Job::Hashing(file) => {
+                        let bar = bars.bytes(&file.label, file.miss.before.size);
+                        let r = hashing::upload_hashing(client, state, &file, &bar, stats).await;
+                        bar.finish_and_clear();
+                        r.map(Some)
+                            .map_err(|f| f.context(format!("uploading {}", file.label)))
+                    }
+                }
             }
         })
-        .buffer_unordered(CONCURRENCY)
-        .try_collect::<Vec<()>>()
+        .buffered(CONCURRENCY)
+        .try_collect::<Vec<Option<Digest>>>()
         .await?;
-    Ok(stats)
+    Ok((stats, digests))
 }
 
 /// The body for bytes `offset..offset + len` of the blob, streamed.
@@ -157,6 +187,7 @@ async fn upload_resumable(
             Some(SessionRecord {
                 id: id.to_owned(),
                 size: blob.size,
+                file: None,
             }),
         )
     };

@@ -184,20 +184,28 @@ impl Hasher {
 pub struct StateError;
 
 /// Hash everything `reader` yields, in bounded memory. Returns the digest and the byte count.
-pub fn sha256_reader<R: Read>(mut reader: R) -> io::Result<(Digest, u64)> {
+pub fn sha256_reader<R: Read>(reader: R) -> io::Result<(Digest, u64)> {
     let mut hasher = Hasher::new();
+    hash_into(&mut hasher, reader)?;
+    let len = hasher.len();
+    Ok((hasher.finish(), len))
+}
+
+/// Feed everything `reader` yields into `hasher` (which may hold a prefix already), in
+/// bounded memory. Returns the bytes read.
+pub fn hash_into<R: Read>(hasher: &mut Hasher, mut reader: R) -> io::Result<u64> {
     let mut buf = vec![0u8; HASH_BUFFER];
+    let mut total = 0;
     loop {
         let n = match reader.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
         hasher.update(&buf[..n]);
+        total += n as u64;
     }
-    let len = hasher.len();
-    Ok((hasher.finish(), len))
 }
 
 /// Hash a file on disk.

@@ -28,9 +28,18 @@ impl Backend {
     /// # Panics
     /// If the scale-out services are not configured or do not answer.
     pub fn new(stack: &Stack) -> Backend {
+        Backend::new_in(stack, &std::env::temp_dir())
+    }
+
+    /// [`new`](Backend::new) with the data directory made inside `parent` (a benchmark puts
+    /// it on the filesystem it measures).
+    ///
+    /// # Panics
+    /// As [`new`](Backend::new), and if `parent` cannot hold a new directory.
+    pub fn new_in(stack: &Stack, parent: &Path) -> Backend {
         let data_dir = tempfile::Builder::new()
             .prefix("adapter-registry-test-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("cannot create a temporary data directory");
         let (postgres, s3) = match stack {
             Stack::Embedded => (None, None),

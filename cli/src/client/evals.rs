@@ -4,7 +4,6 @@
 use adapter_core::api::{EvalBatch, EvalInput, EvalList, kind_segment};
 use adapter_core::digest::Digest;
 use adapter_core::manifest::Kind;
-use reqwest::header::RANGE;
 use reqwest::{Method, StatusCode};
 
 use super::{Client, ClientError, Result};
@@ -55,13 +54,9 @@ impl Client {
         if len == 0 {
             return Ok(Vec::new());
         }
-        let url = self.url(&["v1", "blobs", &digest.to_string()]);
         let last = from.saturating_add(len - 1);
         let mut resp = self
-            .send_ok(
-                self.request(Method::GET, url)
-                    .header(RANGE, format!("bytes={from}-{last}")),
-            )
+            .get_blob_range(digest, from..from.saturating_add(len))
             .await?;
         let status = resp.status();
         if status != StatusCode::PARTIAL_CONTENT && !(status == StatusCode::OK && from == 0) {

@@ -2,9 +2,10 @@
 //! files with `Range` (re-hashing what they hold), verifying every size and digest.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use adapter_core::digest::{Digest, HASH_BUFFER, Hasher};
+use adapter_core::digest::{Digest, Hasher, hash_into};
 use adapter_core::manifest::{FileEntry, Manifest};
 use anyhow::anyhow;
 use futures::{StreamExt, TryStreamExt};
@@ -13,9 +14,10 @@ use reqwest::StatusCode;
 use reqwest::header::CONTENT_RANGE;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
+use super::ranged::{self, Frontiers};
 use super::{CONCURRENCY, Stats, WRITE_BUFFER, io_fail};
 use crate::client::{Client, ClientError};
-use crate::exit::{Failure, NOT_FOUND, SERVER, VERIFY};
+use crate::exit::{Failure, SERVER, VERIFY};
 use crate::fsutil::{ResumePlan, content_range_start, list_files, resume_plan, safe_join};
 use crate::progress::Bars;
 
@@ -26,6 +28,10 @@ pub(super) async fn download_all(
     bars: &Bars,
     stats: &Stats,
 ) -> Result<(), Failure> {
+    let frontiers = Arc::new(Frontiers::load(partial));
+    if !partial.exists() {
+        frontiers.clear();
+    }
     std::fs::create_dir_all(partial)
         .map_err(|e| Failure::unreadable(anyhow!("creating {}: {e}", partial.display())))?;
     // Anything in the partial directory that the manifest does not list goes.
@@ -45,11 +51,14 @@ pub(super) async fn download_all(
         })
         .collect::<Result<Vec<_>, _>>()?;
     futures::stream::iter(jobs)
-        .map(|(entry, target)| async move {
-            let bar = bars.bytes(entry.path.as_str(), entry.size);
-            let r = fetch(client, &entry, &target, &bar, stats).await;
-            bar.finish_and_clear();
-            r.map_err(|f| f.context(format!("downloading {}", entry.path)))
+        .map(|(entry, target)| {
+            let frontiers = &frontiers;
+            async move {
+                let bar = bars.bytes(entry.path.as_str(), entry.size);
+                let r = fetch(client, &entry, &target, &bar, stats, frontiers).await;
+                bar.finish_and_clear();
+                r.map_err(|f| f.context(format!("downloading {}", entry.path)))
+            }
         })
         .buffer_unordered(CONCURRENCY)
         .try_collect::<Vec<()>>()
@@ -62,16 +71,8 @@ async fn hash_prefix(path: &Path, len: u64) -> Result<Hasher, Failure> {
     let p = path.to_path_buf();
     tokio::task::spawn_blocking(move || -> std::io::Result<Hasher> {
         use std::io::Read;
-        let mut f = std::fs::File::open(&p)?.take(len);
         let mut h = Hasher::new();
-        let mut buf = vec![0u8; HASH_BUFFER];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
+        hash_into(&mut h, std::fs::File::open(&p)?.take(len))?;
         Ok(h)
     })
     .await
@@ -98,12 +99,13 @@ async fn fetch(
     target: &Path,
     bar: &ProgressBar,
     stats: &Stats,
+    frontiers: &Arc<Frontiers>,
 ) -> Result<(), Failure> {
-    match fetch_once(client, entry, target, bar, stats).await {
+    match fetch_once(client, entry, target, bar, stats, frontiers).await {
         Err(Retry::FromScratch(reused)) => {
             stats.reused.fetch_sub(reused, Ordering::Relaxed);
             bar.set_position(0);
-            match fetch_once(client, entry, target, bar, stats).await {
+            match fetch_once(client, entry, target, bar, stats, frontiers).await {
                 Ok(()) => Ok(()),
                 Err(Retry::Fail(f)) => Err(f),
                 Err(Retry::FromScratch(_)) => {
@@ -134,14 +136,17 @@ async fn fetch_once(
     target: &Path,
     bar: &ProgressBar,
     stats: &Stats,
+    frontiers: &Arc<Frontiers>,
 ) -> Result<(), Retry> {
     if let Some(parent) = target.parent() {
         tokio::fs::create_dir_all(parent)
             .await
             .map_err(io_fail(parent))?;
     }
+    let rel = entry.path.as_str();
     let have = match tokio::fs::symlink_metadata(target).await {
-        Ok(m) if m.is_file() => Some(m.len()),
+        // A file fetched in ranges is complete only up to its recorded frontier.
+        Ok(m) if m.is_file() => Some(frontiers.get(rel).map_or(m.len(), |f| f.min(m.len()))),
         Ok(_) => {
             // Not a regular file (a directory, a symlink): not ours to trust.
             let _ = tokio::fs::remove_dir_all(target).await;
@@ -159,6 +164,7 @@ async fn fetch_once(
             let h = hash_prefix(target, entry.size).await?;
             let len = h.len();
             if len == entry.size && h.finish() == entry.digest {
+                frontiers.set(rel, None)?;
                 stats.reused.fetch_add(entry.size, Ordering::Relaxed);
                 bar.inc(entry.size);
                 return Ok(());
@@ -168,6 +174,12 @@ async fn fetch_once(
             hasher = hash_prefix(target, n).await?;
             from = hasher.len();
         }
+    }
+    if entry.size - from >= ranged::RANGED_MIN {
+        let hasher =
+            ranged::fetch(client, entry, target, from, hasher, bar, stats, frontiers).await?;
+        stats.reused.fetch_add(from, Ordering::Relaxed);
+        return verified(entry, target, hasher, from, frontiers).await;
     }
     let mut file = tokio::fs::OpenOptions::new()
         .create(true)
@@ -186,12 +198,7 @@ async fn fetch_once(
             hasher = Hasher::new();
             client.get_blob(&entry.digest, 0).await?
         }
-        Err(e) if e.is_not_found() => {
-            let mut f = Failure::from(e);
-            f.code = NOT_FOUND;
-            return Err(f.into());
-        }
-        r => r?,
+        r => r.map_err(ranged::blob_failure)?,
     };
     match resp.status() {
         StatusCode::PARTIAL_CONTENT if from > 0 => {
@@ -257,14 +264,30 @@ async fn fetch_once(
     let file = file.into_inner();
     file.sync_all().await.map_err(io_fail(target))?;
     drop(file);
+    verified(entry, target, hasher, resumed_from, frontiers).await
+}
+
+/// The end of a download: the file (synced) verifies, or it is deleted, and fetched once
+/// more from scratch when a kept prefix of `resumed_from` bytes may be what was wrong.
+async fn verified(
+    entry: &FileEntry,
+    target: &Path,
+    hasher: Hasher,
+    resumed_from: u64,
+    frontiers: &Frontiers,
+) -> Result<(), Retry> {
     let len = hasher.len();
     let got = hasher.finish();
-    if len != entry.size || got != entry.digest {
+    let ok = len == entry.size && got == entry.digest;
+    if !ok {
         let _ = tokio::fs::remove_file(target).await;
-        if resumed_from > 0 {
-            return Err(Retry::FromScratch(resumed_from));
-        }
-        return Err(Retry::Fail(mismatch(entry, got, len)));
     }
-    Ok(())
+    frontiers.set(entry.path.as_str(), None)?;
+    if ok {
+        Ok(())
+    } else if resumed_from > 0 {
+        Err(Retry::FromScratch(resumed_from))
+    } else {
+        Err(Retry::Fail(mismatch(entry, got, len)))
+    }
 }

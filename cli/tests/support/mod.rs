@@ -89,6 +89,11 @@ impl Env {
 
     /// Corrupt the stored bytes of a blob (same length, first byte flipped).
     pub fn tamper(&self, digest: &Digest) {
+        self.tamper_at(digest, 0);
+    }
+
+    /// Flip the bits of the stored byte at `offset` of a blob.
+    pub fn tamper_at(&self, digest: &Digest, offset: usize) {
         let hex = digest.hex();
         if let Some(s3) = self.backend.s3() {
             let key = s3
@@ -97,15 +102,51 @@ impl Env {
                 .find(|k| k.ends_with(&hex))
                 .unwrap_or_else(|| panic!("no S3 key for {digest}"));
             let mut bytes = s3.get(&key).unwrap();
-            bytes[0] ^= 0xff;
+            bytes[offset] ^= 0xff;
             s3.put(&key, &bytes);
             return;
         }
         let path = find_file(self.backend.data_dir(), &hex)
             .unwrap_or_else(|| panic!("no stored file for {digest}"));
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[0] ^= 0xff;
-        std::fs::write(&path, bytes).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        use std::io::{Read, Seek, SeekFrom};
+        let mut byte = [0u8];
+        f.seek(SeekFrom::Start(offset as u64)).unwrap();
+        f.read_exact(&mut byte).unwrap();
+        byte[0] ^= 0xff;
+        f.seek(SeekFrom::Start(offset as u64)).unwrap();
+        f.write_all(&byte).unwrap();
+    }
+
+    /// Every object key in the blob store (files below the data dir's `blobs/`, or the
+    /// bucket's keys), sorted.
+    pub fn stored_keys(&self) -> Vec<String> {
+        if let Some(s3) = self.backend.s3() {
+            let mut keys = s3.keys("");
+            keys.sort();
+            return keys;
+        }
+        let mut out = Vec::new();
+        let mut stack = vec![self.backend.data_dir().join("blobs")];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                let entry = entry.unwrap();
+                if entry.file_type().unwrap().is_dir() {
+                    stack.push(entry.path());
+                } else {
+                    out.push(entry.path().display().to_string());
+                }
+            }
+        }
+        out.sort();
+        out
     }
 }
 
