@@ -136,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut config =
                 Config::from_storage_args(&args.storage, Duration::from_secs(args.upload_ttl))?;
             config.public_read = args.public_read;
+            config.public_url = args.public_url.clone();
             config.jobs = args.jobs.config();
             tracing::info!(?config, "starting");
             let state = serve::open(config).await?;

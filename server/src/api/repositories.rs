@@ -82,7 +82,19 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<RepositoryList>> {
-    let req = search::parse(raw.as_deref())?;
+    Ok(Json(
+        search_page(&app, kind, &caller, raw.as_deref()).await?,
+    ))
+}
+
+/// One page of `GET /v1/{kind}?{raw}` as `caller` sees it (the HTML search page calls it too).
+pub async fn search_page(
+    app: &AppState,
+    kind: Kind,
+    caller: &Caller,
+    raw: Option<&str>,
+) -> ApiResult<RepositoryList> {
+    let req = search::parse(raw)?;
     // A namespace-limited token sees only its namespaces.
     let filter = SearchFilter {
         visible: caller.visible_namespaces(),
@@ -125,10 +137,10 @@ pub async fn list(
         });
         repositories.push(info);
     }
-    Ok(Json(RepositoryList {
+    Ok(RepositoryList {
         repositories,
         next_cursor,
-    }))
+    })
 }
 
 /// The keyset position of a hit under this sort.

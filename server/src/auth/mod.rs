@@ -4,6 +4,10 @@
 //! bearer token, checks the route's [`policy::requirement`], hands the [`Caller`] to the
 //! handler, and appends an audit entry for every mutation (allowed or refused) with the
 //! outcome. Tokens are `art_` + 64 hex digits; only their sha256 is stored.
+//!
+//! The HTML pages (`ui`) sign in with the token kept in the [`SESSION_COOKIE`]; only routes
+//! that [`is_html_route`] read it, so `/v1` and `/hf` stay bearer-only (no cookie, no CSRF
+//! surface there).
 
 pub mod policy;
 mod walls;
@@ -35,6 +39,28 @@ pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 pub const ANONYMOUS: &str = "anonymous";
 /// Longest `Authorization` value looked at.
 const MAX_SECRET: usize = 256;
+/// The cookie the HTML pages keep the signed-in token in (HttpOnly, SameSite=Strict; set by
+/// `ui`'s sign-in page).
+pub const SESSION_COOKIE: &str = "registry_session";
+
+/// Is the matched route `template` one of the HTML pages (the only routes that honour the
+/// [`SESSION_COOKIE`])?
+pub fn is_html_route(template: &str) -> bool {
+    template == "/" || template.starts_with("/ui/")
+}
+
+/// The value of the [`SESSION_COOKIE`] in the request's `Cookie` headers.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
 
 /// Who is calling: given to every handler as an `Extension`.
 #[derive(Debug, Clone, Default)]
@@ -166,6 +192,15 @@ async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Option<TokenInfo>,
     if !scheme.eq_ignore_ascii_case("bearer") || secret.is_empty() || secret.len() > MAX_SECRET {
         return Err(malformed());
     }
+    token_of_secret(db, secret).await.map(Some)
+}
+
+/// The live token whose secret is `secret` (known, not revoked, not expired), or
+/// `unauthenticated`; records its use.
+pub async fn token_of_secret(db: &Db, secret: &str) -> Result<TokenInfo, ApiError> {
+    if secret.len() > MAX_SECRET {
+        return Err(unauthenticated("the token is not known to this registry"));
+    }
     let token = db
         .token_by_hash(&hash_secret(secret))
         .await?
@@ -180,7 +215,28 @@ async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Option<TokenInfo>,
     if token.last_used_at.is_none_or(|at| at < now - 60) {
         db.touch_token(&token.id).await?;
     }
-    Ok(Some(token))
+    Ok(token)
+}
+
+/// Who calls: the bearer token; on an HTML route without one, the [`SESSION_COOKIE`]'s
+/// (a stale or unknown cookie reads as anonymous, so the page can send the browser to
+/// sign in again).
+async fn caller_token(
+    db: &Db,
+    headers: &HeaderMap,
+    html: bool,
+) -> Result<Option<TokenInfo>, ApiError> {
+    if headers.contains_key(header::AUTHORIZATION) || !html {
+        return authenticate(db, headers).await;
+    }
+    let Some(secret) = session_cookie(headers) else {
+        return Ok(None);
+    };
+    match token_of_secret(db, secret).await {
+        Ok(token) => Ok(Some(token)),
+        Err(e) if e.code() == "unauthenticated" => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The middleware (installed with `route_layer`, so only on routes that matched).
@@ -196,7 +252,8 @@ pub async fn layer(State(app): State<AppState>, mut req: Request, next: Next) ->
     // The Hub protocol's clients get its error shape, refusals included.
     let hub = crate::error::is_hub_path(&path);
     let refuse = |e: ApiError| refuse(e, hub);
-    let (caller, res) = match authenticate(&app.db, req.headers()).await {
+    let html = is_html_route(&template);
+    let (caller, res) = match caller_token(&app.db, req.headers(), html).await {
         Err(e) => (Caller::default(), refuse(e)),
         Ok(token) => {
             let caller = Caller { token };
