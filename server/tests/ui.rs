@@ -189,7 +189,7 @@ async fn catalogue_pages_show_the_data_and_escape_it() {
             "mmlu:acc = 0.6125",
             "org/base-b",
             "o_proj",
-            "team=&lt;script&gt;alert(1)&lt;/script&gt;",
+            "team=search",
         ] {
             assert!(index.contains(needle), "{stack}: index lacks {needle}");
         }

@@ -53,16 +53,11 @@ pub fn panel(origin: &str, info: &VersionInfo, max_lora_rank: Option<u64>) -> St
     };
     let dir = out_dir(info);
     let mut out = String::from("<h2 id=\"use-it\">Use it</h2><div class=\"panel\">");
-    out.push_str(&format!(
-        "<p class=\"muted\">With <code>ADAPTERCTL_URL={}</code> and a token \
-         (<code>adapterctl login</code>):</p>",
-        esc(origin)
-    ));
     out.push_str(&snippet(
         "pull",
-        "adapterctl pull",
+        "adapterctl pull (with a token: <code>adapterctl login</code>)",
         &format!(
-            "adapterctl pull {repo}@{}{kind_flag} -o {dir}",
+            "export ADAPTERCTL_URL={origin}\nadapterctl pull {repo}@{}{kind_flag} -o {dir}",
             info.version
         ),
     ));

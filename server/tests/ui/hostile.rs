@@ -9,13 +9,9 @@ use crate::common::{Reply, TestServer, stacks};
 use crate::seed::{Spec, publish};
 use crate::{OUR_SCRIPT, browser};
 
-/// Markup that would run or load something if it reached the page unescaped.
-const MARKUP: &[&str] = &[
-    "<script>alert",
-    "<img src=x",
-    "<svg onload",
-    "onerror=alert",
-];
+/// Markup that would run or load something if it reached the page unescaped (escaped, as
+/// text, it is harmless).
+const MARKUP: &[&str] = &["<script>alert", "<img src=x", "<svg onload"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn errors_are_pages_for_browsers_and_nothing_hostile_is_reflected() {
