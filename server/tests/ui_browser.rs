@@ -149,6 +149,20 @@ async fn path_of(c: &Client) -> String {
     }
 }
 
+/// Wait until the browser is at `path` (a click starts a navigation; it may not have ended
+/// when the click returns).
+async fn wait_path(c: &Client, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = path_of(c).await;
+        if now == path {
+            return;
+        }
+        assert!(Instant::now() < deadline, "at {now}, not {path}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn search(c: &Client, url: &str, field: &str, value: &str) -> String {
     c.goto(&format!("{url}/")).await.unwrap();
     let input = c
@@ -162,6 +176,14 @@ async fn search(c: &Client, url: &str, field: &str, value: &str) -> String {
         .click()
         .await
         .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path_of(c)
+        .await
+        .contains(&format!("{field}={}", value.replace('/', "%2F")))
+    {
+        assert!(Instant::now() < deadline, "the search did not load");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     c.source().await.unwrap()
 }
 
@@ -285,7 +307,7 @@ async fn a_reader_browses_signs_in_and_out_in_chromium() {
         .click()
         .await
         .unwrap();
-    assert_eq!(path_of(&c).await, "/");
+    wait_path(&c, "/").await;
     let index = c.source().await.unwrap();
     assert!(
         index.contains("acme/bot") && index.contains("acme-reader"),
@@ -306,7 +328,7 @@ async fn a_reader_browses_signs_in_and_out_in_chromium() {
     let by_target = search(&c, &url, "target", "q_proj").await;
     assert!(by_target.contains(">acme/bot<"), "{by_target}");
     shot(&c, "search").await;
-    let none = search(&c, &url, "target", "o_proj").await;
+    let none = search(&c, &url, "target", "gate_proj").await;
     assert!(none.contains("Nothing matches"), "{none}");
     c.goto(&format!("{url}/?kind=models")).await.unwrap();
     assert!(c.source().await.unwrap().contains(">acme/bot-merged<"));
@@ -340,7 +362,7 @@ async fn a_reader_browses_signs_in_and_out_in_chromium() {
     if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/img");
         std::fs::create_dir_all(&dir).unwrap();
-        c.set_window_size(1100, 1500).await.unwrap();
+        c.set_window_size(1000, 1250).await.unwrap();
         std::fs::write(dir.join("version-page.png"), c.screenshot().await.unwrap()).unwrap();
         c.set_window_size(1280, 1400).await.unwrap();
     }
@@ -363,7 +385,7 @@ async fn a_reader_browses_signs_in_and_out_in_chromium() {
         .click()
         .await
         .unwrap();
-    assert_eq!(path_of(&c).await, "/ui/models/acme/bot-merged/1.0.0");
+    wait_path(&c, "/ui/models/acme/bot-merged/1.0.0").await;
     let from = text(&c, "#derived-from").await;
     assert!(
         from.contains("acme/bot@1.0.0") && from.contains("acme/llama@1.0.0"),
@@ -415,7 +437,7 @@ async fn a_reader_browses_signs_in_and_out_in_chromium() {
         .click()
         .await
         .unwrap();
-    assert_eq!(path_of(&c).await, "/ui/sign-in");
+    wait_path(&c, "/ui/sign-in").await;
     c.goto(&format!("{url}/ui/adapters/acme/bot"))
         .await
         .unwrap();

@@ -32,7 +32,8 @@ const SCRIPT: &str = r#"(function () {
         try { document.execCommand("copy"); done(); } catch (e) { /* selected: copy by hand */ }
       }
     });
-    pre.parentNode.insertBefore(b, pre.nextSibling);
+    var heading = pre.previousElementSibling;
+    if (heading && heading.tagName === "H3") { heading.appendChild(b); } else { pre.parentNode.insertBefore(b, pre); }
   });
   function refresh() {
     var table = document.querySelector("table[data-live]");

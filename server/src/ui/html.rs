@@ -98,6 +98,7 @@ background:var(--bad);color:var(--bg)}.pager{display:flex;gap:1em;margin:.6em 0}
 var(--line);border-radius:4px;padding:.3em .5em;background:var(--panel)}.lineage .self{\
 border-color:var(--link)}.lineage .col{display:flex;flex-direction:column;gap:.3em}\
 .arrow{color:var(--muted);font-size:1.2em}progress{width:8em}\
+h3{font-size:.95em;margin:.8em 0 .2em}button.copy{font-size:.8em;margin-left:.6em;padding:0 .4em}\
 @media (max-width:640px){body{font-size:14px}th,td{padding:.25em .3em}}";
 
 /// One step of a page's breadcrumb: its label and where it links (`None`: this page).

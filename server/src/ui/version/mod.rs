@@ -117,19 +117,12 @@ pub async fn version(
     );
     body.push_str(&banner(&info));
     body.push_str(&sections::summary(&info));
-    let max_rank = validations
-        .validations
-        .iter()
-        .find_map(|v| v.report["serving"]["stacks"]["vllm"]["max_lora_rank"].as_u64());
-    body.push_str(&use_it::panel(
-        &use_it::origin(&app, &headers),
-        &info,
-        max_rank,
-    ));
     body.push_str(&sections::files(
         &info,
         &format!("{base}/{}", seg(&info.version)),
     ));
+    body.push_str(&validations_section(&validations.validations));
+    body.push_str(&lineage::graph(&lineage_view, &title));
 
     // Evals: this version against the previous one, with the forgetting rule of `diff`.
     let prev = previous(&versions, &info.version);
@@ -148,8 +141,15 @@ pub async fn version(
     let history = app.db.latest_evals_of(&all_ids).await?;
     body.push_str(&chart::across_versions(&versions, &history));
 
-    body.push_str(&validations_section(&validations.validations));
-    body.push_str(&lineage::graph(&lineage_view, &title));
+    let max_rank = validations
+        .validations
+        .iter()
+        .find_map(|v| v.report["serving"]["stacks"]["vllm"]["max_lora_rank"].as_u64());
+    body.push_str(&use_it::panel(
+        &use_it::origin(&app, &headers),
+        &info,
+        max_rank,
+    ));
     body.push_str(&sections::aliases(&app, repo.id, &info.version).await?);
     body.push_str(&sections::trail(&app, &caller, me.id, &info, &repo).await?);
     body.push_str(&format!(
@@ -244,7 +244,7 @@ fn validations_section(list: &[ValidationInfo]) -> String {
             .collect();
         out.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td><b class=\"{class} verdict\">{}</b>{}</td><td>{}</td>\
-             <td><a href=\"/ui/jobs/{}\">{}</a><br><span class=\"muted\">{}</span></td></tr>",
+             <td><a href=\"/ui/jobs/{}\">{}…</a><br><span class=\"muted\">{}</span></td></tr>",
             link("adapters", &v.adapter),
             link("models", &v.base),
             esc(&v.verdict),
@@ -259,7 +259,7 @@ fn validations_section(list: &[ValidationInfo]) -> String {
                 serving
             },
             seg(&v.job_id),
-            esc(&v.job_id),
+            esc(v.job_id.get(..16).unwrap_or(&v.job_id)),
             date(v.created_at),
         ));
     }
