@@ -18,7 +18,7 @@ use serde_json::json;
 
 const HOSTILE: &str = "<script>alert(1)</script>";
 
-pub async fn html(s: &TestServer, path: &str) -> String {
+pub(crate) async fn html(s: &TestServer, path: &str) -> String {
     let r = s.get(path).await;
     assert_eq!(
         r.status,
@@ -37,7 +37,7 @@ pub async fn html(s: &TestServer, path: &str) -> String {
 }
 
 /// Every `src="…"` / `href="…"` value.
-pub fn links(page: &str) -> Vec<String> {
+pub(crate) fn links(page: &str) -> Vec<String> {
     let mut out = Vec::new();
     for attr in ["src=\"", "href=\""] {
         let mut rest = page;
@@ -52,7 +52,7 @@ pub fn links(page: &str) -> Vec<String> {
 
 /// A client that does not follow redirects, sends `Accept: text/html` like a browser
 /// navigating, and (with `token`) `Authorization: Bearer`.
-pub fn browser(token: Option<&str>) -> reqwest::Client {
+pub(crate) fn browser(token: Option<&str>) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         "accept",
@@ -69,9 +69,9 @@ pub fn browser(token: Option<&str>) -> reqwest::Client {
 }
 
 /// The one script element every page has (the pages' own, from this registry).
-pub const OUR_SCRIPT: &str = "<script src=\"/ui/assets/ui.js\" defer></script>";
+pub(crate) const OUR_SCRIPT: &str = "<script src=\"/ui/assets/ui.js\" defer></script>";
 
-pub fn assert_self_contained(page: &str, stack: &impl std::fmt::Display) {
+pub(crate) fn assert_self_contained(page: &str, stack: &impl std::fmt::Display) {
     // A version page's "use it" commands name this registry's own address; nothing else
     // may point outside.
     let outside = page

@@ -49,7 +49,12 @@ fn node(n: &LineageNode, class: &str) -> String {
     };
     format!(
         "<div class=\"node {class}\"><span class=\"muted\">{}{}</span><br>{label}{recipe}{yanked}</div>",
-        esc(&n.relation),
+        // A child's row says how it relates to its input; from here it is derived.
+        if class == "child" {
+            "derived".to_owned()
+        } else {
+            esc(&n.relation)
+        },
         n.kind
             .map(|k| format!(" · {}", k.as_str()))
             .unwrap_or_default(),

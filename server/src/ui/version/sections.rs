@@ -211,9 +211,9 @@ pub fn summary(info: &VersionInfo) -> String {
 /// Files with sizes and digests, each a download link; a headers-only model's weights that
 /// are not stored are listed too.
 pub fn files(info: &VersionInfo, version_href: &str) -> String {
-    let mut out = format!(
+    let mut out = String::from(
         "<h2>Files</h2><div class=\"scroll\"><table id=\"files\"><tr><th>path</th><th>size</th>\
-         <th>sha256</th></tr>"
+         <th>sha256</th></tr>",
     );
     for f in info.manifest.files() {
         let p = f.path.as_str();
