@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use adapter_core::digest::{Digest, HASH_BUFFER};
 use anyhow::{Context, Result, bail};
 
+pub mod conn;
 pub mod llama;
 
 pub const GIB: u64 = 1 << 30;

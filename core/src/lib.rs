@@ -9,6 +9,7 @@ pub mod compat;
 pub mod diag;
 pub mod digest;
 pub mod floats;
+pub mod forgetting;
 pub mod json;
 pub mod manifest;
 pub mod merge;

@@ -157,6 +157,11 @@ pub struct ServeArgs {
     /// Let anonymous callers read the catalogue and blobs (writes always need a token).
     #[arg(long, env = "ADAPTER_REGISTRY_PUBLIC_READ")]
     pub public_read: bool,
+    /// The URL people and clients reach this registry at (e.g. `https://registry.example`),
+    /// when it differs from what a request's `Host` says: the pages' "use it" commands name
+    /// it, and an `https` URL makes the sign-in cookie `Secure`.
+    #[arg(long, env = "ADAPTER_REGISTRY_PUBLIC_URL", value_name = "URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
     /// Job workers to run in this process (0: none; jobs then wait for `adapter-registry
     /// worker` processes).
     #[arg(long, env = "ADAPTER_REGISTRY_WORKERS", default_value_t = 2)]
@@ -306,6 +311,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Anonymous callers may read.
     pub public_read: bool,
+    /// `--public-url`, without a trailing `/`.
+    pub public_url: Option<String>,
     pub blob_store: BlobStoreConfig,
     pub upload_ttl: Duration,
     /// How often expired upload sessions are swept.
@@ -323,6 +330,7 @@ impl fmt::Debug for Config {
             .field("db_acquire_timeout", &self.db_acquire_timeout)
             .field("data_dir", &self.data_dir)
             .field("public_read", &self.public_read)
+            .field("public_url", &self.public_url)
             .field("blob_store", &self.blob_store)
             .field("upload_ttl", &self.upload_ttl)
             .field("gc_interval", &self.gc_interval)
@@ -410,6 +418,7 @@ impl Config {
             db_acquire_timeout: args.db_acquire_timeout,
             data_dir: args.data_dir.clone(),
             public_read: false,
+            public_url: None,
             blob_store,
             upload_ttl,
             gc_interval: Duration::from_secs(60),
@@ -451,6 +460,24 @@ impl BlobStoreConfig {
 }
 
 /// `scheme://user:password@host/db` → `scheme://user:<redacted>@host/db`.
+/// `--public-url`: `http://` or `https://` and a host, no query or fragment; kept without
+/// a trailing `/`.
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or("a public URL starts with http:// or https://")?;
+    if rest.is_empty()
+        || rest.starts_with('/')
+        || s.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '"' | '<' | '>')
+        })
+    {
+        return Err("a public URL is http(s)://HOST[:PORT][/PATH], no query or fragment".into());
+    }
+    Ok(s.trim_end_matches('/').to_owned())
+}
+
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();

@@ -138,6 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut config =
                 Config::from_storage_args(&args.storage, Duration::from_secs(args.upload_ttl))?;
             config.public_read = args.public_read;
+            config.public_url = args.public_url.clone();
             config.jobs = args.jobs.config();
             config.http = HttpLimits {
                 header_timeout: args.header_timeout,

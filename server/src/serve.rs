@@ -53,6 +53,8 @@ pub fn router(state: AppState) -> Router {
         // After routing, so the layer sees the matched route (docs: server/src/auth/policy.rs).
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::layer))
         .fallback(|req: Request| async move { in_shape(req.uri().path(), ApiError::not_found()) })
+        // Browsers on the pages get errors as pages and are sent to sign in (`ui::browser`).
+        .layer(middleware::from_fn(ui::browser_layer))
         // Bodies are read by our own extractors with explicit caps (JSON) or streamed
         // (uploads); axum's 2 MB default would silently cut uploads.
         .layer(DefaultBodyLimit::disable())

@@ -23,13 +23,12 @@
 //! the same routes are first measured with `wrk -t2 -c64 --latency`, the load generator the
 //! issue's figures came from. Exit status 2 if any answer was not 200.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use adapter_bench::conn::{Conn, example};
 use adapter_core::digest::Digest;
 use adapter_testkit::{Backend, ServerProcess, Stack, http};
 use anyhow::{Context, Result, bail};
@@ -37,59 +36,6 @@ use serde_json::json;
 
 const REPOS: usize = 100;
 const VERSIONS: usize = 5;
-
-/// One keep-alive connection: `GET path` with the token, the whole answer read.
-struct Conn {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
-    auth: String,
-}
-
-impl Conn {
-    fn open(addr: &str, token: &str) -> Result<Self> {
-        let s = TcpStream::connect(addr)?;
-        s.set_nodelay(true)?;
-        Ok(Self {
-            reader: BufReader::new(s.try_clone()?),
-            writer: s,
-            auth: format!("Bearer {token}"),
-        })
-    }
-
-    /// The status of `GET path`.
-    fn get(&mut self, path: &str) -> Result<u16> {
-        write!(
-            self.writer,
-            "GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: {}\r\n\r\n",
-            self.auth
-        )?;
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        let status: u16 = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .with_context(|| format!("bad status line {line:?}"))?;
-        let mut length = None;
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line)?;
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse::<usize>().ok();
-            }
-        }
-        let length = length.context("no Content-Length")?;
-        let mut body = vec![0; length];
-        self.reader.read_exact(&mut body)?;
-        Ok(status)
-    }
-}
 
 struct Outcome {
     requests: usize,
@@ -136,7 +82,7 @@ fn load(
                 let mut i = c;
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
-                    let status = conn.get(&paths[i % paths.len()])?;
+                    let (status, _) = conn.get(&paths[i % paths.len()])?;
                     lat.push(t.elapsed());
                     if status != 200 {
                         failures += 1;
@@ -218,11 +164,6 @@ fn load_wrk(
     let p50 = field("50%").and_then(duration).context("wrk p50")?;
     let p99 = field("99%").and_then(duration).context("wrk p99")?;
     Ok((rate, p50, p99))
-}
-
-fn example(file: &str) -> Result<Vec<u8>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tiny-llama-lora");
-    std::fs::read(root.join(file)).with_context(|| format!("reading the example {file}"))
 }
 
 fn seed(server: &ServerProcess, token: &str) -> Result<()> {

@@ -1,6 +1,8 @@
 //! The HTTP API `/v1` (docs/API.md): routes, the 405 mapping, request spans. Handlers are
 //! thin: each parses its input (`extract`) and calls the catalogue or a service. Top floor;
-//! `serve` puts it together with the pages (`ui`) under the shared layers.
+//! `serve` puts it together with the pages (`ui`) under the shared layers. The pages call
+//! the read handlers of `repositories` (search), `lineage` and `jobs` directly, so a page
+//! and its `/v1` twin answer from the same code.
 //!
 //! Every route is registered through utoipa-axum's `routes!`, so each one carries its
 //! OpenAPI description; [`openapi`] is the spec (committed at `openapi/openapi.json`,
@@ -14,10 +16,10 @@ mod doc;
 mod evals;
 mod grammar;
 mod health;
-mod jobs;
-mod lineage;
+pub(crate) mod jobs;
+pub(crate) mod lineage;
 
-mod repositories;
+pub(crate) mod repositories;
 mod search;
 mod tokens;
 mod uploads;

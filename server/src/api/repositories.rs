@@ -97,8 +97,8 @@ pub async fn list(
     .await
 }
 
-/// One page of [`list`].
-async fn search_page(
+/// One page of `GET /v1/{kind}?{raw}` as `caller` sees it (the HTML search page calls it too).
+pub async fn search_page(
     app: &AppState,
     kind: Kind,
     caller: &Caller,

@@ -4,6 +4,10 @@
 //! bearer token, checks the route's [`policy::requirement`], hands the [`Caller`] to the
 //! handler, and appends an audit entry for every mutation (allowed or refused) with the
 //! outcome. Tokens are `art_` + 64 hex digits; only their sha256 is stored.
+//!
+//! The HTML pages (`ui`) sign in with the token kept in the [`SESSION_COOKIE`]; only routes
+//! that [`is_html_route`] read it, so `/v1` and `/hf` stay bearer-only (no cookie, no CSRF
+//! surface there).
 
 pub mod policy;
 mod walls;
@@ -36,6 +40,28 @@ pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 pub const ANONYMOUS: &str = "anonymous";
 /// Longest `Authorization` value looked at.
 const MAX_SECRET: usize = 256;
+/// The cookie the HTML pages keep the signed-in token in (HttpOnly, SameSite=Strict; set by
+/// `ui`'s sign-in page).
+pub const SESSION_COOKIE: &str = "registry_session";
+
+/// Is the matched route `template` one of the HTML pages (the only routes that honour the
+/// [`SESSION_COOKIE`])?
+pub fn is_html_route(template: &str) -> bool {
+    template == "/" || template.starts_with("/ui/")
+}
+
+/// The value of the [`SESSION_COOKIE`] in the request's `Cookie` headers.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
 
 /// Who is calling: given to every handler as an `Extension`.
 #[derive(Debug, Clone, Default)]
@@ -175,6 +201,20 @@ async fn authenticate(
     if !scheme.eq_ignore_ascii_case("bearer") || secret.is_empty() || secret.len() > MAX_SECRET {
         return Err(malformed());
     }
+    token_of_secret(db, secret).await.map(Some)
+}
+
+/// The live token whose secret is `secret` (known, not revoked, not expired), and the
+/// generation counters it was checked under; or `unauthenticated`. Records its use. A
+/// token is read from the process's cache while `generations.tokens` holds (a revocation
+/// anywhere moves it).
+pub async fn token_of_secret(
+    db: &Db,
+    secret: &str,
+) -> Result<(TokenInfo, Generations), ApiError> {
+    if secret.len() > MAX_SECRET {
+        return Err(unauthenticated("the token is not known to this registry"));
+    }
     let generations = db.generations().await?;
     let hash = hash_secret(secret);
     let token = match db.caches.tokens.get(generations.tokens, &hash) {
@@ -203,7 +243,28 @@ async fn authenticate(
             .tokens
             .update(generations.tokens, &hash, |t| t.last_used_at = Some(now));
     }
-    Ok(Some((token, generations)))
+    Ok((token, generations))
+}
+
+/// Who calls: the bearer token; on an HTML route without one, the [`SESSION_COOKIE`]'s
+/// (a stale or unknown cookie reads as anonymous, so the page can send the browser to
+/// sign in again).
+async fn caller_token(
+    db: &Db,
+    headers: &HeaderMap,
+    html: bool,
+) -> Result<Option<(TokenInfo, Generations)>, ApiError> {
+    if headers.contains_key(header::AUTHORIZATION) || !html {
+        return authenticate(db, headers).await;
+    }
+    let Some(secret) = session_cookie(headers) else {
+        return Ok(None);
+    };
+    match token_of_secret(db, secret).await {
+        Ok(found) => Ok(Some(found)),
+        Err(e) if e.code() == "unauthenticated" => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The middleware (installed with `route_layer`, so only on routes that matched).
@@ -219,7 +280,8 @@ pub async fn layer(State(app): State<AppState>, mut req: Request, next: Next) ->
     // The Hub protocol's clients get its error shape, refusals included.
     let hub = crate::error::is_hub_path(&path);
     let refuse = |e: ApiError| refuse(e, hub);
-    let (caller, res) = match authenticate(&app.db, req.headers()).await {
+    let html = is_html_route(&template);
+    let (caller, res) = match caller_token(&app.db, req.headers(), html).await {
         Err(e) => (Caller::default(), refuse(e)),
         Ok(found) => {
             let (token, generations) = found.unzip();

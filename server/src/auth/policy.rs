@@ -9,7 +9,10 @@
 //!   list them);
 //! * the Hugging Face Hub protocol under `/hf` reads one repository (`read` on its
 //!   namespace) or pushes to it (`write` there); its LFS upload URLs are their own credential;
-//! * the HTML catalogue shows every namespace, so it needs a token that covers all of them;
+//! * the HTML pages (`ui`, signed in by cookie or bearer token) read like the API: a page of
+//!   one repository needs `read` on its namespace; the index, search and jobs need `read` on
+//!   any namespace and show only what the token covers; sign-in, sign-out, the page assets
+//!   and the favicon are public;
 //! * tokens and the audit log need `admin` over all namespaces;
 //! * a route this table does not know needs `admin` (deny by default).
 //!
@@ -87,7 +90,9 @@ pub fn requirement(method: &Method, template: &str, path: &str) -> Requirement {
         ["hf", "{ns}", "{name}", "resolve", ..] | ["hf", "{ns}", "{repo}", "info", "lfs", ..] => {
             one(need, path, 1)
         }
-        [""] | ["ui", ..] => Requirement::Scope(Scope::Read, Namespaces::All),
+        ["ui", "sign-in" | "sign-out" | "assets", ..] | ["favicon.ico"] => Requirement::Public,
+        ["ui", "{kind}", "{ns}", ..] => one(|ns| Requirement::Scope(Scope::Read, ns), path, 2),
+        [""] | ["ui", ..] => Requirement::Scope(Scope::Read, Namespaces::Any),
         _ => Requirement::Scope(Scope::Admin, Namespaces::All),
     }
 }

@@ -1,6 +1,12 @@
-//! A small inline SVG line chart of one `benchmark:metric` across versions.
+//! A small inline SVG line chart of one `benchmark:metric` across versions, and the
+//! charts of every metric of a repository.
+
+use std::collections::{BTreeMap, HashMap};
+
+use adapter_core::api::LatestEval;
 
 use super::html::esc;
+use crate::db::catalog::PageVersion;
 
 const W: f64 = 320.0;
 const H: f64 = 120.0;
@@ -66,6 +72,29 @@ pub fn svg(title: &str, points: &[(String, f64)]) -> String {
         ));
     }
     out.push_str("</svg>");
+    out
+}
+
+/// "Evals across versions": a chart per `benchmark:metric` over `versions` (newest first,
+/// as the catalogue lists them), from each version's latest `evals`; empty without evals.
+pub fn across_versions(versions: &[PageVersion], evals: &HashMap<i64, Vec<LatestEval>>) -> String {
+    let mut series: BTreeMap<(String, String), Vec<(String, f64)>> = BTreeMap::new();
+    for v in versions.iter().rev() {
+        for e in evals.get(&v.id).into_iter().flatten() {
+            series
+                .entry((e.benchmark.clone(), e.metric.clone()))
+                .or_default()
+                .push((v.version.clone(), e.value));
+        }
+    }
+    if series.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<h2>Evals across versions</h2><div class=\"charts\">");
+    for ((b, m), points) in &series {
+        out.push_str(&svg(&format!("{b}:{m}"), points));
+    }
+    out.push_str("</div>");
     out
 }
 

@@ -147,9 +147,27 @@ pub(super) const GRID: &[Route] = &[
     // | `/v1/tokens…`, `/v1/audit` | `admin` over all namespaces |
     route("GET", "/v1/tokens", Scope(Admin, All)).ok(),
     route("GET", "/v1/audit", Scope(Admin, All)).ok(),
-    // | `/` and `/ui/…` (the HTML catalogue) | `read` over all namespaces |
-    route("GET", "/", Scope(Read, All)).ok(),
-    route("GET", "/ui/{kind}/{ns}/{name}", Scope(Read, All)).ok(),
+    // | `/` (search), `/ui/jobs…` (the pages: what the token may read) | `read` on any
+    // namespace |
+    route("GET", "/", Scope(Read, Any)).ok(),
+    route("GET", "/ui/jobs", Scope(Read, Any)).ok(),
+    route("GET", "/ui/jobs/{id}", Scope(Read, Any))
+        .fill(&[("id", "{job}")])
+        .ok(),
+    // | `/ui/{kind}/{ns}/…` (a repository's pages) | `read` on `{ns}` |
+    route("GET", "/ui/{kind}/{ns}/{name}", Scope(Read, Acme)).ok(),
+    route("GET", "/ui/{kind}/{ns}/{name}/{selector}", Scope(Read, Acme)).ok(),
+    route(
+        "GET",
+        "/ui/{kind}/{ns}/{name}/{selector}/files/{*path}",
+        Scope(Read, Acme),
+    ),
+    // | `/ui/sign-in`, `/ui/sign-out`, `/ui/assets/…`, `/favicon.ico` | nothing |
+    route("GET", "/ui/sign-in", Nothing).ok(),
+    route("GET", "/ui/assets/ui.js", Nothing).ok(),
+    route("GET", "/favicon.ico", Nothing).ok(),
+    route("POST", "/ui/sign-in", Nothing).body(Body::Form("token=art_unknown")),
+    route("POST", "/ui/sign-out", Nothing),
     // | `/hf/{ns}/…`, `/hf/api/models/{ns}/…` | `read` on `{ns}` for reads (`GET`, `HEAD`,
     // `POST …/paths-info`) |
     route("GET", "/hf/{ns}/{name}/resolve/{revision}/{*path}", Scope(Read, Acme)).ok(),

@@ -40,6 +40,7 @@ pub fn config(backend: &Backend) -> Config {
         db_acquire_timeout: Duration::from_secs(30),
         data_dir: backend.data_dir().to_owned(),
         public_read: false,
+        public_url: None,
         blob_store,
         upload_ttl: Duration::from_secs(3600),
         gc_interval: Duration::from_secs(3600),

@@ -1,0 +1,68 @@
+//! What the HTTP benchmarks share: one keep-alive connection that asks with a bearer token
+//! and reads whole answers, and the example adapter's files to seed a registry with.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+
+use anyhow::{Context, Result};
+
+/// One keep-alive connection: `GET path` with the token (and `Accept: text/html`, which the
+/// JSON routes ignore and the pages answer), the whole answer read.
+#[derive(Debug)]
+pub struct Conn {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+    auth: String,
+}
+
+impl Conn {
+    pub fn open(addr: &str, token: &str) -> Result<Self> {
+        let s = TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        Ok(Self {
+            reader: BufReader::new(s.try_clone()?),
+            writer: s,
+            auth: format!("Bearer {token}"),
+        })
+    }
+
+    /// The status and body of `GET path`.
+    pub fn get(&mut self, path: &str) -> Result<(u16, Vec<u8>)> {
+        write!(
+            self.writer,
+            "GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: text/html\r\nAuthorization: {}\r\n\r\n",
+            self.auth
+        )?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("bad status line {line:?}"))?;
+        let mut length = None;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line)?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse::<usize>().ok();
+            }
+        }
+        let length = length.context("no Content-Length")?;
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body)?;
+        Ok((status, body))
+    }
+}
+
+/// A file of the example adapter (`examples/tiny-llama-lora`).
+pub fn example(file: &str) -> Result<Vec<u8>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tiny-llama-lora");
+    std::fs::read(root.join(file)).with_context(|| format!("reading the example {file}"))
+}
