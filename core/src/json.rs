@@ -39,6 +39,20 @@ pub enum StrictJsonErrorKind {
 /// Parse `bytes` as one JSON value, refusing duplicate keys, invalid UTF-8, U+0000 in
 /// strings, trailing characters and nesting deeper than [`MAX_DEPTH`].
 pub fn parse_strict(bytes: &[u8]) -> Result<Value, StrictJsonError> {
+    strictly(bytes, |de, refusal| {
+        StrictValue { depth: 0, refusal }.deserialize(de)
+    })
+}
+
+/// Run `parse` over `bytes` (UTF-8 first), then require the end of input; a refusal is
+/// classed by what the strict visitors recorded in the cell.
+fn strictly<T>(
+    bytes: &[u8],
+    parse: impl FnOnce(
+        &mut serde_json::Deserializer<serde_json::de::StrRead<'_>>,
+        &Cell<Option<StrictJsonErrorKind>>,
+    ) -> Result<T, serde_json::Error>,
+) -> Result<T, StrictJsonError> {
     let text = std::str::from_utf8(bytes).map_err(|e| StrictJsonError {
         kind: StrictJsonErrorKind::InvalidUtf8,
         message: format!("invalid UTF-8: {e}"),
@@ -49,12 +63,7 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, StrictJsonError> {
         kind: refusal.get().unwrap_or(StrictJsonErrorKind::Syntax),
         message: e.to_string(),
     };
-    let value = StrictValue {
-        depth: 0,
-        refusal: &refusal,
-    }
-    .deserialize(&mut de)
-    .map_err(fail)?;
+    let value = parse(&mut de, &refusal).map_err(fail)?;
     de.end().map_err(fail)?;
     Ok(value)
 }
@@ -68,23 +77,12 @@ pub fn for_each_entry(
     bytes: &[u8],
     mut entry: impl FnMut(String, Value),
 ) -> Result<(), StrictJsonError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| StrictJsonError {
-        kind: StrictJsonErrorKind::InvalidUtf8,
-        message: format!("invalid UTF-8: {e}"),
-    })?;
-    let refusal = Cell::new(None);
-    let mut de = serde_json::Deserializer::from_str(text);
-    let fail = |e: serde_json::Error| StrictJsonError {
-        kind: refusal.get().unwrap_or(StrictJsonErrorKind::Syntax),
-        message: e.to_string(),
-    };
-    de.deserialize_map(TopLevel {
-        refusal: &refusal,
-        entry: &mut entry,
+    strictly(bytes, |de, refusal| {
+        de.deserialize_map(TopLevel {
+            refusal,
+            entry: &mut entry,
+        })
     })
-    .map_err(fail)?;
-    de.end().map_err(fail)?;
-    Ok(())
 }
 
 /// The visitor of [`for_each_entry`]'s top-level object.

@@ -30,6 +30,14 @@ impl Limits {
         max_header_len: 16 * 1024 * 1024,
         max_tensors: 200_000,
     };
+    /// What the server takes for an adapter's weights: LoRA on every expert of the largest
+    /// mixture-of-experts models stays under 50,000 tensors (Mixtral 8x7B: 1,536; attention
+    /// and MLP of a dense 70B: 1,120), and checking one costs memory per tensor, so a
+    /// hostile header is refused by its count before that work.
+    pub const SERVER_ADAPTER: Limits = Limits {
+        max_header_len: 16 * 1024 * 1024,
+        max_tensors: 50_000,
+    };
 }
 
 impl Default for Limits {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use adapter_core::digest::{Digest, Hasher};
 use adapter_core::merge::{MergeError, TensorSource};
-use adapter_core::safetensors::TensorInfo;
+use adapter_core::safetensors::{Limits, TensorInfo};
 use anyhow::Context as _;
 use bytes::Bytes;
 use object_store::path::Path;
@@ -102,7 +102,7 @@ impl BlobTensors {
         let mut at = HashMap::new();
         let mut infos = BTreeMap::new();
         for f in files {
-            let header = safetensors_header(app, &f.digest, f.size, f.size)
+            let header = safetensors_header(app, &f.digest, f.size, f.size, Limits::SERVER)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.into_api(code, &f.path)))?;
             let start = header.data_start();

@@ -11,7 +11,7 @@ use adapter_core::manifest::{Kind, Manifest};
 use adapter_core::model::CONFIG_FILE as MODEL_CONFIG;
 use adapter_core::peft::{CONFIG_FILE, WEIGHTS_FILE};
 use adapter_core::reference::{Reference, Selector};
-use adapter_core::safetensors::TensorInfo;
+use adapter_core::safetensors::{Limits, TensorInfo};
 use anyhow::Context as _;
 use serde_json::Value;
 
@@ -67,9 +67,15 @@ pub(super) async fn adapter_facts(app: &AppState, a: &Loaded) -> anyhow::Result<
     .await
     .map_err(api)?
     .to_vec();
-    let header = safetensors_header(app, &weights.digest, weights.size, weights.size)
-        .await
-        .map_err(|e| api(e.into_api("invalid_adapter", WEIGHTS_FILE)))?;
+    let header = safetensors_header(
+        app,
+        &weights.digest,
+        weights.size,
+        weights.size,
+        Limits::SERVER_ADAPTER,
+    )
+    .await
+    .map_err(|e| api(e.into_api("invalid_adapter", WEIGHTS_FILE)))?;
     Ok(AdapterFacts {
         config_json,
         tensors: header.tensors,
@@ -108,7 +114,7 @@ pub(super) async fn base_facts(ctx: &Ctx, b: &Loaded) -> anyhow::Result<BaseFact
             .get(&w.header_blob)
             .copied()
             .with_context(|| format!("{}: header blob is missing", w.path))?;
-        let header = safetensors_header(app, &w.header_blob, blob_size, w.size)
+        let header = safetensors_header(app, &w.header_blob, blob_size, w.size, Limits::SERVER)
             .await
             .map_err(|e| api(e.into_api("invalid_model", &w.path)))?;
         for t in header.tensors {

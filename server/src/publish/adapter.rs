@@ -4,6 +4,7 @@ use adapter_core::api::{AdapterSummary, BaseModelRef, JobInput, Summary, metadat
 use adapter_core::manifest::{Kind, Manifest};
 use adapter_core::peft::{AdapterConfig, CONFIG_FILE, WEIGHTS_FILE, build_report};
 use adapter_core::reference::Reference;
+use adapter_core::safetensors::Limits;
 use serde_json::{Value, json};
 
 use super::read::{safetensors_header, small_file};
@@ -47,6 +48,7 @@ async fn report(
         &weights_entry.digest,
         weights_entry.size,
         weights_entry.size,
+        Limits::SERVER_ADAPTER,
     )
     .await
     .map_err(|e| e.into_api(CODE, WEIGHTS_FILE))?;

@@ -119,7 +119,7 @@ pub async fn summary(
                 json!({ "file": w.path }),
             ));
         }
-        let header = safetensors_header(app, &w.header_blob, blob_size, w.size)
+        let header = safetensors_header(app, &w.header_blob, blob_size, w.size, Limits::SERVER)
             .await
             .map_err(|e| e.into_api(CODE, &w.path))?;
         for t in header.tensors {

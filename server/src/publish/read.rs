@@ -61,13 +61,14 @@ impl HeaderError {
 
 /// Parse the safetensors header at the start of blob `digest` (`blob_size` bytes stored).
 /// `file_len`: the length of the whole file the header belongs to (checked against it).
+/// `limits`: [`Limits::SERVER`], or [`Limits::SERVER_ADAPTER`] for an adapter's weights.
 pub async fn safetensors_header(
     app: &AppState,
     digest: &Digest,
     blob_size: u64,
     file_len: u64,
+    limits: Limits,
 ) -> Result<Header, HeaderError> {
-    let limits = Limits::SERVER;
     let key = blob_key(digest);
     let prefix = app.blobs.read_range(&key, 0..blob_size.min(8)).await?;
     let parse = |bytes: &[u8]| {
