@@ -139,6 +139,8 @@ def main():
     put("gguf", "version_2", gguf([], [], version=2))
     put("gguf", "overlap", gguf([], [("a", [32], 0, 0), ("b", [32], 0, 32)]))
     put("gguf", "huge_dims", gguf([], [("h", [2**62, 1], 0, 0)]))
+    # The long run's timeout (in the harness's rewrite): an alignment of 2^29.
+    put("gguf", "alignment_2_29", gguf([("general.alignment", 4, u32(1 << 29))], [], alignment=8))
 
 
 if __name__ == "__main__":
