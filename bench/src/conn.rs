@@ -1,10 +1,44 @@
-//! What the HTTP benchmarks share: one keep-alive connection that asks with a bearer token
-//! and reads whole answers, and the example adapter's files to seed a registry with.
+//! What the HTTP benchmarks share: the stack to run on and a release server started on it
+//! with its admin token, a `PUT` that must succeed, one keep-alive connection that asks with
+//! a bearer token and reads whole answers, and the example adapter's files to seed with.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 
-use anyhow::{Context, Result};
+use adapter_testkit::{Backend, ServerProcess, Stack, http};
+use anyhow::{Context, Result, bail};
+
+/// `--stack embedded|scaleout` (the scale-out stack reads the tests' service variables).
+pub fn stack_arg(v: &str) -> Result<Stack> {
+    Ok(match v {
+        "embedded" => Stack::Embedded,
+        "scaleout" => Stack::Scaleout,
+        other => bail!("--stack embedded|scaleout, not {other}"),
+    })
+}
+
+/// The server on `stack`, without job workers and with quiet logs, and its admin token.
+pub fn start_server(stack: &Stack) -> Result<(Backend, ServerProcess, String)> {
+    let backend = Backend::new(stack);
+    let server = ServerProcess::start_with(&backend, &["--workers", "0"], &[("RUST_LOG", "warn")]);
+    let token = server.admin_token.clone().context("no admin token")?;
+    Ok((backend, server, token))
+}
+
+/// `PUT path` with `body` as the admin; anything but a 2xx is an error.
+pub fn put(server: &ServerProcess, token: &str, path: &str, body: &[u8]) -> Result<()> {
+    let auth = format!("Bearer {token}");
+    let r = http(
+        "PUT",
+        &format!("{}{path}", server.url),
+        &[("authorization", &auth)],
+        body,
+    );
+    if !(200..300).contains(&r.status) {
+        bail!("PUT {path}: {} {}", r.status, r.text());
+    }
+    Ok(())
+}
 
 /// One keep-alive connection: `GET path` with the token (and `Accept: text/html`, which the
 /// JSON routes ignore and the pages answer), the whole answer read.

@@ -163,6 +163,25 @@ async fn wait_path(c: &Client, path: &str) {
     }
 }
 
+/// Wait until the element at `css` says `text` (the page's script updates it).
+async fn wait_text(c: &Client, css: &str, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = match c.find(Locator::Css(css)).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if now == text {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`{css}` says {now:?}, not {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn search(c: &Client, url: &str, field: &str, value: &str) -> String {
     c.goto(&format!("{url}/")).await.unwrap();
     let input = c
@@ -190,58 +209,28 @@ async fn search(c: &Client, url: &str, field: &str, value: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_browses_signs_in_and_out_in_chromium() {
     let backend = Backend::new(&Stack::Embedded);
-    let server = ServerProcess::start_with(&backend, &[], &[]);
+    // Test-only job kinds: `test.block` runs until a file appears (the live jobs page).
+    let server = ServerProcess::start_with(&backend, &["--enable-test-jobs"], &[]);
     let admin = server.token().to_owned();
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
 
     // The catalogue, filled with adapterctl: a base, an adapter on it (its validation job
     // runs), an alias, a merge job; and a namespace the reader must not see.
-    ctl(
-        &server,
-        &admin,
-        h,
-        &[
-            "push",
-            &example("tiny-llama"),
-            "--name",
-            "acme/llama",
-            "--version",
-            "1.0.0",
-        ],
+    let push = |dir: &str, repo: &str, extra: &[&str]| {
+        let dir = example(dir);
+        let mut args = vec!["push", &dir, "--name", repo, "--version", "1.0.0"];
+        args.extend_from_slice(extra);
+        ctl(&server, &admin, h, &args);
+    };
+    push("tiny-llama", "acme/llama", &[]);
+    let on_llama = ["--base", "acme/llama@1.0.0", "--eval", "mmlu:acc=0.61"];
+    push(
+        "tiny-llama-lora",
+        "acme/bot",
+        &[&on_llama[..], &["--label", "team=search"]].concat(),
     );
-    ctl(
-        &server,
-        &admin,
-        h,
-        &[
-            "push",
-            &example("tiny-llama-lora"),
-            "--name",
-            "acme/bot",
-            "--version",
-            "1.0.0",
-            "--base",
-            "acme/llama@1.0.0",
-            "--eval",
-            "mmlu:acc=0.61",
-            "--label",
-            "team=search",
-        ],
-    );
-    ctl(
-        &server,
-        &admin,
-        h,
-        &[
-            "push",
-            &example("tiny-llama-lora"),
-            "--name",
-            "zeta/hidden",
-            "--version",
-            "1.0.0",
-        ],
-    );
+    push("tiny-llama-lora", "zeta/hidden", &[]);
     ctl(&server, &admin, h, &["tag", "acme/bot@1.0.0", "prod"]);
     ctl(
         &server,
@@ -406,6 +395,31 @@ async fn a_reader_browses_signs_in_and_out_in_chromium() {
         "{jobs}"
     );
     shot(&c, "jobs").await;
+
+    // A running job's progress updates without a reload: the row goes from running to
+    // succeeded while a marker set in the page survives (no navigation happened).
+    let (record, release) = (h.join("record"), h.join("release"));
+    let body = json!({"kind": "test.block", "inputs": {},
+        "params": {"record": record.display().to_string(), "release": release.display().to_string()}});
+    let r = http(
+        "POST",
+        &format!("{url}/v1/jobs"),
+        &auth,
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    c.goto(&format!("{url}/ui/jobs/{id}")).await.unwrap();
+    let state = format!("#{id} .state");
+    wait_text(&c, &state, "running").await;
+    c.execute("window.stillHere = true;", vec![]).await.unwrap();
+    std::fs::write(&release, b"").unwrap();
+    wait_text(&c, &state, "succeeded").await;
+    let kept = c
+        .execute("return window.stillHere === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(kept, json!(true), "the page was reloaded");
 
     // Another namespace: a 403 page in the same style. A hostile path: escaped, no script.
     c.goto(&format!("{url}/ui/adapters/zeta/hidden"))

@@ -18,34 +18,27 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use adapter_bench::conn::{Conn, example};
+use adapter_bench::conn::{Conn, example, put, stack_arg, start_server};
 use adapter_core::digest::Digest;
-use adapter_testkit::{Backend, ServerProcess, Stack, http};
+use adapter_testkit::{ServerProcess, Stack};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 /// `repos` repositories `team-{r % 10}/bot-{r}@1.0.0`, published through the API.
 fn seed(server: &ServerProcess, token: &str, repos: usize) -> Result<()> {
-    let auth = format!("Bearer {token}");
-    let headers = [("authorization", auth.as_str())];
-    let put = |path: &str, body: &[u8]| -> Result<()> {
-        let r = http("PUT", &format!("{}{path}", server.url), &headers, body);
-        if !(200..300).contains(&r.status) {
-            bail!("PUT {path}: {} {}", r.status, r.text());
-        }
-        Ok(())
-    };
     let mut files = Vec::new();
     for f in ["adapter_config.json", "adapter_model.safetensors"] {
         let bytes = example(f)?;
         let d = Digest::of_bytes(&bytes);
-        put(&format!("/v1/blobs/{d}"), &bytes)?;
+        put(server, token, &format!("/v1/blobs/{d}"), &bytes)?;
         files.push(json!({"path": f, "size": bytes.len(), "digest": d.to_string()}));
     }
     for r in 0..repos {
         let manifest = json!({"schema": "adapter-registry.manifest.v1", "kind": "adapter",
             "files": files, "metadata": {"labels": {"team": format!("t{}", r % 7)}}});
         put(
+            server,
+            token,
             &format!("/v1/adapters/team-{}/bot-{r}/versions/1.0.0", r % 10),
             manifest.to_string().as_bytes(),
         )?;
@@ -90,21 +83,13 @@ fn run() -> Result<bool> {
     while let Some(a) = args.next() {
         let mut value = || args.next().with_context(|| format!("{a} takes a value"));
         match a.as_str() {
-            "--stack" => {
-                stack = match value()?.as_str() {
-                    "embedded" => Stack::Embedded,
-                    "scaleout" => Stack::Scaleout,
-                    other => bail!("--stack embedded|scaleout, not {other}"),
-                }
-            }
+            "--stack" => stack = stack_arg(&value()?)?,
             "--repos" => repos = value()?.parse()?,
             "--requests" => requests = value()?.parse()?,
             other => bail!("unknown argument {other}"),
         }
     }
-    let backend = Backend::new(&stack);
-    let server = ServerProcess::start_with(&backend, &["--workers", "0"], &[("RUST_LOG", "warn")]);
-    let token = server.admin_token.clone().context("no admin token")?;
+    let (_backend, server, token) = start_server(&stack)?;
     let t = Instant::now();
     seed(&server, &token, repos)?;
     println!(

@@ -30,6 +30,11 @@ use crate::extract::{ApiPath, RepoPath, VersionPath};
 
 mod sections;
 
+/// A path parameter of the route (empty when absent).
+fn param<'a>(params: &'a HashMap<String, String>, key: &str) -> &'a str {
+    params.get(key).map_or("", String::as_str)
+}
+
 /// The `{selector}` as a selector (`invalid_selector` as on `/v1`).
 fn selector(raw: &str) -> ApiResult<Selector> {
     Selector::parse(raw)
@@ -79,11 +84,7 @@ pub async fn version(
     ApiPath(params): ApiPath<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let raw = params
-        .get("selector")
-        .map(String::as_str)
-        .unwrap_or_default();
-    let v = match exact(&app, &p, raw).await? {
+    let v = match exact(&app, &p, param(&params, "selector")).await? {
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
@@ -283,12 +284,8 @@ pub async fn file(
     ApiPath(params): ApiPath<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let raw = params
-        .get("selector")
-        .map(String::as_str)
-        .unwrap_or_default();
-    let path = params.get("path").map(String::as_str).unwrap_or_default();
-    let Selector::Version(v) = selector(raw)? else {
+    let path = param(&params, "path");
+    let Selector::Version(v) = selector(param(&params, "selector"))? else {
         return Err(ApiError::new(
             "invalid_version",
             "files are read from an exact version",
