@@ -312,11 +312,11 @@ fn background_writes(url: &str, token: &str, per_second: u64, stop: &AtomicBool)
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let body = json!({"results": [{"benchmark": "bench", "metric": "n", "value": written}]});
-        let r = http(
+        let r = adapter_testkit::http(
             "POST",
             &path,
             &[
-                ("authorization", &auth),
+                ("authorization", auth.as_str()),
                 ("content-type", "application/json"),
             ],
             body.to_string().as_bytes(),

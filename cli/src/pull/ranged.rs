@@ -440,7 +440,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, b"").unwrap();
-        let pieces = vec![0..10u64];
+        let pieces: Vec<Range<u64>> = std::iter::once(0..10).collect();
         let shared = Shared {
             landed: Mutex::new(Landed {
                 written: vec![0],

@@ -208,10 +208,7 @@ async fn authenticate(
 /// generation counters it was checked under; or `unauthenticated`. Records its use. A
 /// token is read from the process's cache while `generations.tokens` holds (a revocation
 /// anywhere moves it).
-pub async fn token_of_secret(
-    db: &Db,
-    secret: &str,
-) -> Result<(TokenInfo, Generations), ApiError> {
+pub async fn token_of_secret(db: &Db, secret: &str) -> Result<(TokenInfo, Generations), ApiError> {
     if secret.len() > MAX_SECRET {
         return Err(unauthenticated("the token is not known to this registry"));
     }
