@@ -107,17 +107,35 @@ fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// A failed read of a request body: 408 `request_timeout` when it stalled longer than the
+/// A request body that went on past the length it announced (an upload session's declared
+/// size, an LFS upload's): read as 413 `payload_too_large` by [`body_error`].
+#[derive(Debug, thiserror::Error)]
+#[error("the body is longer than the {0} bytes announced")]
+pub struct BodyTooLong(pub u64);
+
+/// A failed read of a request body: 413 `payload_too_large` when it went past what was
+/// announced ([`BodyTooLong`]); 408 `request_timeout` when it stalled longer than the
 /// server's `--body-idle-timeout` (`listen`), else `code` (the client went away, or sent
 /// something that is not HTTP).
 pub fn body_error(e: &(dyn std::error::Error + 'static), code: &'static str) -> ApiError {
     let mut cause = Some(e);
     while let Some(c) = cause {
-        if c.is::<tower_http::timeout::TimeoutError>() {
-            return ApiError::new(
-                "request_timeout",
-                "the request body stalled longer than the server waits (--body-idle-timeout)",
-            );
+        // An `io::Error` wrapping ours reports the wrapped error's source, not the error
+        // itself: look inside it too.
+        let inner = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|i| i as &(dyn std::error::Error + 'static));
+        for c in std::iter::once(c).chain(inner) {
+            if let Some(too_long) = c.downcast_ref::<BodyTooLong>() {
+                return ApiError::new("payload_too_large", too_long.to_string());
+            }
+            if c.is::<tower_http::timeout::TimeoutError>() {
+                return ApiError::new(
+                    "request_timeout",
+                    "the request body stalled longer than the server waits (--body-idle-timeout)",
+                );
+            }
         }
         cause = c.source();
     }

@@ -395,3 +395,31 @@ async fn session_start_bodies_are_objects_and_sizes_fit() {
         .await
         .error(400, "invalid_json");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chunk_past_the_declared_size_is_refused_whole() {
+    for stack in stacks() {
+        let backend = adapter_testkit::Backend::new(&stack);
+        let s = TestServer::start(&backend).await;
+        let session = start_session(&s, r#"{"size": 5}"#).await;
+        let id = session["id"].as_str().unwrap();
+        // Past the end from the start: nothing of it is kept.
+        patch(&s, id, Some("0"), b"hello world".to_vec())
+            .await
+            .error(413, "payload_too_large");
+        let status = s.get(&format!("/v1/uploads/{id}")).await;
+        assert_eq!(status.json()["offset"], 0, "{stack}");
+        assert_eq!(patch(&s, id, Some("0"), b"hel".to_vec()).await.status, 202);
+        // The rest plus one byte: refused whole; the exact rest is taken.
+        patch(&s, id, Some("3"), b"lo!".to_vec())
+            .await
+            .error(413, "payload_too_large");
+        assert_eq!(patch(&s, id, Some("3"), b"lo".to_vec()).await.status, 202);
+        patch(&s, id, Some("5"), b"x".to_vec())
+            .await
+            .error(413, "payload_too_large");
+        let digest = Digest::of_bytes(b"hello").to_string();
+        assert_eq!(finish(&s, id, &digest).await.status, 201, "{stack}");
+        assert_eq!(s.get(&format!("/v1/blobs/{digest}")).await.body, b"hello");
+    }
+}

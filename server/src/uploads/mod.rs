@@ -150,6 +150,12 @@ pub async fn append(app: &AppState, id: &str, offset: u64, body: Body) -> ApiRes
             got: offset,
         });
     }
+    // A session opened with its size takes nothing past it: the chunk that would go
+    // further is refused whole (413), and the session stays where it was.
+    let body = match session.expected_size {
+        Some(size) => stream::capped(body, size.saturating_sub(offset)),
+        None => body,
+    };
     let mut hasher = restore(&session)?;
     let key = part_key(&uuid, offset);
     let mut sink = app.blobs.sink(key.clone());

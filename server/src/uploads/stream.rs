@@ -5,7 +5,7 @@ use axum::body::Body;
 use futures::StreamExt as _;
 
 use crate::blobs::Sink;
-use crate::error::{ApiResult, body_error};
+use crate::error::{ApiResult, BodyTooLong, body_error};
 
 /// The code of an error reading the request body (the client stopped sending).
 pub const INTERRUPTED: &str = "upload_interrupted";
@@ -23,17 +23,15 @@ pub async fn ingest(sink: &mut Sink, hasher: &mut Hasher, body: Body) -> ApiResu
     Ok(())
 }
 
-/// `body`, cut off with an error once more than `limit` bytes arrived (a body that was
-/// announced with its size, so nothing past it is read).
+/// `body`, cut off with [`BodyTooLong`] (413) once more than `limit` bytes arrived (a body
+/// that was announced with its size, so nothing past it is read).
 pub fn capped(body: Body, limit: u64) -> Body {
     let mut seen: u64 = 0;
     Body::from_stream(body.into_data_stream().map(move |chunk| {
         let chunk = chunk.map_err(std::io::Error::other)?;
         seen = seen.saturating_add(chunk.len() as u64);
         if seen > limit {
-            return Err(std::io::Error::other(format!(
-                "the body is longer than the {limit} bytes announced"
-            )));
+            return Err(std::io::Error::other(BodyTooLong(limit)));
         }
         Ok(chunk)
     }))
