@@ -4,7 +4,7 @@
 mod support;
 
 use adapter_core::digest::Digest;
-use adapter_testkit::{http, stacks};
+use adapter_testkit::stacks;
 use support::{Env, big_model, examples, tree};
 
 const MIB: u64 = 1 << 20;
@@ -30,41 +30,11 @@ fn big_model_round_trips_and_an_interrupted_upload_resumes() {
         let weights = dir.join("model.safetensors");
         let (digest, size) = adapter_core::digest::sha256_file(&weights).unwrap();
         let config_len = std::fs::metadata(dir.join("config.json")).unwrap().len();
-        let auth = env.server.auth();
 
         // Upload the first 64 MiB by hand, as if an earlier push died there, and record it
         // where adapterctl keeps its sessions.
-        let started = http(
-            "POST",
-            &format!("{}/v1/uploads", env.server.url),
-            &[("content-type", "application/json"), (auth.0, &auth.1)],
-            serde_json::json!({"digest": digest, "size": size})
-                .to_string()
-                .as_bytes(),
-        );
-        assert_eq!(started.status, 201, "{stack}: {}", started.text());
-        let id = started.json()["id"].as_str().unwrap().to_owned();
-        let first = {
-            use std::io::Read;
-            let mut buf = vec![0u8; (64 * MIB) as usize];
-            std::fs::File::open(&weights)
-                .unwrap()
-                .read_exact(&mut buf)
-                .unwrap();
-            buf
-        };
-        let patched = http(
-            "PATCH",
-            &format!("{}/v1/uploads/{id}", env.server.url),
-            &[
-                ("upload-offset", "0"),
-                ("content-type", "application/octet-stream"),
-                (auth.0, &auth.1),
-            ],
-            &first,
-        );
-        assert_eq!(patched.status, 202, "{stack}: {}", patched.text());
-        drop(first);
+        let start = serde_json::json!({"digest": digest, "size": size});
+        let id = env.upload_prefix(&start, &weights, 64 * MIB);
         write_session(&env, &digest, &id, size);
 
         let v = env.ctl_json(

@@ -6,7 +6,7 @@
 
 mod support;
 
-use adapter_testkit::{http, stacks};
+use adapter_testkit::stacks;
 use support::{Env, big_model, tree};
 
 const MIB: u64 = 1 << 20;
@@ -99,39 +99,10 @@ fn a_cut_off_hashing_upload_resumes_from_the_registry_offset() {
         let meta = std::fs::metadata(&weights).unwrap();
         let size = meta.len();
         let config_len = std::fs::metadata(dir.join("config.json")).unwrap().len();
-        let auth = env.server.auth();
 
         // An earlier push sent the first 48 MiB into a session opened before the digest
         // was known, and recorded it for this file, then died.
-        let started = http(
-            "POST",
-            &format!("{}/v1/uploads", env.server.url),
-            &[("content-type", "application/json"), (auth.0, &auth.1)],
-            serde_json::json!({ "size": size }).to_string().as_bytes(),
-        );
-        assert_eq!(started.status, 201, "{stack}: {}", started.text());
-        let id = started.json()["id"].as_str().unwrap().to_owned();
-        let first = {
-            use std::io::Read;
-            let mut buf = vec![0u8; (48 * MIB) as usize];
-            std::fs::File::open(&weights)
-                .unwrap()
-                .read_exact(&mut buf)
-                .unwrap();
-            buf
-        };
-        let patched = http(
-            "PATCH",
-            &format!("{}/v1/uploads/{id}", env.server.url),
-            &[
-                ("upload-offset", "0"),
-                ("content-type", "application/octet-stream"),
-                (auth.0, &auth.1),
-            ],
-            &first,
-        );
-        assert_eq!(patched.status, 202, "{stack}: {}", patched.text());
-        drop(first);
+        let id = env.upload_prefix(&serde_json::json!({ "size": size }), &weights, 48 * MIB);
         let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
         let record = serde_json::json!({
             "version": 1,

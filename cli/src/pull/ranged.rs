@@ -35,7 +35,7 @@ pub const RANGES: usize = 4;
 /// A file whose missing part is at least this large is fetched in ranges.
 pub const RANGED_MIN: u64 = 2 * PIECE;
 /// Bytes gathered before each positioned write.
-const WRITE_BLOCK: usize = 2 << 20;
+const WRITE_BLOCK: usize = 4 << 20;
 /// The frontier is recorded each time it advanced this far.
 const RECORD_EVERY: u64 = 256 << 20;
 /// Attempts per piece when the connection breaks (each continues where the last stopped).
@@ -117,6 +117,8 @@ impl Frontiers {
 struct Landed {
     /// Bytes written so far at the start of each piece.
     written: Vec<u64>,
+    /// The piece the hashing thread waits on: only its progress (or a failure) wakes it.
+    waiting_on: usize,
     failed: bool,
 }
 
@@ -127,8 +129,34 @@ struct Shared {
 }
 
 impl Shared {
-    fn update(&self, f: impl FnOnce(&mut Landed)) {
-        f(&mut self.landed.lock().unwrap_or_else(|p| p.into_inner()));
+    fn new(pieces: usize) -> Self {
+        Shared {
+            landed: Mutex::new(Landed {
+                written: vec![0; pieces],
+                waiting_on: 0,
+                failed: false,
+            }),
+            wake: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Landed> {
+        self.landed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `done` bytes of piece `index` are written.
+    fn written(&self, index: usize, done: u64) {
+        let mut landed = self.lock();
+        landed.written[index] = done;
+        let wake = index <= landed.waiting_on;
+        drop(landed);
+        if wake {
+            self.wake.notify_all();
+        }
+    }
+
+    fn fail(&self) {
+        self.lock().failed = true;
         self.wake.notify_all();
     }
 }
@@ -162,13 +190,7 @@ pub async fn fetch(
         .step_by(usize::try_from(PIECE).unwrap_or(usize::MAX))
         .map(|a| a..(a + PIECE).min(entry.size))
         .collect();
-    let shared = Arc::new(Shared {
-        landed: Mutex::new(Landed {
-            written: vec![0; pieces.len()],
-            failed: false,
-        }),
-        wake: Condvar::new(),
-    });
+    let shared = Arc::new(Shared::new(pieces.len()));
     let follower = {
         let (target, pieces, shared) = (target.to_path_buf(), pieces.clone(), shared.clone());
         let (frontiers, rel) = (frontiers.clone(), rel.to_owned());
@@ -188,7 +210,7 @@ pub async fn fetch(
         .try_collect::<Vec<()>>()
         .await;
     if downloaded.is_err() {
-        shared.update(|l| l.failed = true);
+        shared.fail();
     }
     let hashed = follower
         .await
@@ -285,7 +307,7 @@ async fn fetch_piece(
                 block = write_at(file, block, at).await?;
                 block.clear();
                 done += len;
-                shared.update(|l| l.written[index] = done);
+                shared.written(index, done);
             }
             if chunk.is_none() {
                 break;
@@ -353,7 +375,7 @@ fn follow(
     let mut first = 0;
     while pos < end {
         let frontier = {
-            let mut landed = shared.landed.lock().unwrap_or_else(|p| p.into_inner());
+            let mut landed = shared.lock();
             loop {
                 if landed.failed {
                     return Err(std::io::Error::other("the download failed"));
@@ -369,6 +391,7 @@ fn follow(
                 if frontier > pos {
                     break frontier;
                 }
+                landed.waiting_on = first;
                 landed = shared.wake.wait(landed).unwrap_or_else(|p| p.into_inner());
             }
         };
@@ -405,13 +428,7 @@ mod tests {
             .step_by(30_000)
             .map(|a| a..(a + 30_000).min(data.len() as u64))
             .collect();
-        let shared = Arc::new(Shared {
-            landed: Mutex::new(Landed {
-                written: vec![0; pieces.len()],
-                failed: false,
-            }),
-            wake: Condvar::new(),
-        });
+        let shared = Arc::new(Shared::new(pieces.len()));
         let recorded = Mutex::new(Vec::new());
         std::thread::scope(|s| {
             let follower = s.spawn(|| {
@@ -426,7 +443,7 @@ mod tests {
                 let mid = r.start + (r.end - r.start) / 2;
                 for (a, b) in [(r.start, mid), (mid, r.end)] {
                     file.write_all_at(&data[a as usize..b as usize], a).unwrap();
-                    shared.update(|l| l.written[i] += b - a);
+                    shared.written(i, b - r.start);
                 }
             }
             let h = follower.join().unwrap().unwrap();
@@ -441,16 +458,10 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, b"").unwrap();
         let pieces: Vec<Range<u64>> = std::iter::once(0..10).collect();
-        let shared = Shared {
-            landed: Mutex::new(Landed {
-                written: vec![0],
-                failed: false,
-            }),
-            wake: Condvar::new(),
-        };
+        let shared = Shared::new(1);
         std::thread::scope(|s| {
             let follower = s.spawn(|| follow(&path, 0, Hasher::new(), &pieces, &shared, &|_| {}));
-            shared.update(|l| l.failed = true);
+            shared.fail();
             assert!(follower.join().unwrap().is_err());
         });
     }

@@ -299,14 +299,12 @@ fn read_hashing(
             return Err(std::io::Error::other("cancelled"));
         }
         let want = usize::try_from((size - pos).min(BLOCK as u64)).unwrap_or(BLOCK);
-        let mut buf = vec![0u8; want];
-        f.read_exact(&mut buf).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                std::io::Error::other("the file shrank while it was read")
-            } else {
-                e
-            }
-        })?;
+        // Read into spare capacity: no zeroing of a buffer that is overwritten anyway.
+        let mut buf = Vec::with_capacity(want);
+        (&mut f).take(want as u64).read_to_end(&mut buf)?;
+        if buf.len() < want {
+            return Err(std::io::Error::other("the file shrank while it was read"));
+        }
         hasher.update(&buf);
         bar.inc(want as u64);
         let end = pos + want as u64;

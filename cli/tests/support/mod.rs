@@ -122,6 +122,40 @@ impl Env {
         f.write_all(&byte).unwrap();
     }
 
+    /// Open an upload session (`start` is the `POST /v1/uploads` body) and send the first
+    /// `len` bytes of `file` in one `PATCH`, as a push that died there would have; the id.
+    pub fn upload_prefix(&self, start: &Value, file: &Path, len: u64) -> String {
+        let auth = self.server.auth();
+        let started = adapter_testkit::http(
+            "POST",
+            &format!("{}/v1/uploads", self.server.url),
+            &[("content-type", "application/json"), (auth.0, &auth.1)],
+            start.to_string().as_bytes(),
+        );
+        assert_eq!(started.status, 201, "{}", started.text());
+        let id = started.json()["id"].as_str().unwrap().to_owned();
+        let mut first = vec![0u8; usize::try_from(len).unwrap()];
+        {
+            use std::io::Read;
+            std::fs::File::open(file)
+                .unwrap()
+                .read_exact(&mut first)
+                .unwrap();
+        }
+        let patched = adapter_testkit::http(
+            "PATCH",
+            &format!("{}/v1/uploads/{id}", self.server.url),
+            &[
+                ("upload-offset", "0"),
+                ("content-type", "application/octet-stream"),
+                (auth.0, &auth.1),
+            ],
+            &first,
+        );
+        assert_eq!(patched.status, 202, "{}", patched.text());
+        id
+    }
+
     /// Every object key in the blob store (files below the data dir's `blobs/`, or the
     /// bucket's keys), sorted.
     pub fn stored_keys(&self) -> Vec<String> {
