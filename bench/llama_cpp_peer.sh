@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The llama.cpp peer run (bench/llama_cpp_peer.py): builds llama-cpp-python 0.3.36 (llama.cpp
-# from source, native CPU flags; about 12 minutes on 2 cores, once) with gguf-py and numpy into
+# from source, native CPU flags; 12 to 40 minutes on 2 busy cores, once) with gguf-py and numpy into
 # a venv outside the repository ($LLAMA_CPP_VENV, default /var/tmp/llama-cpp-venv), builds our
 # release adapterctl, then runs the script with the arguments given:
 #
@@ -24,7 +24,12 @@ if ! have gguf "$GGUF_PY_VERSION" || ! have numpy "$NUMPY_VERSION"; then
 fi
 if ! have llama_cpp_python "$LLAMA_CPP_PYTHON_VERSION"; then
     "$VENV/bin/pip" install -q cmake ninja
-    CMAKE_ARGS="-DGGML_NATIVE=ON" nice -n 10 "$VENV/bin/pip" install -q --no-binary llama-cpp-python \
+    # Only libllama and ggml (no multimodal, tools or examples): about 140 build steps. The
+    # build tree lives next to the venv (a long build in /tmp can be cleaned away under it).
+    mkdir -p "$VENV.build"
+    TMPDIR="$VENV.build" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+        CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF" \
+        nice -n 10 "$VENV/bin/pip" install -q --no-binary llama-cpp-python \
         "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
 fi
 ADAPTERCTL="${ADAPTERCTL:-}"
