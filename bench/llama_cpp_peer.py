@@ -166,7 +166,6 @@ p = llama_cpp.llama_model_quantize_default_params()
 p.nthread = nthread
 p.ftype = ftype
 p.pure = True
-llama_cpp.llama_log_set(llama_cpp.llama_log_callback(lambda *a: None), ctypes.c_void_p())
 t = time.perf_counter()
 rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(p))
 el = time.perf_counter() - t
