@@ -15,7 +15,6 @@ llama.cpp into DIR/tiny-<type>.gguf, the files core/tests/quant_golden.rs holds 
 """
 
 import argparse
-import ctypes
 import json
 import os
 import shutil
@@ -166,7 +165,6 @@ p = llama_cpp.llama_model_quantize_default_params()
 p.nthread = nthread
 p.ftype = ftype
 p.pure = True
-llama_cpp.llama_log_set(llama_cpp.llama_log_callback(lambda *a: None), ctypes.c_void_p())
 t = time.perf_counter()
 rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(p))
 el = time.perf_counter() - t
@@ -177,16 +175,18 @@ print(el)
 
 
 def run_measured(cmd):
-    """(seconds of the whole process, peak RSS in MB, stdout)."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    out, err = p.stdout.read().decode(), p.stderr.read().decode()
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        sys.exit(f"{cmd[0]} failed ({p.returncode}): {err.strip()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, out
+    """(seconds of the whole process, peak RSS in MB, stdout). The peak RSS comes from
+    /usr/bin/time: a child forked from this (large) Python process would report this
+    process's RSS as its own peak."""
+    with tempfile.NamedTemporaryFile("r") as rss:
+        t = time.perf_counter()
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd],
+                           capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        if p.returncode != 0:
+            sys.exit(f"{cmd[0]} failed ({p.returncode}): {p.stderr.strip()[-2000:]}")
+        peak = int(rss.read().strip().splitlines()[-1]) / 1024
+    return wall, peak, p.stdout
 
 
 def llama_quantize(src, dst, ty, threads):

@@ -3,7 +3,10 @@
 Builds a small Llama-shaped f32 model whose rows are multiples of 256 (so every K-quant is
 really used), quantises it with the real adapterctl in every GGUF format, then, with gguf-py:
 * reads each file (header, metadata, tensor infos);
-* requires Q8_0 and Q4_0 tensors to be byte-identical to gguf-py's own quantiser;
+* requires Q8_0 tensors to be byte-identical to gguf-py's own quantiser, and Q4_0 tensors to
+  a numpy port of llama.cpp's (gguf-py rounds Q4_0's `x*id + 8.5` once, as a fused
+  multiply-add; llama.cpp's build rounds the product first, and so do we; core/tests/
+  quant_golden.rs holds every type to files written by llama.cpp itself);
 * dequantises every tensor (Q4_K and Q6_K through gguf-py's decoders) and bounds the error
   against the source;
 * reads the tokenizer metadata back (tokenizer.ggml.*): the model has a small byte-level
@@ -68,6 +71,18 @@ def write_model(root):
 
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
                 r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def q4_0_llama_cpp(x):
+    """quantize_row_q4_0_ref as llama.cpp builds it (no FMA): f32 product, then + 8.5."""
+    blocks = np.asarray(x, dtype=np.float32).reshape(-1, 32)
+    imax = np.abs(blocks).argmax(axis=-1)[:, None]
+    d = np.take_along_axis(blocks, imax, axis=-1) / np.float32(-8)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d == 0, np.float32(0), np.float32(1) / d).astype(np.float32)
+    q = np.minimum(np.trunc(blocks * inv + np.float32(8.5)), 15).astype(np.uint8)
+    qs = q[:, :16] | (q[:, 16:] << 4)
+    return np.concatenate([d.astype(np.float16).view(np.uint8), qs], axis=-1)
 
 
 def write_byte_level_tokenizer(root):
@@ -186,10 +201,14 @@ def main():
                 if rel > bound:
                     failures.append(f"{fmt} {t.name}: relative RMS error {rel:.4f} > {bound}")
                 if t.tensor_type.name in ("Q8_0", "Q4_0"):
-                    theirs = quantize(ref, t.tensor_type)
-                    ours = np.asarray(t.data).reshape(theirs.shape)
-                    if not np.array_equal(theirs.view(np.uint8), ours.view(np.uint8)):
-                        failures.append(f"{fmt} {t.name}: bytes differ from gguf-py's quantiser")
+                    if t.tensor_type.name == "Q8_0":
+                        theirs, who = quantize(ref, t.tensor_type), "gguf-py's quantiser"
+                    else:
+                        theirs, who = q4_0_llama_cpp(ref), "llama.cpp's Q4_0 rounding"
+                    theirs = theirs.view(np.uint8).reshape(-1)
+                    ours = np.asarray(t.data).view(np.uint8).reshape(-1)
+                    if not np.array_equal(theirs, ours):
+                        failures.append(f"{fmt} {t.name}: bytes differ from {who}")
             check_tokenizer(r, tok_expect, fmt, failures)
             if EXPECT[fmt] not in types:
                 failures.append(f"{fmt}: no {EXPECT[fmt]} tensor in {sorted(types)}")

@@ -43,17 +43,35 @@ kernel!(Q8_0Blocks<'a>(x: &'a [f32], out: &'a mut [u8]) -> () {
         }
 });
 
-/// `(int8_t) roundf(v)` (C's `roundf`: half away from zero), as `v.round() as i8` computes it
-/// (saturating; NaN → 0), without a libm call and branch-free (the block loop vectorises):
-/// clamp to ±200 (NaN stays NaN), truncate, step away from zero when the exact remainder is
-/// at least one half, saturate to i8.
+/// `(int8_t) roundf(v)` as llama.cpp's build computes it: C's `roundf` (half away from zero),
+/// then the float → `int8_t` conversion of x86-64 compilers, `cvttss2si` to 32 bits (which
+/// gives `i32::MIN` for NaN, infinities and values out of range) and the low byte (so 128
+/// wraps to −128 and ±inf becomes 0). In-range values never meet either rule; a block of
+/// subnormals does (its `1/d` is infinite), and core/tests/quant_golden.rs holds us to
+/// llama.cpp's bytes there. Without a libm call and branch-free (the block loop vectorises):
+/// truncate, step away from zero when the exact remainder is at least one half.
 #[inline]
 fn round_to_i8(v: f32) -> i8 {
-    let x = v.clamp(-200.0, 200.0);
-    let t = x as i32; // truncates toward zero; NaN → 0
-    let f = x - t as f32; // exact: |x| ≤ 200
+    let fits = v.abs() < 2_147_483_648.0; // false for NaN
+    let x = if fits { v } else { 0.0 };
+    let t = x as i32; // truncates toward zero; exact: |x| < 2^31
+    let f = x - t as f32; // exact: below 2^23 x has a fraction, above it is an integer
     let r = t + i32::from(f >= 0.5) - i32::from(f <= -0.5);
-    r.clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8
+    c_low_byte(fits, r)
+}
+
+/// `(int8_t) x` of C on x86-64 for a float `x` already truncated toward zero by the caller's
+/// `as i32` when `fits` (|x| < 2^31), else `i32::MIN`: the low byte.
+#[inline]
+fn c_low_byte(fits: bool, r: i32) -> i8 {
+    (if fits { r } else { i32::MIN }) as i8
+}
+
+/// `(int8_t) x` of C on x86-64 (truncation toward zero, through 32 bits; see [`round_to_i8`]).
+#[inline]
+fn trunc_to_i8(x: f32) -> i8 {
+    let fits = x.abs() < 2_147_483_648.0;
+    c_low_byte(fits, if fits { x as i32 } else { 0 })
 }
 
 /// Decode Q8_0 blocks.
@@ -89,15 +107,11 @@ kernel!(Q4_0Blocks<'a>(x: &'a [f32], out: &'a mut [u8]) -> () {
             }
             let d = max / -8.0;
             let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-            // MIN(15, (int8_t)(x·id + 8.5f)), truncating toward zero. ggml's C compiles the
-            // multiply-add as one fused operation where the target has FMA (one rounding to
-            // f32); gguf-py (our test reference) emulates that: the sum in f64 (a product of
-            // two f32 is exact there), rounded to f32, then truncated. So do we. A separately
-            // rounded f32 product differs on a few blocks per million (values next to a
-            // boundary).
-            let id = f64::from(id);
-            #[allow(clippy::cast_possible_truncation)]
-            let nibble = |v: f32| (((f64::from(v) * id + 8.5) as f32) as i8).min(15) as u8;
+            // MIN(15, (int8_t)(x·id + 8.5f)), truncating toward zero: the product rounded to
+            // f32, then the sum, as llama.cpp's build of the reference does (ggml-quants.c is
+            // compiled without FMA; core/tests/quant_golden.rs). gguf-py instead emulates a
+            // fused multiply-add (one rounding), which differs on a few blocks per million.
+            let nibble = |v: f32| trunc_to_i8(v * id + 8.5).min(15) as u8;
             o[..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
             for (j, q) in o[2..].iter_mut().enumerate() {
                 *q = nibble(block[j]) | (nibble(block[QK / 2 + j]) << 4);
@@ -122,11 +136,12 @@ pub fn dequantize_q4_0(bytes: &[u8], out: &mut Vec<f32>) {
 #[cfg(test)]
 mod tests {
 
-    /// A block where `x·id + 8.5` rounded once (ggml with FMA, gguf-py) and the product
-    /// rounded first give different nibbles (element 20: 9 vs 10). The expected bytes are
-    /// gguf-py 0.17.1's `quantize(x, Q4_0)` of these values.
+    /// A block where `x·id + 8.5` rounded once (a fused multiply-add; gguf-py 0.17.1's
+    /// `quantize(x, Q4_0)` emulates that and gives 0x98 for byte 6) and the product rounded
+    /// first (llama.cpp's build: 0xa8, element 20's nibble 10 instead of 9) differ. We give
+    /// llama.cpp's bytes (its own file has this block: core/tests/quant_golden.rs).
     #[test]
-    fn q4_0_rounds_the_multiply_add_once_as_the_reference() {
+    fn q4_0_rounds_the_product_then_the_sum_as_llama_cpp() {
         const BITS: [u32; 32] = [
             0x3d054602, 0xbca24a03, 0xbbf34eb3, 0xbcbebe9a, 0xb9f43a67, 0xbc8b24a0, 0x3c23bd8d,
             0x3b89eac0, 0xbd021e93, 0xbc533f1a, 0x3cc41033, 0x3a9b809a, 0xbd18653d, 0x3af1f400,
@@ -140,7 +155,7 @@ mod tests {
         assert_eq!(
             out,
             [
-                19, 158, 211, 219, 169, 28, 152, 123, 38, 39, 45, 250, 68, 8, 94, 136, 95, 87
+                19, 158, 211, 219, 169, 28, 168, 123, 38, 39, 45, 250, 68, 8, 94, 136, 95, 87
             ]
         );
     }
@@ -148,7 +163,7 @@ mod tests {
     use super::{quantize_q4_0, round_to_i8};
 
     #[test]
-    fn round_to_i8_is_roundf_then_a_saturating_cast() {
+    fn round_to_i8_is_roundf_then_c_s_conversion_to_int8() {
         let mut vals = vec![
             0.0,
             -0.0,
@@ -190,7 +205,17 @@ mod tests {
             vals.push((s as f32 / u32::MAX as f32 - 0.5) * 300.0);
         }
         for v in vals {
-            assert_eq!(round_to_i8(v), v.round() as i8, "{v:e}");
+            // roundf, then cvttss2si (i32::MIN out of range) and the low byte.
+            let r = v.round();
+            let want = if r.abs() < 2_147_483_648.0 {
+                r as i32
+            } else {
+                i32::MIN
+            } as i8;
+            assert_eq!(round_to_i8(v), want, "{v:e}");
         }
+        assert_eq!(round_to_i8(127.5), -128);
+        assert_eq!(round_to_i8(f32::INFINITY), 0);
+        assert_eq!(round_to_i8(-1e10), 0);
     }
 }
