@@ -30,13 +30,15 @@ impl Limits {
         max_header_len: 16 * 1024 * 1024,
         max_tensors: 200_000,
     };
-    /// What the server takes for an adapter's weights: LoRA on every expert of the largest
-    /// mixture-of-experts models stays under 50,000 tensors (Mixtral 8x7B: 1,536; attention
-    /// and MLP of a dense 70B: 1,120), and checking one costs memory per tensor, so a
-    /// hostile header is refused by its count before that work.
+    /// What the server takes for an adapter's weights. Checking an adapter costs about
+    /// 1.5 KB per tensor (its module, the findings), so a hostile header is refused by its
+    /// count before that work: 20,000 tensors stay within the server's 64 MiB budget for one
+    /// hostile request (docs/RELIABILITY.md). LoRA on attention and MLP of a dense 70B
+    /// model has 1,120 tensors, on every expert of Mixtral 8x7B 1,536; LoRA on every expert
+    /// of a large mixture-of-experts model (Qwen3-30B-A3B: 36,864) is over it.
     pub const SERVER_ADAPTER: Limits = Limits {
         max_header_len: 16 * 1024 * 1024,
-        max_tensors: 50_000,
+        max_tensors: 20_000,
     };
 }
 
