@@ -8,6 +8,12 @@ use crate::floats::{f16_to_f32, f32_to_f16};
 
 /// Values per Q8_0 / Q4_0 block.
 pub const QK: usize = 32;
+
+/// Values per K-quant super-block (`QK_K`).
+pub const QK_K: usize = 256;
+
+/// ggml's `GROUP_MAX_EPS`: below it a K-quant group's scale search gives up (all zero).
+pub(crate) const GROUP_MAX_EPS: f32 = 1e-15;
 /// `block_q8_0`: `ggml_half d; int8_t qs[32];`
 pub const Q8_0_BYTES: usize = 2 + QK;
 /// `block_q4_0`: `ggml_half d; uint8_t qs[16];`

@@ -5,7 +5,9 @@
 //! ggml/src/ggml-common.h). Same float operations in the same order. A C compiler allowed to
 //! contract `a*b + c` into FMA may differ from these bytes in rare last-bit cases.
 
+use super::blocks::GROUP_MAX_EPS;
 #[cfg(target_arch = "x86_64")]
+pub use super::blocks::QK_K;
 use super::kquants_lanes;
 #[cfg(target_arch = "x86_64")]
 use super::lanes::{V3, kernel};
@@ -19,14 +21,10 @@ pub(crate) fn nearest_int(x: f32) -> i32 {
     (val.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
 }
 
-/// Values per K-quant super-block (`QK_K`).
-pub const QK_K: usize = 256;
 /// `block_q4_K`: `ggml_half d, dmin; uint8_t scales[12]; uint8_t qs[128];`
 pub const Q4_K_BYTES: usize = 2 + 2 + 12 + QK_K / 2;
 /// `block_q6_K`: `uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; ggml_half d;`
 pub const Q6_K_BYTES: usize = QK_K / 2 + QK_K / 4 + QK_K / 16 + 2;
-
-pub(crate) const GROUP_MAX_EPS: f32 = 1e-15;
 
 #[allow(clippy::too_many_arguments)]
 fn make_qkx2_quants(

@@ -6,7 +6,7 @@
 //! constant, zero, subnormal and huge blocks); the rest of each super-block (6-bit scales,
 //! f16 `d`, the final levels, packing) is the scalar code, shared.
 
-use super::kquants::{GROUP_MAX_EPS, QK_K};
+use super::blocks::{GROUP_MAX_EPS, QK_K};
 use super::lanes::{F8, I8, LANES, V3};
 
 /// Q4_K: values per sub-block.

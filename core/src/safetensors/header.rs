@@ -231,20 +231,3 @@ fn header_content(bytes: &[u8]) -> Result<&[u8], SafetensorsError> {
     let content_len = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
     Ok(&bytes[..content_len])
 }
-
-/// The padding rule, once the content parsed as JSON: it began with `{`, so it is one
-/// object followed only by JSON whitespace; anything between its closing `}` and the 0x20
-/// padding is a bad pad byte.
-pub(crate) fn check_padding(content: &[u8]) -> Result<(), SafetensorsError> {
-    let close = content.iter().rposition(|&b| b == b'}').unwrap_or(0);
-    if let Some(i) = content[close..]
-        .iter()
-        .position(|&b| b != b' ' && b != b'}')
-    {
-        return Err(SafetensorsError::HeaderBadPadding {
-            found: content[close + i],
-            offset: (close + i) as u64,
-        });
-    }
-    Ok(())
-}

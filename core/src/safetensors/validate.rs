@@ -72,7 +72,7 @@ pub(crate) fn entries(content: &[u8], limits: &Limits) -> Result<Entries, Safete
         }
         _ => SafetensorsError::HeaderInvalidJson { detail: e.message },
     })?;
-    super::header::check_padding(content)?;
+    check_padding(content)?;
     if count > limits.max_tensors {
         return Err(SafetensorsError::TooManyTensors {
             count,
@@ -96,6 +96,23 @@ pub(crate) fn entries(content: &[u8], limits: &Limits) -> Result<Entries, Safete
     }
     check_layout(&mut tensors)?;
     Ok(Entries { metadata, tensors })
+}
+
+/// The padding rule, once the content parsed as JSON: it began with `{`, so it is one
+/// object followed only by JSON whitespace; anything between its closing `}` and the 0x20
+/// padding is a bad pad byte.
+fn check_padding(content: &[u8]) -> Result<(), SafetensorsError> {
+    let close = content.iter().rposition(|&b| b == b'}').unwrap_or(0);
+    if let Some(i) = content[close..]
+        .iter()
+        .position(|&b| b != b' ' && b != b'}')
+    {
+        return Err(SafetensorsError::HeaderBadPadding {
+            found: content[close + i],
+            offset: (close + i) as u64,
+        });
+    }
+    Ok(())
 }
 
 /// A duplicate top-level key, worded as the strict JSON parser words one.
