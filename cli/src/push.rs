@@ -2,25 +2,30 @@
 //! validate locally, upload only the blobs the registry lacks, publish the manifest, print the
 //! pinned reference.
 
+mod local;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use adapter_core::api::{BaseModelRef, HeadersOnlyWeight, metadata};
+use adapter_core::api::{BaseModelRef, EvalInput, HeadersOnlyWeight, metadata};
 use adapter_core::digest::Digest;
 use adapter_core::manifest::{FileEntry, FilePath, Kind, Manifest};
-use adapter_core::model::{self, Hashing, ModelDir, ModelError};
+use adapter_core::model::{self, ModelDir};
 use adapter_core::peft;
 use adapter_core::reference::Reference;
 use anyhow::{Context, anyhow};
+use semver::Version;
 use serde_json::{Map, Value, json};
 
 use crate::Ctx;
-use crate::cache::{DigestCache, Lookup, UploadState};
+use crate::cache::{DigestCache, UploadState};
+use crate::client::Client;
 use crate::exit::{CONFLICT, Failure, PROBLEMS, VERIFY};
 use crate::progress::Bars;
-use crate::upload::{self, Blob, Job, Pending, Source};
+use crate::upload::{self, Blob, Job, Source};
+use local::{LocalFile, Planned};
 
 /// Arguments of `adapterctl push`.
 #[derive(Debug, clap::Args)]
@@ -49,23 +54,143 @@ pub struct Args {
     /// After publishing, record an eval result `BENCHMARK:METRIC=VALUE` (repeatable;
     /// results the version already has, identical, are not recorded again).
     #[arg(long = "eval", value_name = "BENCH:METRIC=VALUE", value_parser = crate::evals::parse_eval)]
-    evals: Vec<adapter_core::api::EvalInput>,
+    evals: Vec<EvalInput>,
     /// A label `KEY=VALUE` stored in the manifest's `metadata.labels` (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = crate::labels::parse_label)]
     labels: Vec<(String, String)>,
 }
 
-/// One local file to push.
-#[derive(Debug, Clone)]
-struct LocalFile {
-    path: FilePath,
-    abs: PathBuf,
-    size: u64,
-    digest: Digest,
+/// What the user typed, checked before any work or request.
+struct Checked {
+    repo: Reference,
+    version: Version,
+    base_ref: Option<Reference>,
+    labels: Option<Value>,
+    kind: Kind,
+}
+
+/// The warnings of a push: shown as they come, and listed in `--json`'s output.
+struct Warnings<'a> {
+    bars: &'a Bars,
+    list: Vec<String>,
+}
+
+impl Warnings<'_> {
+    fn warn(&mut self, w: String) {
+        self.bars.warn(&format!("warning: {w}"));
+        self.list.push(w);
+    }
+}
+
+/// What the directory will publish: the files the manifest lists (hashed later, or while
+/// they upload), blobs that are no file of it (headers of headers-only weights), and the
+/// manifest's metadata.
+struct Described {
+    to_push: Vec<(FilePath, PathBuf)>,
+    extra_blobs: Vec<Blob>,
+    meta: Map<String, Value>,
+}
+
+/// The files as uploaded, and what the upload did.
+struct Uploaded {
+    files: Vec<LocalFile>,
+    uploaded_files: usize,
+    skipped_files: usize,
+    uploaded_bytes: u64,
+    resumed_bytes: u64,
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
-    // Everything the user typed is checked before any work or request.
+    let checked = check(args)?;
+    let bars = Bars::new();
+    let mut warnings = Warnings {
+        bars: &bars,
+        list: Vec::new(),
+    };
+    let mut cache = DigestCache::load(ctx.cache_dir.as_deref());
+    let described = describe(ctx, args, &checked, &mut cache, &mut warnings).await?;
+    let client = ctx.client()?;
+    let up = upload_files(&client, ctx, &mut cache, described.to_push, described.extra_blobs, &mut warnings)
+        .await?;
+    let entries: Vec<FileEntry> = up
+        .files
+        .iter()
+        .map(|f| FileEntry {
+            path: f.path.clone(),
+            size: f.size,
+            digest: f.digest,
+        })
+        .collect();
+    let manifest = Manifest::new(checked.kind, entries, described.meta)
+        .map_err(|e| Failure::unreadable(anyhow!("{}: {e}", args.dir.display())))?;
+    let created = publish(&client, &checked, &manifest).await?;
+    let (evals_added, evals_skipped) = crate::evals::record_after_push(
+        &client,
+        checked.kind,
+        checked.repo.namespace.as_str(),
+        checked.repo.name.as_str(),
+        &checked.version.to_string(),
+        &args.evals,
+    )
+    .await?;
+    let (repo, version, manifest_digest) = (
+        checked.repo.repository(),
+        &checked.version,
+        manifest.digest(),
+    );
+    let pinned = format!("{repo}@{version}");
+    if ctx.json {
+        println!(
+            "{}",
+            json!({
+                "reference": pinned,
+                "pinned": format!("{repo}@{manifest_digest}"),
+                "kind": checked.kind,
+                "version": version.to_string(),
+                "manifest_digest": manifest_digest,
+                "created": created,
+                "files": up.files.len(),
+                "uploaded_files": up.uploaded_files,
+                "skipped_files": up.skipped_files,
+                "uploaded_bytes": up.uploaded_bytes,
+                "resumed_bytes": up.resumed_bytes,
+                "hashed_bytes": cache.hashed_bytes,
+                "cache_hits": cache.hits,
+                "warnings": warnings.list,
+                "evals": {"added": evals_added, "skipped": evals_skipped},
+            })
+        );
+    } else {
+        let what = if created {
+            "pushed"
+        } else {
+            "already published (identical)"
+        };
+        eprintln!(
+            "{what}: {} file(s), {} uploaded ({} bytes{}), {} already in the registry",
+            up.files.len(),
+            up.uploaded_files,
+            up.uploaded_bytes,
+            if up.resumed_bytes > 0 {
+                format!(", resumed after {}", up.resumed_bytes)
+            } else {
+                String::new()
+            },
+            up.skipped_files,
+        );
+        if !args.evals.is_empty() {
+            eprintln!(
+                "evals: {} recorded, {evals_skipped} already recorded",
+                evals_added.len()
+            );
+        }
+        println!("{pinned} {manifest_digest}");
+    }
+    Ok(())
+}
+
+/// Everything the user typed is checked before any work or request.
+fn check(args: &Args) -> Result<Checked, Failure> {
     let repo: Reference = args
         .name
         .parse()
@@ -75,7 +200,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
             "--name is `namespace/name`; the version goes in --version"
         )));
     }
-    let version = semver::Version::parse(&args.version).map_err(|e| {
+    let version = Version::parse(&args.version).map_err(|e| {
         Failure::usage(anyhow!(
             "--version `{}` is not a semver version: {e}",
             args.version.escape_debug()
@@ -104,7 +229,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
             args.dir.display()
         )));
     }
-    let kind = detect_kind(&args.dir)?;
+    let kind = local::detect_kind(&args.dir)?;
     match kind {
         Kind::Adapter if args.headers_only => {
             return Err(Failure::usage(anyhow!(
@@ -120,33 +245,40 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
         }
         _ => {}
     }
+    Ok(Checked {
+        repo,
+        version,
+        base_ref,
+        labels,
+        kind,
+    })
+}
 
-    let bars = Bars::new();
-    let mut warnings: Vec<String> = Vec::new();
-    let mut warn = |bars: &Bars, w: String| {
-        bars.warn(&format!("warning: {w}"));
-        warnings.push(w);
-    };
-    let mut cache = DigestCache::load(ctx.cache_dir.as_deref());
-    let listed = list_top_level(&args.dir)?;
+/// Read the directory: its files, and the manifest's metadata (an adapter's checked config
+/// and base identity; a headers-only model's weight headers).
+async fn describe(
+    ctx: &Ctx,
+    args: &Args,
+    checked: &Checked,
+    cache: &mut DigestCache,
+    warnings: &mut Warnings<'_>,
+) -> Result<Described, Failure> {
+    let bars = warnings.bars;
+    let listed = local::list_top_level(&args.dir)?;
     for skipped in &listed.skipped_dirs {
-        warn(
-            &bars,
-            format!("skipping subdirectory {skipped}/ (only top-level files are pushed)"),
-        );
+        warnings.warn(format!(
+            "skipping subdirectory {skipped}/ (only top-level files are pushed)"
+        ));
     }
-
     let mut meta = Map::new();
-    if let Some(labels) = labels {
+    if let Some(labels) = checked.labels.clone() {
         meta.insert(metadata::LABELS.into(), labels);
     }
-    // The files the manifest lists (hashed below, or while they upload).
-    let to_push: Vec<(FilePath, PathBuf)>;
     let mut extra_blobs: Vec<Blob> = Vec::new();
-    match kind {
+    let to_push = match checked.kind {
         Kind::Adapter => {
             let base_dir = match &args.base_dir {
-                Some(b) => Some(open_model(b, "base model")?),
+                Some(b) => Some(local::open_model(b, "base model")?),
                 None => None,
             };
             let base_tensors = base_dir.as_ref().map(ModelDir::tensor_infos);
@@ -154,7 +286,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
                 .with_context(|| format!("reading adapter {}", args.dir.display()))
                 .map_err(Failure::unreadable)?;
             for w in &report.findings.warnings {
-                warn(&bars, format!("[{}] {}", w.code, w.message));
+                warnings.warn(format!("[{}] {}", w.code, w.message));
             }
             if report.findings.has_errors() {
                 let errors: Vec<String> = report
@@ -175,16 +307,15 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
                 f.details = json!({"errors": errors});
                 return Err(f);
             }
-            to_push = listed.files.clone();
             let mut base = BaseModelRef {
                 name_or_path: report.base_model_name_or_path.clone(),
                 ..BaseModelRef::default()
             };
-            if let Some(r) = &base_ref {
-                resolve_base(ctx, r, &mut base, &mut |w| warn(&bars, w)).await?;
+            if let Some(r) = &checked.base_ref {
+                resolve_base(ctx, r, &mut base, &mut |w| warnings.warn(w)).await?;
             } else if let Some(m) = &base_dir {
                 let weights: Vec<PathBuf> = m.files.iter().map(|f| m.root.join(&f.path)).collect();
-                let hashed = hash_paths(&mut cache, &weights, &bars).await?;
+                let hashed = local::hash_paths(cache, &weights, bars).await?;
                 let list: Vec<(&str, u64, Digest)> = m
                     .files
                     .iter()
@@ -194,8 +325,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
                 base.content_digest = Some(model::content_digest(&list));
                 base.shape_fingerprint = Some(m.shape_fingerprint());
             } else {
-                warn(
-                    &bars,
+                warnings.warn(
                     "the base model's identity is unknown (only its name is recorded); pass \
                      --base REF or --base-dir DIR to record its content digest and shape fingerprint"
                         .into(),
@@ -205,60 +335,75 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
                 metadata::BASE.into(),
                 serde_json::to_value(&base).expect("serialises"),
             );
+            listed.files
+        }
+        Kind::Model if args.headers_only => {
+            let m = local::open_model(&args.dir, "model")?;
+            let weights: BTreeSet<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
+            let others: Vec<(FilePath, PathBuf)> = listed
+                .files
+                .into_iter()
+                .filter(|(p, _)| !weights.contains(p.as_str()))
+                .collect();
+            let paths: Vec<PathBuf> = m.files.iter().map(|f| m.root.join(&f.path)).collect();
+            let hashed = local::hash_paths(cache, &paths, bars).await?;
+            let mut described = Vec::new();
+            for (w, (digest, size)) in m.files.iter().zip(hashed) {
+                let header = local::read_prefix(&m.root.join(&w.path), w.header.data_start())?;
+                let header_digest = Digest::of_bytes(&header);
+                described.push(HeadersOnlyWeight {
+                    path: w.path.clone(),
+                    size,
+                    sha256: digest,
+                    header_blob: header_digest,
+                });
+                extra_blobs.push(Blob {
+                    digest: header_digest,
+                    size: header.len() as u64,
+                    label: format!("{} (header)", w.path),
+                    source: Source::Bytes(Arc::new(header)),
+                });
+            }
+            meta.insert(metadata::HEADERS_ONLY.into(), Value::Bool(true));
+            meta.insert(
+                metadata::WEIGHTS.into(),
+                serde_json::to_value(&described).expect("serialises"),
+            );
+            others
         }
         Kind::Model => {
-            let m = open_model(&args.dir, "model")?;
-            if args.headers_only {
-                let weights: BTreeSet<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
-                let others: Vec<(FilePath, PathBuf)> = listed
-                    .files
-                    .iter()
-                    .filter(|(p, _)| !weights.contains(p.as_str()))
-                    .cloned()
-                    .collect();
-                to_push = others;
-                let paths: Vec<PathBuf> = m.files.iter().map(|f| m.root.join(&f.path)).collect();
-                let hashed = hash_paths(&mut cache, &paths, &bars).await?;
-                let mut described = Vec::new();
-                for (w, (digest, size)) in m.files.iter().zip(hashed) {
-                    let header = read_prefix(&m.root.join(&w.path), w.header.data_start())?;
-                    let header_digest = Digest::of_bytes(&header);
-                    described.push(HeadersOnlyWeight {
-                        path: w.path.clone(),
-                        size,
-                        sha256: digest,
-                        header_blob: header_digest,
-                    });
-                    extra_blobs.push(Blob {
-                        digest: header_digest,
-                        size: header.len() as u64,
-                        label: format!("{} (header)", w.path),
-                        source: Source::Bytes(Arc::new(header)),
-                    });
-                }
-                meta.insert(metadata::HEADERS_ONLY.into(), Value::Bool(true));
-                meta.insert(
-                    metadata::WEIGHTS.into(),
-                    serde_json::to_value(&described).expect("serialises"),
-                );
-            } else {
-                to_push = listed.files.clone();
-            }
+            local::open_model(&args.dir, "model")?;
+            listed.files
         }
-    }
+    };
     if to_push.is_empty() {
         return Err(Failure::unreadable(anyhow!(
             "{}: no files to push",
             args.dir.display()
         )));
     }
+    Ok(Described {
+        to_push,
+        extra_blobs,
+        meta,
+    })
+}
 
-    // Digests the cache knows (and of small files, hashed now) are checked with the registry
-    // before anything is sent; large files it does not know are hashed while they upload.
-    let client = ctx.client()?;
-    let planned = plan(&mut cache, &to_push, &bars).await?;
+/// Upload what the registry lacks. Digests the cache knows (and of small files, hashed now)
+/// are checked with the registry before anything is sent; large files it does not know are
+/// hashed while they upload.
+async fn upload_files(
+    client: &Client,
+    ctx: &Ctx,
+    cache: &mut DigestCache,
+    to_push: Vec<(FilePath, PathBuf)>,
+    extra_blobs: Vec<Blob>,
+    warnings: &mut Warnings<'_>,
+) -> Result<Uploaded, Failure> {
+    let bars = warnings.bars;
+    let planned = local::plan(cache, &to_push, bars).await?;
     if let Err(e) = cache.save() {
-        warn(&bars, format!("could not save the digest cache: {e:#}"));
+        warnings.warn(format!("could not save the digest cache: {e:#}"));
     }
     let mut blobs: BTreeMap<Digest, Blob> = BTreeMap::new();
     for f in &planned {
@@ -295,20 +440,20 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
     let uploaded_files = jobs.len();
     let skipped_files = blobs.len() - known_jobs;
     let state = UploadState::new(ctx.cache_dir.as_deref());
-    let (stats, hashed) = upload::upload_all(&client, &state, jobs, &bars).await?;
+    let (stats, hashed) = upload::upload_all(client, &state, jobs, bars).await?;
     let mut hashed = hashed.into_iter().skip(known_jobs).flatten();
     let mut files: Vec<LocalFile> = Vec::with_capacity(planned.len());
-    for (f, (path, abs)) in planned.into_iter().zip(&to_push) {
+    for (f, (path, abs)) in planned.into_iter().zip(to_push) {
         files.push(match f {
             Planned::Known(f) => f,
             Planned::Pending(p) => {
                 let digest = hashed.next().expect("one digest per hashing upload");
                 if let Err(e) = cache.remember(&p.miss, digest, p.miss.before.size) {
-                    warn(&bars, format!("{}: {e}", p.miss.path.display()));
+                    warnings.warn(format!("{}: {e}", p.miss.path.display()));
                 }
                 LocalFile {
-                    path: path.clone(),
-                    abs: abs.clone(),
+                    path,
+                    abs,
                     size: p.miss.before.size,
                     digest,
                 }
@@ -316,28 +461,27 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
         });
     }
     if let Err(e) = cache.save() {
-        warn(&bars, format!("could not save the digest cache: {e:#}"));
+        warnings.warn(format!("could not save the digest cache: {e:#}"));
     }
+    Ok(Uploaded {
+        files,
+        uploaded_files,
+        skipped_files,
+        uploaded_bytes: stats.uploaded.load(Ordering::Relaxed),
+        resumed_bytes: stats.resumed.load(Ordering::Relaxed),
+    })
+}
 
-    let entries: Vec<FileEntry> = files
-        .iter()
-        .map(|f| FileEntry {
-            path: f.path.clone(),
-            size: f.size,
-            digest: f.digest,
-        })
-        .collect();
-    let manifest = Manifest::new(kind, entries, meta)
-        .map_err(|e| Failure::unreadable(anyhow!("{}: {e}", args.dir.display())))?;
+/// Publish the manifest; whether the version was created (false: it was there, identical).
+async fn publish(client: &Client, checked: &Checked, manifest: &Manifest) -> Result<bool, Failure> {
+    let (repo, version) = (&checked.repo, &checked.version);
     let manifest_digest = manifest.digest();
-
-    // Publish.
     let (created, info) = match client
         .publish(
             repo.namespace.as_str(),
             repo.name.as_str(),
             &version.to_string(),
-            &manifest,
+            manifest,
         )
         .await
     {
@@ -374,253 +518,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
             ),
         ));
     }
-    let (evals_added, evals_skipped) = crate::evals::record_after_push(
-        &client,
-        kind,
-        repo.namespace.as_str(),
-        repo.name.as_str(),
-        &version.to_string(),
-        &args.evals,
-    )
-    .await?;
-    let pinned = format!("{}@{version}", repo.repository());
-    let uploaded_bytes = stats.uploaded.load(Ordering::Relaxed);
-    let resumed_bytes = stats.resumed.load(Ordering::Relaxed);
-    if ctx.json {
-        println!(
-            "{}",
-            json!({
-                "reference": pinned,
-                "pinned": format!("{}@{manifest_digest}", repo.repository()),
-                "kind": kind,
-                "version": version.to_string(),
-                "manifest_digest": manifest_digest,
-                "created": created,
-                "files": files.len(),
-                "uploaded_files": uploaded_files,
-                "skipped_files": skipped_files,
-                "uploaded_bytes": uploaded_bytes,
-                "resumed_bytes": resumed_bytes,
-                "hashed_bytes": cache.hashed_bytes,
-                "cache_hits": cache.hits,
-                "warnings": warnings,
-                "evals": {"added": evals_added, "skipped": evals_skipped},
-            })
-        );
-    } else {
-        let what = if created {
-            "pushed"
-        } else {
-            "already published (identical)"
-        };
-        eprintln!(
-            "{what}: {} file(s), {uploaded_files} uploaded ({uploaded_bytes} bytes{}), {skipped_files} already in the registry",
-            files.len(),
-            if resumed_bytes > 0 {
-                format!(", resumed after {resumed_bytes}")
-            } else {
-                String::new()
-            }
-        );
-        if !args.evals.is_empty() {
-            eprintln!(
-                "evals: {} recorded, {evals_skipped} already recorded",
-                evals_added.len()
-            );
-        }
-        println!("{pinned} {manifest_digest}");
-    }
-    Ok(())
-}
-
-fn detect_kind(dir: &Path) -> Result<Kind, Failure> {
-    model::kind_of(|f| dir.join(f).is_file()).ok_or_else(|| {
-        Failure::unreadable(anyhow!(
-            "{}: neither an adapter ({}) nor a model ({}, {} or {})",
-            dir.display(),
-            peft::CONFIG_FILE,
-            model::CONFIG_FILE,
-            model::SINGLE_FILE,
-            model::INDEX_FILE
-        ))
-    })
-}
-
-fn open_model(dir: &Path, what: &str) -> Result<ModelDir, Failure> {
-    ModelDir::open(dir, Hashing::HeadersOnly).map_err(|e| {
-        let code = match e {
-            ModelError::Io { .. } | ModelError::NoWeights(..) => crate::exit::UNREADABLE,
-            _ => PROBLEMS,
-        };
-        Failure::new(
-            code,
-            anyhow::Error::new(e).context(format!("reading {what} {}", dir.display())),
-        )
-    })
-}
-
-#[derive(Debug, Default)]
-struct Listing {
-    files: Vec<(FilePath, PathBuf)>,
-    skipped_dirs: Vec<String>,
-}
-
-/// Regular top-level files (symlinks to regular files included), without dotfiles. Pickle
-/// checkpoints are refused.
-fn list_top_level(dir: &Path) -> Result<Listing, Failure> {
-    let read = |e: std::io::Error| Failure::unreadable(anyhow!("{}: {e}", dir.display()));
-    let mut out = Listing::default();
-    for entry in std::fs::read_dir(dir).map_err(read)? {
-        let entry = entry.map_err(read)?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            return Err(Failure::unreadable(anyhow!(
-                "{}: file name {:?} is not UTF-8",
-                dir.display(),
-                entry.file_name()
-            )));
-        };
-        if name.starts_with('.') {
-            continue;
-        }
-        let meta = std::fs::metadata(entry.path()).map_err(read)?;
-        if meta.is_dir() {
-            out.skipped_dirs.push(name.to_owned());
-            continue;
-        }
-        if !meta.is_file() {
-            continue;
-        }
-        if model::is_pickle(name) {
-            return Err(Failure::new(
-                PROBLEMS,
-                anyhow!(
-                    "{}: `{name}` is a pickle checkpoint, which is never pushed (loading one can \
-                     run arbitrary code); convert it to safetensors or move it out of the directory",
-                    dir.display()
-                ),
-            ));
-        }
-        let path = FilePath::new(name).map_err(|e| {
-            Failure::unreadable(anyhow!("{}: `{}`: {e}", dir.display(), name.escape_debug()))
-        })?;
-        out.files.push((path, entry.path()));
-    }
-    out.files.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-    out.skipped_dirs.sort();
-    Ok(out)
-}
-
-async fn hash_all(
-    cache: &mut DigestCache,
-    files: &[(FilePath, PathBuf)],
-    bars: &Bars,
-) -> Result<Vec<LocalFile>, Failure> {
-    let paths: Vec<PathBuf> = files.iter().map(|(_, p)| p.clone()).collect();
-    let hashed = hash_paths(cache, &paths, bars).await?;
-    Ok(files
-        .iter()
-        .zip(hashed)
-        .map(|((path, abs), (digest, size))| LocalFile {
-            path: path.clone(),
-            abs: abs.clone(),
-            size,
-            digest,
-        })
-        .collect())
-}
-
-/// A file to push: its digest known (cached, or hashed now because it is small enough for
-/// one `PUT`), or pending (hashed while it uploads).
-enum Planned {
-    Known(LocalFile),
-    Pending(Pending),
-}
-
-async fn plan(
-    cache: &mut DigestCache,
-    files: &[(FilePath, PathBuf)],
-    bars: &Bars,
-) -> Result<Vec<Planned>, Failure> {
-    let mut small: Vec<(FilePath, PathBuf)> = Vec::new();
-    let mut out: Vec<Option<Planned>> = Vec::with_capacity(files.len());
-    for (path, abs) in files {
-        let looked = cache
-            .lookup(abs)
-            .map_err(|e| Failure::unreadable(anyhow!("{}: {e}", abs.display())))?;
-        out.push(match looked {
-            Lookup::Hit(digest, size) => Some(Planned::Known(LocalFile {
-                path: path.clone(),
-                abs: abs.clone(),
-                size,
-                digest,
-            })),
-            Lookup::Miss(miss) if miss.before.size > upload::MONOLITHIC_MAX => {
-                Some(Planned::Pending(Pending {
-                    label: path.to_string(),
-                    miss,
-                }))
-            }
-            Lookup::Miss(_) => {
-                small.push((path.clone(), abs.clone()));
-                None
-            }
-        });
-    }
-    let mut hashed = hash_all(cache, &small, bars).await?.into_iter();
-    Ok(out
-        .into_iter()
-        .map(|p| p.unwrap_or_else(|| Planned::Known(hashed.next().expect("hashed in order"))))
-        .collect())
-}
-
-/// Digest and size of each path, through the cache, on a blocking thread.
-async fn hash_paths(
-    cache: &mut DigestCache,
-    paths: &[PathBuf],
-    bars: &Bars,
-) -> Result<Vec<(Digest, u64)>, Failure> {
-    let total: u64 = paths
-        .iter()
-        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .sum();
-    let bar = bars.bytes("hashing", total);
-    let mut owned = std::mem::take(cache);
-    let paths = paths.to_vec();
-    let b = bar.clone();
-    let (owned, result) = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::with_capacity(paths.len());
-        for p in &paths {
-            match owned.digest(p, |n| b.inc(n)) {
-                Ok(d) => out.push(d),
-                Err(e) => return (owned, Err(anyhow!("hashing {}: {e}", p.display()))),
-            }
-        }
-        (owned, Ok(out))
-    })
-    .await
-    .map_err(|e| Failure::unreadable(anyhow!("hashing thread failed: {e}")))?;
-    *cache = owned;
-    bar.finish_and_clear();
-    result.map_err(Failure::unreadable)
-}
-
-/// The first `len` bytes of a file (a safetensors header: bounded by the header limit).
-fn read_prefix(path: &Path, len: u64) -> Result<Vec<u8>, Failure> {
-    use std::io::Read;
-    let f = std::fs::File::open(path)
-        .map_err(|e| Failure::unreadable(anyhow!("{}: {e}", path.display())))?;
-    let mut buf = Vec::new();
-    f.take(len)
-        .read_to_end(&mut buf)
-        .map_err(|e| Failure::unreadable(anyhow!("{}: {e}", path.display())))?;
-    if buf.len() as u64 != len {
-        return Err(Failure::unreadable(anyhow!(
-            "{}: shorter than its header",
-            path.display()
-        )));
-    }
-    Ok(buf)
+    Ok(created)
 }
 
 /// `--base REF`: resolve against the registry's models and take the identity from the

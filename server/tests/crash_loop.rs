@@ -18,24 +18,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use adapter_testkit::{
-    Backend, ServerProcess, admin_json, read_lines, stacks, start_test_worker, try_http, wait_for,
+    Backend, Rng, ServerProcess, admin_json, read_lines, stacks, start_test_worker, try_http,
+    wait_for,
 };
 use proc::{assert_version_whole, get, try_adapter_manifest, try_move_alias, try_publish};
 use serde_json::{Value, json};
 
 mod proc;
-
-/// xorshift64*: enough randomness for kill times, reproducible from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| v.parse().expect(name))
@@ -232,7 +221,7 @@ fn killed_at_random_moments_nothing_acknowledged_is_lost() {
     });
     eprintln!("kill loop: {rounds} rounds, ADAPTER_REGISTRY_CRASH_SEED={seed}");
     for stack in stacks() {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let backend = Backend::new(&stack);
         let dir = backend.data_dir().display().to_string();
         let release = format!("{dir}/release");
@@ -245,7 +234,7 @@ fn killed_at_random_moments_nothing_acknowledged_is_lost() {
             let mut worker = start_test_worker(&backend, 1, &[]);
             verify(&server, &ledger, &when);
             let stop = AtomicBool::new(false);
-            let mut mover_rng = Rng(rng.below(u64::MAX) | 1);
+            let mut mover_rng = Rng::new(rng.next_u64());
             let delay = Duration::from_millis(100 + rng.below(700));
             let which = rng.below(3);
             let server_pid = server.pid();

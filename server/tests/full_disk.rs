@@ -53,15 +53,7 @@ impl Drop for Tmpfs {
 /// 1 MiB that differs per `i` (and does not compress: a tmpfs would not care, but a
 /// filesystem that did would make the test lie).
 fn mebibyte(i: u64) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (i + 1);
-    (0..1 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    adapter_testkit::Rng::new(i).bytes(1 << 20)
 }
 
 #[test]

@@ -40,12 +40,14 @@
 mod backend;
 mod http;
 mod postgres;
+mod rng;
 mod s3;
 mod server;
 
 pub use backend::Backend;
 pub use http::{HttpResponse, http, try_http};
 pub use postgres::PgDatabase;
+pub use rng::Rng;
 pub use s3::S3Bucket;
 pub use server::{ServerProcess, start_test_worker, start_worker};
 

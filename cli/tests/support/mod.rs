@@ -280,15 +280,10 @@ pub fn big_model(dir: &Path, len: u64, seed: u8) -> Digest {
     f.write_all(&(header.len() as u64).to_le_bytes()).unwrap();
     f.write_all(&header).unwrap();
     let mut block = vec![0u8; 1 << 20];
-    let mut x = u32::from(seed).wrapping_mul(2_654_435_761) | 1;
+    let mut rng = adapter_testkit::Rng::new(u64::from(seed));
     let mut left = len;
     while left > 0 {
-        for b in block.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            *b = x as u8;
-        }
+        rng.fill(&mut block);
         let n = left.min(block.len() as u64) as usize;
         f.write_all(&block[..n]).unwrap();
         left -= n as u64;

@@ -15,7 +15,8 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 
 /// The JSON answer for `key`: the cached bytes under the current catalogue generation, or
-/// `compute`'s value, serialised, kept and sent. Errors are not kept.
+/// `compute`'s value, serialised, kept and sent (computed once for all the requests that
+/// miss at the same time). Errors are not kept.
 pub async fn json<T, E, F>(
     app: &AppState,
     caller: &Caller,
@@ -31,15 +32,17 @@ where
         Some(g) => g.catalog,
         None => app.db.generations().await?.catalog,
     };
-    let bytes = match app.db.caches.catalog.get(generation, &key) {
-        Some(bytes) => bytes,
-        None => {
+    let bytes = app
+        .db
+        .caches
+        .catalog
+        .get_or_try_init(generation, &key, || async {
             let value = compute().await.map_err(ApiError::from)?;
-            let bytes = Bytes::from(serde_json::to_vec(&value).map_err(ApiError::internal)?);
-            app.db.caches.catalog.put(generation, key, bytes.clone());
-            bytes
-        }
-    };
+            serde_json::to_vec(&value)
+                .map(Bytes::from)
+                .map_err(ApiError::internal)
+        })
+        .await?;
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -110,7 +110,7 @@ pub async fn run(ctx: Ctx) -> JobResult {
     let base_in = ctx.input("base")?.clone();
     if let Some(done) = derived::claim_output(&ctx, &checked.output).await? {
         ctx.log("an earlier attempt published the result").await;
-        return Ok(derived::result_of(&done, "tensors", None));
+        return Ok(derived::result_of(&done, "tensors"));
     }
     let name = checked.device.clone();
     let device = tokio::task::spawn_blocking(move || Device::open(&name))
@@ -165,6 +165,7 @@ pub async fn run(ctx: Ctx) -> JobResult {
         "device": device.name(),
         "scales": planned.scales,
         "warnings": planned.warnings,
+        "tensors": { "merged": merged, "replaced": replaced, "copied": copied },
         "tool": derived::tool(),
     });
     let inputs = vec![
@@ -173,8 +174,7 @@ pub async fn run(ctx: Ctx) -> JobResult {
     ];
     ctx.checkpoint()?;
     let info = derived::publish(&ctx, &checked.output, entries, inputs, recipe).await?;
-    let counts = json!({ "merged": merged, "replaced": replaced, "copied": copied });
-    Ok(derived::result_of(&info, "tensors", Some(counts)))
+    Ok(derived::result_of(&info, "tensors"))
 }
 
 /// Stream every shard into a staged object, on a blocking thread, reporting progress.

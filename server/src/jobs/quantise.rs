@@ -142,7 +142,7 @@ pub async fn run(ctx: Ctx) -> JobResult {
     let model_in = ctx.input("model")?.clone();
     if let Some(done) = derived::claim_output(&ctx, &checked.output).await? {
         ctx.log("an earlier attempt published the result").await;
-        return Ok(derived::result_of(&done, "report", None));
+        return Ok(derived::result_of(&done, "report"));
     }
     ctx.log(format!(
         "quantising {} ({:?}) as {} on {}",
@@ -275,12 +275,20 @@ pub async fn run(ctx: Ctx) -> JobResult {
                 .map(|f| json!({ "tensor": t.name, "why": f, "stored_as": t.stored_as }))
         })
         .collect();
+    let summary = json!({
+        "output_bytes": report.output_bytes,
+        "source_bytes": report.source_bytes,
+        "tensors": report.tensors.len(),
+        "fallbacks": fallbacks.len(),
+        "max_relative_rmse": report.tensors.iter().map(|t| t.relative_rmse).fold(0.0, f64::max),
+    });
     let recipe = json!({
         "format": match checked.format { Format::Gguf(_) => "gguf", Format::Nf4 { .. } => "nf4" },
         "quant_type": type_name,
         "double_quant": matches!(checked.format, Format::Nf4 { double_quant: true }),
         "fallbacks": fallbacks,
         "device": checked.device,
+        "report": summary,
         "tool": derived::tool(),
     });
     let inputs = vec![derived::derived_input(
@@ -291,12 +299,5 @@ pub async fn run(ctx: Ctx) -> JobResult {
     )];
     ctx.checkpoint()?;
     let info = derived::publish(&ctx, &checked.output, entries, inputs, recipe).await?;
-    let summary = json!({
-        "output_bytes": report.output_bytes,
-        "source_bytes": report.source_bytes,
-        "tensors": report.tensors.len(),
-        "fallbacks": fallbacks.len(),
-        "max_relative_rmse": report.tensors.iter().map(|t| t.relative_rmse).fold(0.0, f64::max),
-    });
-    Ok(derived::result_of(&info, "report", Some(summary)))
+    Ok(derived::result_of(&info, "report"))
 }
