@@ -110,8 +110,15 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
     let mut cache = DigestCache::load(ctx.cache_dir.as_deref());
     let described = describe(ctx, args, &checked, &mut cache, &mut warnings).await?;
     let client = ctx.client()?;
-    let up = upload_files(&client, ctx, &mut cache, described.to_push, described.extra_blobs, &mut warnings)
-        .await?;
+    let up = upload_files(
+        &client,
+        ctx,
+        &mut cache,
+        described.to_push,
+        described.extra_blobs,
+        &mut warnings,
+    )
+    .await?;
     let entries: Vec<FileEntry> = up
         .files
         .iter()

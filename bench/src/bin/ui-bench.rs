@@ -1,7 +1,9 @@
 //! ui-bench: the pages at 10,000 repositories (issue 19's target: the index and search pages
 //! answer with p99 < 50 ms on SQLite). The baselines are measured in the same run, on the
 //! same server: `GET /healthz` (no work: the HTTP stack's floor) and `GET /v1/adapters` with
-//! the same query (the JSON search the page calls), so each page prints its cost over them.
+//! the same query (the JSON search the page calls; served from the catalogue cache after its
+//! first request, while the page searches every time), so each page prints its cost over
+//! them.
 //!
 //! ```text
 //! cargo build --release --workspace --bins

@@ -114,10 +114,7 @@ impl<V: Clone> GenCache<V> {
             self.put(generation, key.to_owned(), v.clone());
         }
         let mut flights = lock(&self.flights);
-        if flights
-            .get(key)
-            .is_some_and(|(_, c)| Arc::ptr_eq(c, &cell))
-        {
+        if flights.get(key).is_some_and(|(_, c)| Arc::ptr_eq(c, &cell)) {
             flights.remove(key);
         }
         result
@@ -188,7 +185,11 @@ mod tests {
         for w in waiting {
             assert_eq!(w.await.unwrap(), Ok(10));
         }
-        assert_eq!(runs.load(Ordering::SeqCst), 1, "one computation for 32 callers");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "one computation for 32 callers"
+        );
         assert_eq!(c.get(1, "k"), Some(10));
         // A new generation computes again, once.
         let waiting: Vec<_> = (0..8).map(|_| ask(2)).collect();
@@ -197,11 +198,20 @@ mod tests {
         }
         assert_eq!(runs.load(Ordering::SeqCst), 2);
         // A failure is the failing caller's; the next caller computes.
-        let failed = c.get_or_try_init(3, "k", || async { Err::<u64, _>("down") }).await;
+        let failed = c
+            .get_or_try_init(3, "k", || async { Err::<u64, _>("down") })
+            .await;
         assert_eq!(failed, Err("down"));
         assert_eq!(c.get(3, "k"), None);
-        assert_eq!(c.get_or_try_init(3, "k", || async { Ok::<_, ()>(30) }).await, Ok(30));
-        assert!(c.flights.lock().unwrap().is_empty(), "no flight is left behind");
+        assert_eq!(
+            c.get_or_try_init(3, "k", || async { Ok::<_, ()>(30) })
+                .await,
+            Ok(30)
+        );
+        assert!(
+            c.flights.lock().unwrap().is_empty(),
+            "no flight is left behind"
+        );
     }
 
     #[test]

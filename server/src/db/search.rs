@@ -236,57 +236,38 @@ impl Db {
         if let Some(q) = &filter.q {
             let p = s.p(Bind::Text(format!("%{}%", escape_like(q))));
             // The base name is a property of versions: the matched one must have it.
+            let name_matches = format!("LOWER(r.namespace || '/' || r.name) LIKE {p} ESCAPE '\\'");
             vc.push(format!(
-                "(LOWER(r.namespace || '/' || r.name) LIKE {p} ESCAPE '\\' \
-                 OR LOWER(f.base_name) LIKE {p} ESCAPE '\\')"
+                "({name_matches} OR LOWER(f.base_name) LIKE {p} ESCAPE '\\')"
+            ));
+            // The same test on the repository first, so the many that cannot match skip the
+            // look-up of their head: its name matches, or some version's base name does
+            // (the facts scanned once).
+            rc.push(format!(
+                "({name_matches} OR r.id IN (SELECT bv.repository_id FROM version_facts bf \
+                 CROSS JOIN versions bv WHERE bv.id = bf.version_id \
+                 AND LOWER(bf.base_name) LIKE {p} ESCAPE '\\'))"
             ));
         }
-        let sort_value = match &sort.key {
-            SortKey::Eval { benchmark, metric } => {
-                let b = s.p(Bind::Text(benchmark.clone()));
-                let m = s.p(Bind::Text(metric.clone()));
-                format!(
-                    "(SELECT e.value FROM evals e WHERE e.version_id = m.vid \
-                     AND e.benchmark = {b} AND e.metric = {m} ORDER BY e.id DESC LIMIT 1)"
-                )
-            }
-            _ => "CAST(NULL AS DOUBLE PRECISION)".into(),
-        };
-        // Per repository, the newest (highest id) version passing every condition: one pass
-        // over the candidate rows, numbered per repository newest first.
-        let inner = format!(
-            "SELECT m.rid, m.ns, m.nm, m.rcreated, m.vid, m.ver, m.digest, m.vcreated, \
-             {sort_value} AS sk FROM (SELECT r.id AS rid, r.namespace AS ns, r.name AS nm, \
-             r.created_at AS rcreated, v.id AS vid, v.version AS ver, \
-             v.manifest_digest AS digest, v.created_at AS vcreated, \
-             ROW_NUMBER() OVER (PARTITION BY r.id ORDER BY v.id DESC) AS rn \
-             FROM repositories r JOIN versions v ON v.repository_id = r.id \
-             LEFT JOIN version_facts f ON f.version_id = v.id WHERE {} AND {}) m \
-             WHERE m.rn = 1",
-            rc.join(" AND "),
-            vc.join(" AND ")
-        );
         let dir = if sort.descending { "DESC" } else { "ASC" };
         let op = if sort.descending { "<" } else { ">" };
         let nullflag = "(CASE WHEN t.sk IS NULL THEN 1 ELSE 0 END)";
-        let order = match &sort.key {
-            SortKey::Name => format!("t.ns {dir}, t.nm {dir}"),
-            SortKey::Created => format!("t.vcreated {dir}, t.vid {dir}"),
-            SortKey::Eval { .. } => format!("{nullflag} ASC, t.sk {dir}, t.ns {dir}, t.nm {dir}"),
-        };
-        // Keyset: the rows strictly after `after` in this order.
+        // Keyset: the rows strictly after `after` in this order, by the sort's columns.
         let mut keys: Vec<(String, &str, Bind)> = Vec::new();
         match after {
             None => {}
-            Some(After::Name { namespace, name })
-            | Some(After::Eval {
-                namespace, name, ..
+            Some(After::Name { namespace, name }) => {
+                keys.push(("r.namespace".into(), op, Bind::Text(namespace.clone())));
+                keys.push(("r.name".into(), op, Bind::Text(name.clone())));
+            }
+            Some(After::Eval {
+                value,
+                namespace,
+                name,
             }) => {
-                if let Some(After::Eval { value, .. }) = after {
-                    keys.push((nullflag.into(), ">", Bind::Int(i64::from(value.is_none()))));
-                    if let Some(v) = value {
-                        keys.push(("t.sk".into(), op, Bind::Real(*v)));
-                    }
+                keys.push((nullflag.into(), ">", Bind::Int(i64::from(value.is_none()))));
+                if let Some(v) = value {
+                    keys.push(("t.sk".into(), op, Bind::Real(*v)));
                 }
                 keys.push(("t.ns".into(), op, Bind::Text(namespace.clone())));
                 keys.push(("t.nm".into(), op, Bind::Text(name.clone())));
@@ -295,10 +276,17 @@ impl Db {
                 created_at,
                 version_id,
             }) => {
-                keys.push(("t.vcreated".into(), op, Bind::Int(*created_at)));
-                keys.push(("t.vid".into(), op, Bind::Int(*version_id)));
+                keys.push(("hv.created_at".into(), op, Bind::Int(*created_at)));
+                keys.push(("hv.id".into(), op, Bind::Int(*version_id)));
             }
         }
+        let eval_key = match &sort.key {
+            SortKey::Eval { benchmark, metric } => Some((
+                s.p(Bind::Text(benchmark.clone())),
+                s.p(Bind::Text(metric.clone())),
+            )),
+            _ => None,
+        };
         let mut ors: Vec<String> = Vec::new();
         let mut eqs: Vec<String> = Vec::new();
         for (expr, o, b) in keys {
@@ -311,13 +299,44 @@ impl Db {
         let keyset = if ors.is_empty() {
             String::new()
         } else {
-            format!("WHERE {}", ors.join(" OR "))
+            format!(" AND ({})", ors.join(" OR "))
         };
-        let sql = format!(
-            "SELECT t.rid, t.ns, t.nm, t.rcreated, t.vid, t.ver, t.digest, t.vcreated, t.sk \
-             FROM ({inner}) t {keyset} ORDER BY {order} LIMIT {}",
-            limit.max(0)
+        let (rc, vc) = (rc.join(" AND "), vc.join(" AND "));
+        let limit = limit.max(0);
+        // Per repository, the newest (highest id) version passing every condition: its head.
+        let head = format!(
+            "(SELECT MAX(v.id) FROM versions v LEFT JOIN version_facts f \
+             ON f.version_id = v.id WHERE {vc})"
         );
+        let hit = "r.id, r.namespace, r.name, r.created_at, hv.id, hv.version, \
+                   hv.manifest_digest, hv.created_at";
+        // The first two walk an index in the page's order and stop after a page of hits
+        // (the table order is fixed with CROSS JOIN, which SQLite never reorders, so the
+        // plan does not hang on statistics). Sorting by an eval value needs every hit first.
+        let sql = match eval_key {
+            None if sort.key == SortKey::Name => format!(
+                "SELECT {hit}, CAST(NULL AS DOUBLE PRECISION) FROM repositories r \
+                 CROSS JOIN versions hv WHERE {rc} AND hv.id = {head}{keyset} \
+                 ORDER BY r.namespace {dir}, r.name {dir} LIMIT {limit}"
+            ),
+            None => format!(
+                "SELECT {hit}, CAST(NULL AS DOUBLE PRECISION) FROM versions hv \
+                 CROSS JOIN repositories r WHERE r.id = hv.repository_id AND {rc} \
+                 AND hv.id = {head}{keyset} \
+                 ORDER BY hv.created_at {dir}, hv.id {dir} LIMIT {limit}"
+            ),
+            Some((b, m)) => format!(
+                "SELECT t.rid, t.ns, t.nm, t.rcreated, t.vid, t.ver, t.digest, t.vcreated, t.sk \
+                 FROM (SELECT r.id AS rid, r.namespace AS ns, r.name AS nm, \
+                 r.created_at AS rcreated, hv.id AS vid, hv.version AS ver, \
+                 hv.manifest_digest AS digest, hv.created_at AS vcreated, \
+                 (SELECT e.value FROM evals e WHERE e.version_id = hv.id \
+                 AND e.benchmark = {b} AND e.metric = {m} ORDER BY e.id DESC LIMIT 1) AS sk \
+                 FROM repositories r CROSS JOIN versions hv WHERE {rc} AND hv.id = {head}) t \
+                 WHERE 1 = 1{keyset} \
+                 ORDER BY {nullflag} ASC, t.sk {dir}, t.ns {dir}, t.nm {dir} LIMIT {limit}"
+            ),
+        };
         // Only placeholders, fixed fragments and an integer are interpolated.
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for b in s.binds {
