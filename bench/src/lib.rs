@@ -1,6 +1,8 @@
 //! Helpers shared by the benchmarks: input files, page-cache warm-up, the openssl baseline,
 //! and how rates and the machine are printed.
 
+#![forbid(unsafe_code)]
+
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::Path;

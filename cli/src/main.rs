@@ -29,6 +29,8 @@
 //! Registry errors print as one line, `error: <message> (<code>)`; with `--json`, as one
 //! object `{"error": {"code", "message", "details"}}` on stdout.
 
+#![forbid(unsafe_code)]
+
 mod alias;
 mod cache;
 mod catalog;

@@ -4,6 +4,8 @@
 //! crate so that they can never disagree about what a safetensors file, a PEFT adapter, a
 //! reference or a digest is.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod compat;
 pub mod diag;

@@ -9,6 +9,8 @@
 //! * bottom: `app` (handles), `config`, `db`, `blobs`, `error`, `extract`, `range`,
 //!   `download`, `gates`, `metrics`, `listen` (the HTTP server loop and its timeouts).
 
+#![forbid(unsafe_code)]
+
 /// A named point where a `test-hooks` build can be made to die at once, as a `SIGKILL`
 /// would kill it (`FAILPOINTS=<name>=return`): between a write and its acknowledgement.
 /// server/tests/crash_points.rs arms each one and checks what a restart finds. Compiled

@@ -1,8 +1,8 @@
 //! Hostile safetensors files and JSON bodies against the real server binary, through the
 //! upload and publish path: each is refused with a 4xx in the error shape, and the server's
-//! resident memory grows by less than 112 MiB over the whole barrage (the issue asks for 64;
-//! see docs/RELIABILITY.md). The
-//! slowest refusal is printed (docs/RELIABILITY.md), not asserted: timings are noisy here.
+//! resident memory grows by less than 64 MiB over the whole barrage, at its peak and after
+//! (docs/RELIABILITY.md). The slowest refusal is printed, not asserted: timings are noisy
+//! here.
 
 use std::time::{Duration, Instant};
 
@@ -218,11 +218,16 @@ fn hostile_files_and_bodies_are_refused_in_bounded_memory() {
         slowest.1,
         slowest.0
     );
-    // The issue's bound is 64 MiB; this run keeps about +74 MiB (docs/RELIABILITY.md, still
-    // open). The assertion guards against a return of the JSON-tree header (+148 MiB).
+    // The issue's bound. Before the server set mimalloc's purge delay to 0 (server/src/main.rs)
+    // the freed memory stayed resident: +78 MiB kept; with the JSON-tree header, +148 MiB.
     assert!(
-        kept < 112 << 20,
-        "the server's RSS grew by {:.1} MiB",
+        kept < 64 << 20,
+        "the server kept {:.1} MiB more after the barrage",
         mib(kept)
+    );
+    assert!(
+        peak < 64 << 20,
+        "the server's peak grew by {:.1} MiB during the barrage",
+        mib(peak)
     );
 }

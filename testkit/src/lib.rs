@@ -37,6 +37,8 @@
 //! | `ADAPTER_REGISTRY_TEST_S3_ENDPOINT` | an S3 endpoint without auth (moto), e.g. `http://127.0.0.1:5000` |
 //! | `ADAPTER_REGISTRY_REQUIRE_SERVICES` | `1` (set by CI): a missing service is a failure, not a skip |
 
+#![forbid(unsafe_code)]
+
 mod backend;
 mod http;
 mod postgres;
