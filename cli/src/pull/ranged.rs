@@ -126,6 +126,10 @@ struct Landed {
 struct Shared {
     landed: Mutex<Landed>,
     wake: Condvar,
+    /// Held across each block's write. Writes to one file serialise on its inode lock in the
+    /// kernel anyway, where the waiting writers spin (on tmpfs, 2.7 s of system time for
+    /// 1 GiB with four pieces in flight); here they sleep instead.
+    writing: Mutex<()>,
 }
 
 impl Shared {
@@ -137,6 +141,7 @@ impl Shared {
                 failed: false,
             }),
             wake: Condvar::new(),
+            writing: Mutex::new(()),
         }
     }
 
@@ -239,7 +244,7 @@ async fn fetch_piece(
     file: &Arc<std::fs::File>,
     index: usize,
     range: Range<u64>,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     bar: &ProgressBar,
     stats: &Stats,
 ) -> Result<(), Failure> {
@@ -304,7 +309,7 @@ async fn fetch_piece(
             if !block.is_empty() && (chunk.is_none() || block.len() >= WRITE_BLOCK) {
                 let at = range.start + done;
                 let len = block.len() as u64;
-                block = write_at(file, block, at).await?;
+                block = write_at(file, shared, block, at).await?;
                 block.clear();
                 done += len;
                 shared.written(index, done);
@@ -344,10 +349,16 @@ pub fn blob_failure(e: ClientError) -> Failure {
     f
 }
 
-async fn write_at(file: &Arc<std::fs::File>, block: Vec<u8>, at: u64) -> Result<Vec<u8>, Failure> {
-    let file = file.clone();
+async fn write_at(
+    file: &Arc<std::fs::File>,
+    shared: &Arc<Shared>,
+    block: Vec<u8>,
+    at: u64,
+) -> Result<Vec<u8>, Failure> {
+    let (file, shared) = (file.clone(), shared.clone());
     tokio::task::spawn_blocking(move || {
         use std::os::unix::fs::FileExt;
+        let _writing = shared.writing.lock().unwrap_or_else(|p| p.into_inner());
         file.write_all_at(&block, at).map(|()| block)
     })
     .await
