@@ -11,7 +11,7 @@ use adapter_core::reference::{Reference, Selector};
 use anyhow::anyhow;
 use serde_json::json;
 
-use crate::cache::DigestCache;
+use crate::cache::{DigestCache, Lookup};
 use crate::exit::{CONFLICT, Failure, VERIFY};
 use crate::fsutil::list_files;
 use crate::lock::{LockEntry, LockFile};
@@ -204,6 +204,8 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), Failure> {
             place(
                 &partial, &args.out, &parent, dir_name, hex12, &dest, &manifest,
             )?;
+            remember_placed(&mut cache, &args.out, &manifest);
+            let _ = cache.save();
             true
         }
     };
@@ -316,6 +318,16 @@ fn destination(out: &Path, manifest: &Manifest, cache: &mut DigestCache) -> Resu
 
 fn io_fail(path: &Path) -> impl Fn(std::io::Error) -> Failure + '_ {
     move |e| Failure::unreadable(anyhow!("{}: {e}", path.display()))
+}
+
+/// The files just placed were verified against their digests: kept in the digest cache, so
+/// a later push or `quantise --local` of them hashes nothing.
+fn remember_placed(cache: &mut DigestCache, dir: &Path, manifest: &Manifest) {
+    for f in manifest.files() {
+        if let Ok(Lookup::Miss(miss)) = cache.lookup(&dir.join(f.path.as_str())) {
+            let _ = cache.remember(&miss, f.digest, f.size);
+        }
+    }
 }
 
 /// Move the verified partial directory into place.

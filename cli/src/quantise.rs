@@ -8,13 +8,16 @@ use std::process::ExitCode;
 
 use adapter_core::api::jobs::KIND_QUANTISE;
 use adapter_core::api::{JobSubmit, QuantiseParams};
+use adapter_core::digest::{Digest, sha256_file};
 use adapter_core::model::{Hashing, ModelDir};
 use adapter_core::quant::convert::{self, Options, QuantReport};
 use adapter_core::quant::{GgmlType, QuantError};
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
+use serde_json::json;
 
 use crate::Ctx;
+use crate::cache::{DigestCache, Lookup, Miss};
 use crate::exit::{CONFLICT, Failure, PROBLEMS};
 use crate::output::{field, group_digits};
 
@@ -90,13 +93,7 @@ pub fn run(ctx: &Ctx, args: &QuantiseArgs) -> Result<ExitCode, Failure> {
         )));
     }
     clear_output(out, args.force)?;
-    // GGUF hashes the weights (the content digest in its lineage) on a thread of its own while
-    // it quantises them (`to_gguf_hashing`); NF4 hashes them first.
-    let hashing = match args.format {
-        Format::Nf4 => Hashing::Full,
-        _ => Hashing::HeadersOnly,
-    };
-    let model = ModelDir::open(dir, hashing)
+    let mut model = ModelDir::open(dir, Hashing::HeadersOnly)
         .map_err(|e| Failure::unreadable(anyhow!("reading model {}: {e}", dir.display())))?;
     let mut opts = Options {
         double_quant: args.double_quant,
@@ -105,9 +102,35 @@ pub fn run(ctx: &Ctx, args: &QuantiseArgs) -> Result<ExitCode, Failure> {
     if let Some(t) = args.threads {
         opts.threads = t;
     }
+    // The weights' content digest (the lineage's) comes from the digest cache that `push`
+    // keeps too, for every file unchanged since it was last hashed; otherwise GGUF hashes the
+    // weights on a thread of their own while it quantises them (`to_gguf_hashing`), and NF4
+    // hashes them first. New digests go into the cache.
+    let mut cache = DigestCache::load(ctx.cache_dir.as_deref());
+    let mut misses = Vec::new();
+    for (i, f) in model.files.iter_mut().enumerate() {
+        let path = model.root.join(&f.path);
+        match cache.lookup(&path).map_err(unreadable(&path))? {
+            Lookup::Hit(digest, _) => f.digest = Some(digest),
+            Lookup::Miss(miss) => misses.push((i, miss)),
+        }
+    }
+    let hashing_while = args.format != Format::Nf4 && !misses.is_empty();
+    if !hashing_while {
+        for (i, miss) in &misses {
+            let f = &mut model.files[*i];
+            let (digest, len) = sha256_file(&miss.path).map_err(unreadable(&miss.path))?;
+            f.digest = Some(digest);
+            remember(&mut cache, miss, digest, len);
+        }
+    }
     if let Some(d) = model.content_digest() {
-        opts.lineage
-            .push((convert::CONTENT_DIGEST_KEY.into(), d.to_string()));
+        let entry = (convert::CONTENT_DIGEST_KEY.to_owned(), d.to_string());
+        // GGUF puts it first, as `to_gguf_hashing` does (the same bytes either way).
+        match args.format {
+            Format::Nf4 => opts.lineage.push(entry),
+            _ => opts.lineage.insert(0, entry),
+        }
     }
     opts.lineage.push((
         "adapter_registry.source.shape_fingerprint".into(),
@@ -119,21 +142,43 @@ pub fn run(ctx: &Ctx, args: &QuantiseArgs) -> Result<ExitCode, Failure> {
     ));
     let result = match args.format {
         Format::Nf4 => convert::to_nf4(&model, out, &opts),
-        f => convert::to_gguf_hashing(&model, ggml(f), out, &opts).map(|(report, _)| report),
+        f if hashing_while => {
+            convert::to_gguf_hashing(&model, ggml(f), out, &opts).map(|(report, _, files)| {
+                for (i, miss) in &misses {
+                    let size = model.files[*i].size;
+                    remember(&mut cache, miss, files[*i], size);
+                }
+                report
+            })
+        }
+        f => convert::to_gguf(&model, ggml(f), out, &opts),
     };
     let report = result.map_err(|e| match e {
         QuantError::Io(e) => Failure::unreadable(anyhow!("writing {}: {e}", out.display())),
         other => Failure::new(PROBLEMS, anyhow!("{}: {other}", dir.display())),
     })?;
+    if let Err(e) = cache.save() {
+        eprintln!("warning: could not save the digest cache: {e:#}");
+    }
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serialises")
-        );
+        let mut v = serde_json::to_value(&report).expect("report serialises");
+        v["digest_cache"] = json!({"hits": cache.hits, "hashed_bytes": cache.hashed_bytes});
+        println!("{}", serde_json::to_string_pretty(&v).expect("serialises"));
     } else {
         print(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn unreadable(path: &Path) -> impl Fn(std::io::Error) -> Failure + '_ {
+    move |e| Failure::unreadable(anyhow!("{}: {e}", path.display()))
+}
+
+/// Keep a digest in the cache (a file that changed meanwhile is not kept).
+fn remember(cache: &mut DigestCache, miss: &Miss, digest: Digest, len: u64) {
+    if let Err(e) = cache.remember(miss, digest, len) {
+        eprintln!("warning: {}: {e}", miss.path.display());
+    }
 }
 
 fn ggml(f: Format) -> GgmlType {

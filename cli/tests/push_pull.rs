@@ -44,6 +44,22 @@ fn push_then_pull_is_byte_identical_and_a_second_push_uploads_nothing() {
             .filter(|e| e.file_name().to_string_lossy().contains("partial"))
             .collect();
         assert!(leftovers.is_empty(), "{stack}: {leftovers:?}");
+        // What the pull verified went into the digest cache: pushing the pulled copy hashes
+        // nothing.
+        let copy = env.ctl_json(
+            &[
+                "push",
+                out.to_str().unwrap(),
+                "--name",
+                "acme/bot-copy",
+                "--version",
+                "1.0.0",
+            ],
+            0,
+        );
+        assert_eq!(copy["hashed_bytes"], 0, "{stack}: {copy}");
+        assert_eq!(copy["cache_hits"], 2, "{stack}: {copy}");
+        assert_eq!(copy["manifest_digest"], digest.as_str(), "{stack}");
 
         // A new version with the same files: nothing to upload, same files deduplicated.
         let v2 = env.ctl_json(

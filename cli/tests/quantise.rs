@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use adapter_core::quant::GgmlType;
 use adapter_core::quant::gguf::{MetaValue, read_gguf};
 use serde_json::Value;
-use support::{json_of, offline as adapterctl};
+use support::{copy_dir, json_of, offline as adapterctl, offline_cached};
 
 fn tiny() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tiny-llama")
@@ -100,6 +100,71 @@ fn gguf_q4_k_with_report_and_lineage() {
         g.get("general.file_type").and_then(MetaValue::as_u32),
         Some(7)
     );
+}
+
+/// The weights' digests come from the digest cache `push` keeps too: a second quantise of
+/// the same files hashes nothing and writes the same bytes; a touched file is hashed again.
+#[test]
+fn a_second_quantise_takes_the_weights_digests_from_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, cache) = (tmp.path().join("model"), tmp.path().join("cache"));
+    copy_dir(&tiny(), &model);
+    let shards = [
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    ];
+    let size = |f: &str| std::fs::metadata(model.join(f)).unwrap().len();
+    let weights = size(shards[0]) + size(shards[1]);
+    let run = |format: &str, out: &str| {
+        let out = tmp.path().join(out);
+        let args = [
+            "--json",
+            "quantise",
+            "--local",
+            model.to_str().unwrap(),
+            "--format",
+            format,
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        let r = offline_cached(&args, &cache);
+        assert_eq!(
+            r.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        (json_of(&r)["digest_cache"].clone(), out)
+    };
+    let bytes = |p: &Path| {
+        if p.is_dir() {
+            std::fs::read(p.join("model.safetensors")).unwrap()
+        } else {
+            std::fs::read(p).unwrap()
+        }
+    };
+    for format in ["q8_0", "nf4"] {
+        let (first, a) = run(format, &format!("{format}-1"));
+        let (second, b) = run(format, &format!("{format}-2"));
+        if format == "q8_0" {
+            assert_eq!(first["hits"], 0, "{first}");
+            assert_eq!(first["hashed_bytes"], weights, "{first}");
+        }
+        assert_eq!(second["hits"], 2, "{format}: {second}");
+        assert_eq!(second["hashed_bytes"], 0, "{format}: {second}");
+        assert!(bytes(&a) == bytes(&b), "{format}: the outputs differ");
+    }
+    // A new mtime is a new file as far as the cache knows: hashed again, same digest.
+    let f = std::fs::File::options()
+        .write(true)
+        .open(model.join(shards[1]))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    let (third, c) = run("q8_0", "q8_0-3");
+    assert_eq!(third["hits"], 1, "{third}");
+    assert_eq!(third["hashed_bytes"], size(shards[1]), "{third}");
+    assert!(bytes(&c) == bytes(&tmp.path().join("q8_0-1")));
 }
 
 #[test]

@@ -398,8 +398,10 @@ fn hashing_while_quantising_writes_the_bytes_of_hashing_first() {
             .lineage
             .insert(0, (CONTENT_DIGEST_KEY.into(), digest.to_string()));
         to_gguf(&full, ty, &first, &hashed_first).unwrap();
-        let (report, got) = to_gguf_hashing(&tiny(), ty, &during, &opts()).unwrap();
+        let (report, got, files) = to_gguf_hashing(&tiny(), ty, &during, &opts()).unwrap();
         assert_eq!(got, digest);
+        let each: Vec<_> = full.files.iter().map(|f| f.digest.unwrap()).collect();
+        assert_eq!(files, each);
         assert_eq!(report.output, during);
         let bytes = std::fs::read(&during).unwrap();
         assert!(bytes == std::fs::read(&first).unwrap(), "{ty}");

@@ -7,9 +7,14 @@
 pub struct Rng(u64);
 
 impl Rng {
-    /// The stream of `seed` (any value; zero, which xorshift cannot leave, is moved off).
+    /// The stream of `seed`: the state is splitmix64 of the seed, a bijection, so distinct
+    /// seeds start distinct streams (a zero state, which xorshift cannot leave, is moved off).
     pub fn new(seed: u64) -> Self {
-        Self((seed ^ 0x9E37_79B9_7F4A_7C15) | 1)
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        Self(if z == 0 { 0x9E37_79B9_7F4A_7C15 } else { z })
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -49,6 +54,10 @@ mod tests {
         assert_eq!(Rng::new(7).bytes(100), Rng::new(7).bytes(100));
         assert_ne!(Rng::new(7).bytes(100), Rng::new(8).bytes(100));
         assert_ne!(Rng::new(0).next_u64(), 0);
+        // Neighbouring seeds give different streams.
+        let firsts: std::collections::HashSet<u64> =
+            (0..10_000).map(|s| Rng::new(s).next_u64()).collect();
+        assert_eq!(firsts.len(), 10_000);
         let mut r = Rng::new(1);
         assert!((0..1000).all(|_| r.below(10) < 10));
         // Odd lengths are filled to the last byte.

@@ -214,9 +214,16 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
 
 /// Run adapterctl offline (no registry involved), without a backtrace environment.
 pub fn offline(args: &[&str]) -> Output {
+    let cache = tempfile::tempdir().unwrap();
+    offline_cached(args, cache.path())
+}
+
+/// [`offline`] with the client's caches (the digest cache) in `cache`, kept between runs.
+pub fn offline_cached(args: &[&str], cache: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_adapterctl"))
         .args(args)
         .env_remove("RUST_BACKTRACE")
+        .env("XDG_CACHE_HOME", cache)
         .output()
         .expect("run adapterctl")
 }

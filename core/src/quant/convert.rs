@@ -125,13 +125,14 @@ pub const CONTENT_DIGEST_KEY: &str = "adapter_registry.source.content_digest";
 /// quantisation does, so the files are hashed on a thread of their own while the model is
 /// quantised: the header is written with a placeholder of the digest's length, overwritten
 /// with the digest before the file is synced and renamed. The bytes are those of hashing
-/// first. Returns the report and the digest.
+/// first. Returns the report, the content digest and each weight file's digest (in
+/// `model.files` order, for a digest cache).
 pub fn to_gguf_hashing(
     model: &ModelDir,
     ty: GgmlType,
     out: &Path,
     opts: &Options,
-) -> Result<(QuantReport, Digest), QuantError> {
+) -> Result<(QuantReport, Digest, Vec<Digest>), QuantError> {
     let placeholder = Digest::of_bytes(b"").to_string();
     let mut opts = opts.clone();
     opts.lineage
@@ -155,7 +156,15 @@ pub fn to_gguf_hashing(
             .join()
             .map_err(|_| QuantError::Invalid("the hashing thread panicked".into()))?;
         let (mut file, report) = written?;
-        let digest = digest?;
+        let files = digest?;
+        let digest = content_digest(
+            &model
+                .files
+                .iter()
+                .zip(&files)
+                .map(|(f, d)| (f.path.as_str(), f.size, *d))
+                .collect::<Vec<_>>(),
+        );
         let needle = [
             &(CONTENT_DIGEST_KEY.len() as u64).to_le_bytes()[..],
             CONTENT_DIGEST_KEY.as_bytes(),
@@ -168,27 +177,21 @@ pub fn to_gguf_hashing(
         file.seek(SeekFrom::Start(at))?;
         file.write_all(digest.to_string().as_bytes())?;
         file.sync_all()?;
-        Ok((report, digest))
+        Ok((report, digest, files))
     });
-    let (mut report, digest) = finish(result, &partial, out)?;
+    let (mut report, digest, files) = finish(result, &partial, out)?;
     report.output = out.to_owned();
-    Ok((report, digest))
+    Ok((report, digest, files))
 }
 
-/// The content digest of `model`'s weight files, each hashed in full.
-fn file_digests(model: &ModelDir) -> Result<Digest, QuantError> {
+/// The digest of each of `model`'s weight files, each hashed in full.
+fn file_digests(model: &ModelDir) -> Result<Vec<Digest>, QuantError> {
     let digests = model
         .files
         .iter()
-        .map(|f| {
-            Ok((
-                f.path.as_str(),
-                f.size,
-                sha256_file(&model.root.join(&f.path))?.0,
-            ))
-        })
+        .map(|f| Ok(sha256_file(&model.root.join(&f.path))?.0))
         .collect::<Result<Vec<_>, std::io::Error>>()?;
-    Ok(content_digest(&digests))
+    Ok(digests)
 }
 
 /// Where `needle` starts in the header of the GGUF `file` (it must occur exactly once).
