@@ -13,3 +13,11 @@ CREATE INDEX versions_created ON versions (created_at, id);
 -- was a scan of its table.
 CREATE INDEX versions_by_manifest ON versions (manifest_digest);
 CREATE INDEX lineage_reference ON lineage (reference);
+
+-- A version's latest result per benchmark:metric (what every read of evals asks for:
+-- MAX(id) per version, benchmark and metric) is one index seek. PostgreSQL's index did not
+-- hold the id, so each row's MAX read every result of its metric: with 2,000 results of one
+-- metric on a version, its lookup took up to a second (catalog-bench --writes-per-second).
+-- SQLite's index already ended with the rowid, which is the id; the same index in both.
+DROP INDEX evals_version;
+CREATE INDEX evals_version ON evals (version_id, benchmark, metric, id);
