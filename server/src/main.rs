@@ -143,7 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("running {} job worker(s)", args.workers);
             let metrics = match args.metrics_listen {
                 Some(addr) => {
-                    let listener = tokio::net::TcpListener::bind(addr).await?;
+                    let listener = serve::bind(addr)?;
                     println!("metrics on http://{}/metrics", listener.local_addr()?);
                     let app = serve::metrics_router(state.clone());
                     Some(tokio::spawn(async move {

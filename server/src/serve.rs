@@ -216,16 +216,34 @@ fn spawn_sweeper(app: AppState, interval: Duration) -> tokio::task::JoinHandle<(
     })
 }
 
-/// Bind `addr` and print exactly `listening on http://ADDR` (the bound address) to stdout.
+/// Connections the kernel holds for the accept loop: a burst of a thousand clients
+/// connecting at once (`process.rs`, a thousand concurrent publishes) overflowed tokio's
+/// default of 1024 while the workers were busy, and the kernel reset the excess. The kernel
+/// caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Bind `addr` (with [`LISTEN_BACKLOG`]) and print exactly `listening on http://ADDR` (the
+/// bound address) to stdout.
 pub async fn bind_and_announce(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
+    let listener = bind(addr).with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on http://{local}")?;
     out.flush()?;
     Ok(listener)
+}
+
+/// A listening socket on `addr`, as `TcpListener::bind` makes it (address reuse on Unix) but
+/// with [`LISTEN_BACKLOG`].
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
