@@ -274,6 +274,36 @@ fn reader_refuses_sizes_and_offsets_that_overflow() {
     assert!(err.contains("overflows"), "{err}");
 }
 
+/// The writer laid out a header the reader accepted (one tensor whose data ends just short
+/// of 2^64 bytes) and panicked adding the padding after it (the gguf fuzz target's crash).
+/// It refuses such a layout now.
+#[test]
+fn writer_refuses_a_data_section_past_2_64_bytes() {
+    let q8_0 = GgmlType::Q8_0;
+    // 2^59 rows of 32 values: 34 bytes each, 2^64 + 2^60 bytes in all.
+    let huge = vec![("t".to_owned(), vec![32u64, 1 << 59], q8_0)];
+    let err = GgufWriter::start(Vec::new(), &[], &huge).err().unwrap();
+    assert!(err.to_string().contains("past 2^64"), "{err}");
+    // The fuzzer's input, byte for byte: the reader takes it, the writer must not panic.
+    let crash: [u8; 65] = [
+        0x47, 0x47, 0x55, 0x46, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x68, 0x02, 0x00, 0x00, 0x00, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f,
+        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00,
+    ];
+    let file = read_gguf(crash.as_slice()).unwrap();
+    let tensors: Vec<_> = file
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.dims.clone(), t.ty))
+        .collect();
+    let err = GgufWriter::start(Vec::new(), &file.metadata, &tensors)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("past 2^64"), "{err}");
+}
+
 #[test]
 fn gguf_refuses_non_llama_models() {
     let tmp = tempfile::tempdir().unwrap();

@@ -277,8 +277,16 @@ impl<W: Write> GgufWriter<W> {
                     ty.block_size()
                 )));
             }
-            offset += t.byte_len();
-            offset += pad(offset, alignment);
+            // Checked: a header's dimensions may describe more than 2^64 bytes in all.
+            offset = t
+                .checked_byte_len()
+                .and_then(|n| offset.checked_add(n))
+                .and_then(|end| end.checked_add(pad(end, alignment)))
+                .ok_or_else(|| {
+                    QuantError::Invalid(format!(
+                        "tensor `{name}`: the data would end past 2^64 bytes"
+                    ))
+                })?;
             infos.push(t);
         }
         let mut out = Counting { inner, pos: 0 };
