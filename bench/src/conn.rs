@@ -1,12 +1,14 @@
 //! What the HTTP benchmarks share: the stack to run on and a release server started on it
 //! with its admin token, a `PUT` that must succeed, one keep-alive connection that asks with
-//! a bearer token and reads whole answers, and the example adapter's files to seed with.
+//! a bearer token and reads whole answers, and the example adapter's files stored to seed with.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 
+use adapter_core::digest::Digest;
 use adapter_testkit::{Backend, ServerProcess, Stack, http};
 use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
 
 /// `--stack embedded|scaleout` (the scale-out stack reads the tests' service variables).
 pub fn stack_arg(v: &str) -> Result<Stack> {
@@ -96,7 +98,22 @@ impl Conn {
 }
 
 /// A file of the example adapter (`examples/tiny-llama-lora`).
-pub fn example(file: &str) -> Result<Vec<u8>> {
+fn example(file: &str) -> Result<Vec<u8>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tiny-llama-lora");
     std::fs::read(root.join(file)).with_context(|| format!("reading the example {file}"))
+}
+
+/// `bytes` stored as a blob; its manifest entry at `path`.
+pub fn put_file(server: &ServerProcess, token: &str, path: &str, bytes: &[u8]) -> Result<Value> {
+    let d = Digest::of_bytes(bytes);
+    put(server, token, &format!("/v1/blobs/{d}"), bytes)?;
+    Ok(json!({"path": path, "size": bytes.len(), "digest": d.to_string()}))
+}
+
+/// The example adapter's two files stored as blobs; their manifest entries.
+pub fn put_example_adapter(server: &ServerProcess, token: &str) -> Result<Vec<Value>> {
+    ["adapter_config.json", "adapter_model.safetensors"]
+        .into_iter()
+        .map(|f| put_file(server, token, f, &example(f)?))
+        .collect()
 }

@@ -28,8 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use adapter_bench::conn::{Conn, example, put, stack_arg, start_server};
-use adapter_core::digest::Digest;
+use adapter_bench::conn::{Conn, put, put_example_adapter, put_file, stack_arg, start_server};
 use adapter_testkit::{ServerProcess, Stack};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
@@ -167,20 +166,12 @@ fn load_wrk(
 }
 
 fn seed(server: &ServerProcess, token: &str) -> Result<()> {
-    let mut files = Vec::new();
-    for f in ["adapter_config.json", "adapter_model.safetensors"] {
-        let bytes = example(f)?;
-        let d = Digest::of_bytes(&bytes);
-        put(server, token, &format!("/v1/blobs/{d}"), &bytes)?;
-        files.push(json!({"path": f, "size": bytes.len(), "digest": d.to_string()}));
-    }
+    let files = put_example_adapter(server, token)?;
     for r in 0..REPOS {
         for v in 0..VERSIONS {
             let notes = format!("repo {r} version {v}").into_bytes();
-            let d = Digest::of_bytes(&notes);
-            put(server, token, &format!("/v1/blobs/{d}"), &notes)?;
             let mut all = files.clone();
-            all.push(json!({"path": "notes.txt", "size": notes.len(), "digest": d.to_string()}));
+            all.push(put_file(server, token, "notes.txt", &notes)?);
             let manifest = json!({"schema": "adapter-registry.manifest.v1", "kind": "adapter",
                                   "files": all, "metadata": {"labels": {"team": format!("t{}", r % 7)}}});
             put(

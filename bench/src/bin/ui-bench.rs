@@ -21,21 +21,14 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use adapter_bench::conn::{Conn, example, put, stack_arg, start_server};
-use adapter_core::digest::Digest;
+use adapter_bench::conn::{Conn, put, put_example_adapter, stack_arg, start_server};
 use adapter_testkit::{ServerProcess, Stack};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 /// `repos` repositories `team-{r % 10}/bot-{r}@1.0.0`, published through the API.
 fn seed(server: &ServerProcess, token: &str, repos: usize) -> Result<()> {
-    let mut files = Vec::new();
-    for f in ["adapter_config.json", "adapter_model.safetensors"] {
-        let bytes = example(f)?;
-        let d = Digest::of_bytes(&bytes);
-        put(server, token, &format!("/v1/blobs/{d}"), &bytes)?;
-        files.push(json!({"path": f, "size": bytes.len(), "digest": d.to_string()}));
-    }
+    let files = put_example_adapter(server, token)?;
     for r in 0..repos {
         let manifest = json!({"schema": "adapter-registry.manifest.v1", "kind": "adapter",
             "files": files, "metadata": {"labels": {"team": format!("t{}", r % 7)}}});
