@@ -59,14 +59,8 @@ fn tag_history_gates_and_yank_end_to_end() {
         assert_eq!(l["aliases"][0]["alias"], "prod", "{l}");
         assert_eq!(l["aliases"][0]["version"], "1.1.0", "{l}");
         let h = env.ctl_json(&["alias", "history", "acme/bot", "prod"], 0);
-        let moves: Vec<(Value, Value)> = h["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| (e["from"].clone(), e["to"].clone()))
-            .collect();
         assert_eq!(
-            moves,
+            adapter_testkit::alias_moves(&h),
             vec![
                 (Value::Null, json!("1.0.0")),
                 (json!("1.0.0"), json!("1.1.0"))

@@ -138,14 +138,8 @@ fn a_crash_after_a_publish_or_an_alias_move_committed_keeps_it_whole() {
         let alias = get(&server, "/v1/adapters/crash/bot/aliases/prod").json();
         assert_eq!(alias["version"], "1.1.0", "{stack}: {alias}");
         let history = get(&server, "/v1/adapters/crash/bot/aliases/prod/history").json();
-        let moves: Vec<(Value, Value)> = history["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| (m["from"].clone(), m["to"].clone()))
-            .collect();
         assert_eq!(
-            moves,
+            adapter_testkit::alias_moves(&history),
             vec![
                 (Value::Null, json!("1.0.0")),
                 (json!("1.0.0"), json!("1.1.0"))

@@ -122,6 +122,17 @@ pub fn admin_json(backend: &Backend, args: &[&str]) -> (i32, serde_json::Value) 
     (out.status.code().unwrap_or(-1), report)
 }
 
+/// An alias history (`GET …/aliases/{alias}/history`, `adapterctl alias history --json`) as
+/// its moves, oldest first: `(from, to)`, `from` null for the first.
+pub fn alias_moves(history: &serde_json::Value) -> Vec<(serde_json::Value, serde_json::Value)> {
+    history["entries"]
+        .as_array()
+        .expect("a history has entries")
+        .iter()
+        .map(|m| (m["from"].clone(), m["to"].clone()))
+        .collect()
+}
+
 /// The lines of a text file a test process appends to (none while it does not exist).
 pub fn read_lines(path: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(path)
