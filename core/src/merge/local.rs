@@ -51,8 +51,9 @@ impl DirSource {
     }
 }
 
-impl TensorSource for DirSource {
-    fn tensor(&mut self, info: &TensorInfo) -> Result<Box<dyn Read + '_>, MergeError> {
+impl DirSource {
+    /// The open shard file that holds `info`, checked to describe it as `info` does.
+    fn file_of(&mut self, info: &TensorInfo) -> Result<&mut TensorFile<File>, MergeError> {
         let file = self
             .file_of
             .get(&info.name)
@@ -64,15 +65,30 @@ impl TensorSource for DirSource {
                 .map_err(|source| crate::model::ModelError::Safetensors { path, source })?;
             self.open.insert(file.clone(), opened);
         }
-        let tf = self.open.get_mut(&file).expect("inserted above");
-        tensor_of(tf, info)
+        Ok(self.open.get_mut(&file).expect("inserted above"))
     }
 }
 
-fn tensor_of<'a, R: Read + std::io::Seek>(
-    tf: &'a mut TensorFile<R>,
+impl TensorSource for DirSource {
+    fn tensor(&mut self, info: &TensorInfo) -> Result<Box<dyn Read + '_>, MergeError> {
+        tensor_of(self.file_of(info)?, info)
+    }
+
+    fn file_at(&mut self, info: &TensorInfo) -> Result<Option<(File, u64)>, MergeError> {
+        let tf = self.file_of(info)?;
+        same_tensor(tf, info)?;
+        let at = tf
+            .tensor_at(&info.name)
+            .map_err(|e| MergeError::Input(e.to_string()))?;
+        Ok(Some(at))
+    }
+}
+
+/// `tf` describes `info` as the plan saw it.
+fn same_tensor<R: Read + std::io::Seek>(
+    tf: &TensorFile<R>,
     info: &TensorInfo,
-) -> Result<Box<dyn Read + 'a>, MergeError> {
+) -> Result<(), MergeError> {
     let have = tf
         .info(&info.name)
         .map_err(|e| MergeError::Input(e.to_string()))?;
@@ -82,6 +98,14 @@ fn tensor_of<'a, R: Read + std::io::Seek>(
             info.name
         )));
     }
+    Ok(())
+}
+
+fn tensor_of<'a, R: Read + std::io::Seek>(
+    tf: &'a mut TensorFile<R>,
+    info: &TensorInfo,
+) -> Result<Box<dyn Read + 'a>, MergeError> {
+    same_tensor(tf, info)?;
     let reader = tf
         .tensor_reader(&info.name)
         .map_err(|e| MergeError::Input(e.to_string()))?;

@@ -3,6 +3,7 @@
 //! bounded chunks; converted ones are converted chunk by chunk; only merged tensors are
 //! held in memory, as f32.
 
+use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 
 use super::Device;
@@ -19,6 +20,14 @@ const CHUNK: usize = 8 << 20;
 /// blob store with ranged reads. The reader must yield exactly `info.byte_len()` bytes.
 pub trait TensorSource {
     fn tensor(&mut self, info: &TensorInfo) -> Result<Box<dyn Read + '_>, MergeError>;
+
+    /// The tensor's bytes as a file and the offset of the first, when this source can
+    /// read them positionally (several threads at once, each its own part); `None`, the
+    /// default, when they only stream through [`tensor`](Self::tensor).
+    fn file_at(&mut self, info: &TensorInfo) -> Result<Option<(File, u64)>, MergeError> {
+        let _ = info;
+        Ok(None)
+    }
 }
 
 /// What [`write_shard`] reports after each tensor.

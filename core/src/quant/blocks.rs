@@ -34,20 +34,26 @@ pub fn quantize_q8_0(x: &[f32], out: &mut Vec<u8>) {
 
 kernel!(Q8_0Blocks<'a>(x: &'a [f32], out: &'a mut [u8]) -> () {
         for (block, o) in x.chunks_exact(QK).zip(out.chunks_exact_mut(Q8_0_BYTES)) {
-            let mut amax = 0.0f32;
-            for &v in block {
-                // MAX(amax, fabsf(v))
-                let a = v.abs();
-                amax = if amax > a { amax } else { a };
-            }
-            let d = amax / 127.0;
-            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-            o[..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
-            for (q, &v) in o[2..].iter_mut().zip(block) {
-                *q = round_to_i8(v * id) as u8;
-            }
+            q8_0_block(block, o);
         }
 });
+
+/// One Q8_0 block (32 values) into its 34 bytes.
+#[inline(always)]
+pub(crate) fn q8_0_block(block: &[f32], o: &mut [u8]) {
+    let mut amax = 0.0f32;
+    for &v in block {
+        // MAX(amax, fabsf(v))
+        let a = v.abs();
+        amax = if amax > a { amax } else { a };
+    }
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    o[..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
+    for (q, &v) in o[2..].iter_mut().zip(block) {
+        *q = round_to_i8(v * id) as u8;
+    }
+}
 
 /// `(int8_t) roundf(v)` as llama.cpp's build computes it: C's `roundf` (half away from zero),
 /// then the float → `int8_t` conversion of x86-64 compilers, `cvttss2si` to 32 bits (which
@@ -103,27 +109,33 @@ pub fn quantize_q4_0(x: &[f32], out: &mut Vec<u8>) {
 
 kernel!(Q4_0Blocks<'a>(x: &'a [f32], out: &'a mut [u8]) -> () {
         for (block, o) in x.chunks_exact(QK).zip(out.chunks_exact_mut(Q4_0_BYTES)) {
-            let mut amax = 0.0f32;
-            let mut max = 0.0f32;
-            for &v in block {
-                if amax < v.abs() {
-                    amax = v.abs();
-                    max = v;
-                }
-            }
-            let d = max / -8.0;
-            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-            // MIN(15, (int8_t)(x·id + 8.5f)), truncating toward zero: the product rounded to
-            // f32, then the sum, as llama.cpp's build of the reference does (ggml-quants.c is
-            // compiled without FMA; core/tests/quant_golden.rs). gguf-py instead emulates a
-            // fused multiply-add (one rounding), which differs on a few blocks per million.
-            let nibble = |v: f32| trunc_to_i8(v * id + 8.5).min(15) as u8;
-            o[..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
-            for (j, q) in o[2..].iter_mut().enumerate() {
-                *q = nibble(block[j]) | (nibble(block[QK / 2 + j]) << 4);
-            }
+            q4_0_block(block, o);
         }
 });
+
+/// One Q4_0 block (32 values) into its 18 bytes.
+#[inline(always)]
+fn q4_0_block(block: &[f32], o: &mut [u8]) {
+    let mut amax = 0.0f32;
+    let mut max = 0.0f32;
+    for &v in block {
+        if amax < v.abs() {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    let d = max / -8.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    // MIN(15, (int8_t)(x·id + 8.5f)), truncating toward zero: the product rounded to
+    // f32, then the sum, as llama.cpp's build of the reference does (ggml-quants.c is
+    // compiled without FMA; core/tests/quant_golden.rs). gguf-py instead emulates a
+    // fused multiply-add (one rounding), which differs on a few blocks per million.
+    let nibble = |v: f32| trunc_to_i8(v * id + 8.5).min(15) as u8;
+    o[..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
+    for (j, q) in o[2..].iter_mut().enumerate() {
+        *q = nibble(block[j]) | (nibble(block[QK / 2 + j]) << 4);
+    }
+}
 
 /// Decode Q4_0 blocks.
 pub fn dequantize_q4_0(bytes: &[u8], out: &mut Vec<f32>) {

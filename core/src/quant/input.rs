@@ -1,6 +1,7 @@
 //! Reading a model's tensors through a [`TensorSource`], one tensor at a time, with every
 //! short, long or failing read reported against the tensor's name.
 
+use std::fs::File;
 use std::io::{ErrorKind, Read};
 
 use super::QuantError;
@@ -56,6 +57,30 @@ pub(crate) fn check_len(info: &TensorInfo) -> Result<(), QuantError> {
         )));
     }
     Ok(())
+}
+
+/// A file read from an offset on with positional reads: no shared cursor, so that threads
+/// may each read their own part of one file at once.
+pub(crate) struct ReadAt<'a> {
+    file: &'a File,
+    offset: u64,
+}
+
+impl<'a> ReadAt<'a> {
+    pub(crate) fn new(file: &'a File, offset: u64) -> Self {
+        Self { file, offset }
+    }
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.offset)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(self.file, buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
 }
 
 /// Read exactly `buf.len()` bytes (`done` bytes of the tensor came before).

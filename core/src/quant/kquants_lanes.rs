@@ -216,51 +216,15 @@ pub(crate) fn search_q6_k(s: V3, x: &[f32], l: &mut [i8; QK_K], scales: &mut [f3
 #[cfg(test)]
 mod tests {
     use super::super::kquants;
-    use super::super::lanes::kernel;
+    use super::super::lanes::{edge_blocks, kernel};
     use super::*;
-
-    /// Sub-blocks of every kind the lanes must agree on, 32 values each: random at several
-    /// scales, constant (positive, negative, zero), subnormal, huge, one outlier, values on
-    /// rounding ties, all negative, all positive.
-    fn kinds(seed: u64) -> Vec<[f32; 32]> {
-        let mut s = seed | 1;
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        };
-        let mut out = Vec::new();
-        for scale in [1e-3f32, 0.05, 1.0, 300.0, 1e18] {
-            out.push(std::array::from_fn(|_| next() * scale));
-        }
-        out.push([0.25; 32]);
-        out.push([-0.75; 32]);
-        out.push([0.0; 32]);
-        out.push([-0.0; 32]);
-        out.push(std::array::from_fn(|i| f32::from_bits(1 + 97 * i as u32))); // subnormal
-        out.push(std::array::from_fn(|_| next() * 1e-40));
-        out.push(std::array::from_fn(|i| {
-            if i % 2 == 0 { 3.0e38 } else { -1.0e38 }
-        }));
-        out.push(std::array::from_fn(|i| {
-            if i == 7 { 40.0 } else { next() * 0.01 }
-        }));
-        out.push(std::array::from_fn(|i| (i as f32 - 15.5) * 0.5)); // many ties
-        out.push(std::array::from_fn(|i| i as f32 / 2.0)); // all ≥ 0
-        out.push(std::array::from_fn(|_| -(next() + 0.5).abs()));
-        out.push(std::array::from_fn(|_| (next() + 0.5).abs() + 1.0));
-        out.push(std::array::from_fn(|i| if i == 0 { 1.0 } else { 0.0 }));
-        out.push(std::array::from_fn(|i| if i == 31 { -1e-30 } else { 0.0 }));
-        out
-    }
 
     /// Super-blocks whose eight (Q4_K) or sixteen (Q6_K) sub-blocks mix the kinds, so that
     /// every lane of a vector takes its own branches.
     fn super_blocks() -> Vec<Vec<f32>> {
         let mut out = Vec::new();
         for seed in 1..40u64 {
-            let k = kinds(seed);
+            let k = edge_blocks(seed);
             // Whole super-blocks of one kind, then mixtures.
             if seed == 1 {
                 for kind in &k {

@@ -260,6 +260,43 @@ mod avx2 {
     }
 }
 
+#[cfg(test)]
+/// Blocks of every kind the lanes must agree on with the scalar code, 32 values each: random at several
+/// scales, constant (positive, negative, zero), subnormal, huge, one outlier, values on
+/// rounding ties, all negative, all positive.
+pub(crate) fn edge_blocks(seed: u64) -> Vec<[f32; 32]> {
+    let mut s = seed | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let mut out = Vec::new();
+    for scale in [1e-3f32, 0.05, 1.0, 300.0, 1e18] {
+        out.push(std::array::from_fn(|_| next() * scale));
+    }
+    out.push([0.25; 32]);
+    out.push([-0.75; 32]);
+    out.push([0.0; 32]);
+    out.push([-0.0; 32]);
+    out.push(std::array::from_fn(|i| f32::from_bits(1 + 97 * i as u32))); // subnormal
+    out.push(std::array::from_fn(|_| next() * 1e-40));
+    out.push(std::array::from_fn(|i| {
+        if i % 2 == 0 { 3.0e38 } else { -1.0e38 }
+    }));
+    out.push(std::array::from_fn(|i| {
+        if i == 7 { 40.0 } else { next() * 0.01 }
+    }));
+    out.push(std::array::from_fn(|i| (i as f32 - 15.5) * 0.5)); // many ties
+    out.push(std::array::from_fn(|i| i as f32 / 2.0)); // all ≥ 0
+    out.push(std::array::from_fn(|_| -(next() + 0.5).abs()));
+    out.push(std::array::from_fn(|_| (next() + 0.5).abs() + 1.0));
+    out.push(std::array::from_fn(|i| if i == 0 { 1.0 } else { 0.0 }));
+    out.push(std::array::from_fn(|i| if i == 31 { -1e-30 } else { 0.0 }));
+    out
+}
+
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::avx2::M8;

@@ -9,6 +9,8 @@
 //! to any `Write`; `convert::to_gguf` / `to_nf4` wrap them for a local directory.
 
 mod blocks;
+#[cfg(target_arch = "x86_64")]
+mod blocks_lanes;
 pub mod convert;
 pub mod gguf;
 mod input;
@@ -246,25 +248,38 @@ pub(crate) fn encode_chunk(
 ) -> (f64, f64) {
     let row_len = row_len.max(1);
     out.reserve(ty.row_bytes(x.len() as u64) as usize);
-    let mut back = Vec::with_capacity(PIECE.max(row_len));
+    let mut back = Vec::new();
     let (mut err, mut norm) = (0f64, 0f64);
     for piece in x.chunks((PIECE / row_len).max(1) * row_len) {
-        let at = out.len();
-        encode_into(ty, piece, out);
-        back.clear();
-        decode_into(ty, &out[at..], &mut back);
-        let (e, n) = lanes::vectorized(Sums {
-            exact: piece,
-            approx: &back,
-        });
+        let (e, n) = encode_piece(ty, piece, out, &mut back);
         err += e;
         norm += n;
     }
     (err, norm)
 }
 
+/// One piece of [`encode_chunk`]: Q8_0 and Q4_0 are encoded and compared in one pass
+/// (`blocks_lanes`, AVX2); the other types are encoded, decoded into `back` and compared.
+fn encode_piece(ty: GgmlType, piece: &[f32], out: &mut Vec<u8>, back: &mut Vec<f32>) -> (f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if let (GgmlType::Q8_0 | GgmlType::Q4_0, Some(s)) = (ty, lanes::V3::try_new()) {
+        return match ty {
+            GgmlType::Q8_0 => blocks_lanes::quantize_q8_0(s, piece, out),
+            _ => blocks_lanes::quantize_q4_0(s, piece, out),
+        };
+    }
+    let at = out.len();
+    encode_into(ty, piece, out);
+    back.clear();
+    decode_into(ty, &out[at..], back);
+    lanes::vectorized(Sums {
+        exact: piece,
+        approx: back,
+    })
+}
+
 lanes::kernel!(Sums<'a>(exact: &'a [f32], approx: &'a [f32]) -> (f64, f64) {
-    sums(exact, approx)
+    error_sums(exact, approx)
 });
 
 /// √(Σ(x̂ − x)² / Σx²): the relative RMSE (0 when both are 0).
@@ -311,14 +326,14 @@ fn decode_into(ty: GgmlType, bytes: &[u8], out: &mut Vec<f32>) {
 /// Relative RMSE of `approx` against `exact`: ‖approx − exact‖₂ / ‖exact‖₂ (0 when both are
 /// zero).
 pub fn relative_rmse(exact: &[f32], approx: &[f32]) -> f64 {
-    let (err, norm) = sums(exact, approx);
+    let (err, norm) = error_sums(exact, approx);
     ratio(err, norm)
 }
 
 /// Σ(approx − exact)² and Σexact²: f32 partial sums over 8 lanes × 64 values (which the
 /// compiler vectorises), gathered in f64.
 #[inline(always)]
-fn sums(exact: &[f32], approx: &[f32]) -> (f64, f64) {
+pub(crate) fn error_sums(exact: &[f32], approx: &[f32]) -> (f64, f64) {
     let n = exact.len().min(approx.len());
     let (exact, approx) = (&exact[..n], &approx[..n]);
     let (mut err, mut norm) = (0f64, 0f64);

@@ -50,6 +50,13 @@ impl TensorFile<File> {
     pub fn open(path: &Path, limits: &Limits) -> Result<Self, SafetensorsError> {
         Self::new(File::open(path)?, limits)
     }
+
+    /// A handle of the file and where tensor `name`'s bytes start in it, for positional
+    /// reads (the header was validated against the file's length when it was opened).
+    pub fn tensor_at(&self, name: &str) -> Result<(File, u64), SafetensorsError> {
+        let begin = self.info(name)?.data_offsets.0;
+        Ok((self.inner.try_clone()?, self.header.data_start() + begin))
+    }
 }
 
 impl<R: Read + Seek> TensorFile<R> {
