@@ -28,6 +28,9 @@ const GE: i32 = 0x1d;
 const LE: i32 = 0x12;
 const EQ: i32 = 0x00;
 const UNORD: i32 = 0x03;
+/// Ordered (neither NaN); not-equal, unordered (true for NaN, as Rust's `!=`).
+const ORD: i32 = 0x07;
+const NEQ: i32 = 0x04;
 
 /// Append the Q8_0 blocks of `x` to `out`; returns Σ(x̂ − x)² and Σx² as `sums` gives them
 /// for the decoded blocks. `x.len()` a multiple of 32.
@@ -53,43 +56,183 @@ pub(crate) fn quantize_q4_0(s: V3, x: &[f32], out: &mut Vec<u8>) -> (f64, f64) {
 }
 
 kernel!(Q8_0Lanes<'a>(s: V3, x: &'a [f32], out: &'a mut [u8]) -> (f64, f64) {
-    with_sums(s, x, out, Q8_0_BYTES, q8_0)
+    with_sums(s, x, out, Q8_0_BYTES, q8_0_scales, q8_0)
 });
 
 kernel!(Q4_0Lanes<'a>(s: V3, x: &'a [f32], out: &'a mut [u8]) -> (f64, f64) {
-    with_sums(s, x, out, Q4_0_BYTES, q4_0)
+    with_sums(s, x, out, Q4_0_BYTES, q4_0_scales, q4_0)
 });
 
 /// One block's four vectors.
 type Block = [__m256; 4];
 
-/// The error sums of `sums`: per 64 values, eight f32 lanes of Σ(x̂ − x)² and Σx² (added
-/// vector by vector, as the scalar loop adds element by element), then each lane in f64.
+/// Blocks whose scales are found together: one vector of maxima, one division each.
+const GROUP: usize = 8;
+
+/// A block's scale: `d` as stored (f16 bits) and as decoded, and `id` = 1/d (0 for 0), as
+/// the scalar code computes them; `scalar` for a block the scalar code encodes (Q8_0 with
+/// a NaN).
+#[derive(Clone, Copy, Default)]
+struct Scale {
+    h: u16,
+    dd: f32,
+    id: f32,
+    scalar: bool,
+}
+
+/// Encode `x` block by block into `out` and return the error sums of `sums`: per 64
+/// values, eight f32 lanes of Σ(x̂ − x)² and Σx² (added vector by vector, as the scalar loop
+/// adds element by element), then each lane in f64. The scales of each [`GROUP`] of
+/// blocks come first (`scales`, each block's from its own values only), then each block
+/// is encoded and decoded (`block`) in registers.
 #[inline(always)]
 fn with_sums(
     s: V3,
     x: &[f32],
     out: &mut [u8],
     bytes: usize,
-    block: impl Fn(V3, &Block, &[f32], &mut [u8]) -> Block,
+    scales: impl Fn(V3, &[f32], &mut [Scale; GROUP]),
+    block: impl Fn(V3, &Block, Scale, &[f32], &mut [u8]) -> Block,
 ) -> (f64, f64) {
     let (avx, zero) = (s.avx, s.avx._mm256_setzero_ps());
     let (mut err, mut norm) = (0f64, 0f64);
-    for (pair, o) in x.chunks(2 * QK).zip(out.chunks_mut(2 * bytes)) {
-        let (mut e, mut m) = (zero, zero);
-        for (b, o) in pair.chunks_exact(QK).zip(o.chunks_exact_mut(bytes)) {
-            let v = load(b);
-            let back = block(s, &v, b, o);
-            for k in 0..4 {
-                let d = avx._mm256_sub_ps(back[k], v[k]);
-                e = avx._mm256_add_ps(e, avx._mm256_mul_ps(d, d));
-                m = avx._mm256_add_ps(m, avx._mm256_mul_ps(v[k], v[k]));
+    let mut sc = [Scale::default(); GROUP];
+    for (group, o) in x.chunks(GROUP * QK).zip(out.chunks_mut(GROUP * bytes)) {
+        scales(s, group, &mut sc);
+        let mut k = 0;
+        for (pair, o) in group.chunks(2 * QK).zip(o.chunks_mut(2 * bytes)) {
+            let (mut e, mut m) = (zero, zero);
+            for (b, o) in pair.chunks_exact(QK).zip(o.chunks_exact_mut(bytes)) {
+                let v = load(b);
+                let back = block(s, &v, sc[k], b, o);
+                k += 1;
+                for i in 0..4 {
+                    let d = avx._mm256_sub_ps(back[i], v[i]);
+                    e = avx._mm256_add_ps(e, avx._mm256_mul_ps(d, d));
+                    m = avx._mm256_add_ps(m, avx._mm256_mul_ps(v[i], v[i]));
+                }
             }
+            err += lanes_in_f64(e);
+            norm += lanes_in_f64(m);
         }
-        err += lanes_in_f64(e);
-        norm += lanes_in_f64(m);
     }
     (err, norm)
+}
+
+/// Lane `b` of the result: the largest lane of `m[b]` (lanes of different vectors never
+/// meet; for a vector without NaN the order of `max` does not matter).
+#[inline(always)]
+fn max_lanes(s: V3, m: &[__m256; GROUP]) -> __m256 {
+    let avx = s.avx;
+    // Neighbouring lanes, then pairs of those, then the two halves.
+    let pairs = |a: __m256, b: __m256| {
+        avx._mm256_max_ps(
+            avx._mm256_shuffle_ps::<0x88>(a, b),
+            avx._mm256_shuffle_ps::<0xdd>(a, b),
+        )
+    };
+    let x01 = pairs(m[0], m[1]);
+    let x23 = pairs(m[2], m[3]);
+    let x45 = pairs(m[4], m[5]);
+    let x67 = pairs(m[6], m[7]);
+    let y0123 = pairs(x01, x23);
+    let y4567 = pairs(x45, x67);
+    avx._mm256_max_ps(
+        avx._mm256_permute2f128_ps::<0x20>(y0123, y4567),
+        avx._mm256_permute2f128_ps::<0x31>(y0123, y4567),
+    )
+}
+
+/// The scales of blocks whose divisor is `div` (each block's `d` = its lane / `div`): `id`
+/// = 1/d, or 0 for d = 0, and `d` rounded to f16, for the first `n` blocks.
+#[inline(always)]
+fn scales_of(s: V3, d: __m256, n: usize, sc: &mut [Scale; GROUP]) {
+    let avx = s.avx;
+    let id = avx._mm256_div_ps(avx._mm256_set1_ps(1.0), d);
+    let id = avx._mm256_and_ps(id, avx._mm256_cmp_ps::<NEQ>(d, avx._mm256_setzero_ps()));
+    let (d, id): ([f32; GROUP], [f32; GROUP]) = (pulp::cast(d), pulp::cast(id));
+    for b in 0..n {
+        let h = f32_to_f16(d[b]);
+        sc[b] = Scale {
+            h,
+            dd: f16_to_f32(h),
+            id: id[b],
+            scalar: false,
+        };
+    }
+}
+
+/// Q8_0 scales: d = amax / 127; a block holding a NaN is the scalar code's.
+#[inline(always)]
+fn q8_0_scales(s: V3, group: &[f32], sc: &mut [Scale; GROUP]) {
+    let avx = s.avx;
+    let sign = avx._mm256_set1_ps(-0.0);
+    let mut m = [avx._mm256_setzero_ps(); GROUP];
+    let mut nan = 0u32;
+    for (b, x) in group.chunks_exact(QK).enumerate() {
+        let v = load(x);
+        let unordered = avx._mm256_or_ps(
+            avx._mm256_cmp_ps::<UNORD>(v[0], v[1]),
+            avx._mm256_cmp_ps::<UNORD>(v[2], v[3]),
+        );
+        nan |= u32::from(avx._mm256_movemask_ps(unordered) != 0) << b;
+        // (A block's maximum is its lane alone in `max_lanes`: a NaN block's is not used.)
+        let v01 = avx._mm256_max_ps(
+            avx._mm256_andnot_ps(sign, v[0]),
+            avx._mm256_andnot_ps(sign, v[1]),
+        );
+        let v23 = avx._mm256_max_ps(
+            avx._mm256_andnot_ps(sign, v[2]),
+            avx._mm256_andnot_ps(sign, v[3]),
+        );
+        m[b] = avx._mm256_max_ps(v01, v23);
+    }
+    let amax = max_lanes(s, &m);
+    let n = group.len() / QK;
+    scales_of(s, avx._mm256_div_ps(amax, avx._mm256_set1_ps(127.0)), n, sc);
+    for (b, sc) in sc.iter_mut().enumerate().take(n) {
+        sc.scalar = nan >> b & 1 != 0;
+    }
+}
+
+/// Q4_0 scales: d = (the first value of the largest magnitude) / −8, NaNs skipped.
+#[inline(always)]
+fn q4_0_scales(s: V3, group: &[f32], sc: &mut [Scale; GROUP]) {
+    let avx = s.avx;
+    let sign = avx._mm256_set1_ps(-0.0);
+    let mut a = [[avx._mm256_setzero_ps(); 4]; GROUP];
+    let mut m = [avx._mm256_setzero_ps(); GROUP];
+    for (b, x) in group.chunks_exact(QK).enumerate() {
+        let v = load(x);
+        for i in 0..4 {
+            // |v|, 0 for NaN (the scalar loop skips a NaN: `amax < NaN` is false).
+            a[b][i] = avx._mm256_and_ps(
+                avx._mm256_andnot_ps(sign, v[i]),
+                avx._mm256_cmp_ps::<ORD>(v[i], v[i]),
+            );
+        }
+        m[b] = avx._mm256_max_ps(
+            avx._mm256_max_ps(a[b][0], a[b][1]),
+            avx._mm256_max_ps(a[b][2], a[b][3]),
+        );
+    }
+    let amax: [f32; GROUP] = pulp::cast(max_lanes(s, &m));
+    let mut max = [0f32; GROUP];
+    for (b, x) in group.chunks_exact(QK).enumerate() {
+        // The scalar loop keeps the first value of the largest magnitude (and 0 when every
+        // magnitude is 0 or NaN).
+        if amax[b] > 0.0 {
+            let at = avx._mm256_set1_ps(amax[b]);
+            let mut bits = 0u32;
+            for (i, &a) in a[b].iter().enumerate() {
+                let hit = avx._mm256_movemask_ps(avx._mm256_cmp_ps::<EQ>(a, at)) as u32;
+                bits |= hit << (8 * i);
+            }
+            max[b] = x[bits.trailing_zeros() as usize];
+        }
+    }
+    let d = avx._mm256_div_ps(pulp::cast(max), avx._mm256_set1_ps(-8.0));
+    scales_of(s, d, group.len() / QK, sc);
 }
 
 #[inline(always)]
@@ -111,17 +254,6 @@ fn lanes_in_f64(v: __m256) -> f64 {
         sum += f64::from(l);
     }
     sum
-}
-
-/// The largest of the eight lanes (none NaN).
-#[inline(always)]
-fn max_lane(v: __m256) -> f32 {
-    let a: [f32; 8] = pulp::cast(v);
-    let mut max = 0.0f32;
-    for l in a {
-        max = max.max(l);
-    }
-    max
 }
 
 /// `(int8_t)` lanes (the low byte, sign-extended) of i32 lanes.
@@ -164,31 +296,14 @@ fn round_to_i8(s: V3, x: __m256) -> __m256i {
 
 /// One Q8_0 block into `o`; returns its decoding.
 #[inline(always)]
-fn q8_0(s: V3, v: &Block, x: &[f32], o: &mut [u8]) -> Block {
+fn q8_0(s: V3, v: &Block, sc: Scale, x: &[f32], o: &mut [u8]) -> Block {
     let (avx, avx2) = (s.avx, s.avx2);
-    let nan = avx._mm256_or_ps(
-        avx._mm256_cmp_ps::<UNORD>(v[0], v[1]),
-        avx._mm256_cmp_ps::<UNORD>(v[2], v[3]),
-    );
-    if avx._mm256_movemask_ps(nan) != 0 {
+    if sc.scalar {
         q8_0_block(x, o);
         return decode_q8_0(o);
     }
-    let sign = avx._mm256_set1_ps(-0.0);
-    let max01 = avx._mm256_max_ps(
-        avx._mm256_andnot_ps(sign, v[0]),
-        avx._mm256_andnot_ps(sign, v[1]),
-    );
-    let max23 = avx._mm256_max_ps(
-        avx._mm256_andnot_ps(sign, v[2]),
-        avx._mm256_andnot_ps(sign, v[3]),
-    );
-    let amax = max_lane(avx._mm256_max_ps(max01, max23));
-    let d = amax / 127.0;
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    let h = f32_to_f16(d);
-    o[..2].copy_from_slice(&h.to_le_bytes());
-    let id = avx._mm256_set1_ps(id);
+    o[..2].copy_from_slice(&sc.h.to_le_bytes());
+    let id = avx._mm256_set1_ps(sc.id);
     let r = [
         round_to_i8(s, avx._mm256_mul_ps(v[0], id)),
         round_to_i8(s, avx._mm256_mul_ps(v[1], id)),
@@ -206,7 +321,7 @@ fn q8_0(s: V3, v: &Block, x: &[f32], o: &mut [u8]) -> Block {
         ],
     );
     o[2..].copy_from_slice(&q);
-    let dd = avx._mm256_set1_ps(f16_to_f32(h));
+    let dd = avx._mm256_set1_ps(sc.dd);
     [
         avx._mm256_mul_ps(avx._mm256_cvtepi32_ps(r[0]), dd),
         avx._mm256_mul_ps(avx._mm256_cvtepi32_ps(r[1]), dd),
@@ -261,45 +376,17 @@ fn q4_decode(s: V3, b: __m256i, dd: __m256) -> __m256 {
 
 /// One Q4_0 block into `o`; returns its decoding.
 #[inline(always)]
-fn q4_0(s: V3, v: &Block, x: &[f32], o: &mut [u8]) -> Block {
+fn q4_0(s: V3, v: &Block, sc: Scale, _: &[f32], o: &mut [u8]) -> Block {
     let (avx, avx2) = (s.avx, s.avx2);
-    let sign = avx._mm256_set1_ps(-0.0);
-    let a = [
-        avx._mm256_andnot_ps(sign, v[0]),
-        avx._mm256_andnot_ps(sign, v[1]),
-        avx._mm256_andnot_ps(sign, v[2]),
-        avx._mm256_andnot_ps(sign, v[3]),
-    ];
-    // NaN lanes drop out: `max_ps` gives its second operand when either is NaN.
-    let m = avx._mm256_max_ps(a[0], avx._mm256_setzero_ps());
-    let m = avx._mm256_max_ps(a[1], m);
-    let m = avx._mm256_max_ps(a[2], m);
-    let amax = max_lane(avx._mm256_max_ps(a[3], m));
-    // The scalar loop keeps the first value of the largest magnitude (and 0 when every
-    // magnitude is 0 or NaN).
-    let max = if amax > 0.0 {
-        let at = avx._mm256_set1_ps(amax);
-        let mut bits = 0u32;
-        for (k, &a) in a.iter().enumerate() {
-            let hit = avx._mm256_movemask_ps(avx._mm256_cmp_ps::<EQ>(a, at)) as u32;
-            bits |= hit << (8 * k);
-        }
-        x[bits.trailing_zeros() as usize]
-    } else {
-        0.0
-    };
-    let d = max / -8.0;
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    let h = f32_to_f16(d);
-    o[..2].copy_from_slice(&h.to_le_bytes());
-    let id = avx._mm256_set1_ps(id);
+    o[..2].copy_from_slice(&sc.h.to_le_bytes());
+    let id = avx._mm256_set1_ps(sc.id);
     // Byte j: element j in the low nibble, element j + 16 in the high one.
     let b0 = q4_byte(s, q4_level(s, v[0], id), q4_level(s, v[2], id));
     let b1 = q4_byte(s, q4_level(s, v[1], id), q4_level(s, v[3], id));
     let q = pack_bytes(s, [b0, b1, b0, b1]);
     o[2..].copy_from_slice(&q[..QK / 2]);
     // The decoding of those bytes.
-    let dd = avx._mm256_set1_ps(f16_to_f32(h));
+    let dd = avx._mm256_set1_ps(sc.dd);
     [
         q4_decode(s, b0, dd),
         q4_decode(s, b1, dd),
@@ -379,6 +466,12 @@ mod tests {
             }));
         }
         out.push([f32::NAN; QK]);
+        // Q8_0's running maximum restarts after a NaN: the 100 before it does not count.
+        out.push(std::array::from_fn(|i| match i {
+            0 => 100.0,
+            2 => f32::NAN,
+            _ => 0.1 * i as f32,
+        }));
         // A NaN in the lane (of the four vectors) that holds the largest magnitude.
         out.push(std::array::from_fn(|i| match i {
             1 => f32::NAN,
