@@ -10,8 +10,8 @@ use adapter_testkit::stacks;
 use support::{Env, big_model, tree};
 
 const MIB: u64 = 1 << 20;
-/// Over the 64 MiB single-`PUT` limit (hashed while uploading) and over two 32 MiB pieces
-/// (pulled in ranges).
+/// Over the 64 MiB single-`PUT` limit (hashed while uploading) and over the 64 MiB from which
+/// a pull goes in ranges (8 MiB pieces).
 const BIG: u64 = 100 * MIB;
 
 fn push(env: &Env, dir: &std::path::Path, name: &str, version: &str) -> serde_json::Value {
@@ -148,7 +148,7 @@ fn a_corrupted_range_fails_verification_and_places_nothing() {
         let digest = big_model(&dir, BIG, 13);
         let v = push(&env, &dir, "acme/big", "1.0.0");
         let manifest_digest = v["manifest_digest"].as_str().unwrap().to_owned();
-        // One byte in the third 32 MiB piece.
+        // One byte in the ninth 8 MiB piece.
         env.tamper_at(&digest, (70 * MIB) as usize);
         let out = env.path("out");
         let e = env.ctl_json(&["pull", "acme/big@1.0.0", "-o", out.to_str().unwrap()], 7);

@@ -1,27 +1,32 @@
 //! One large file in parallel ranges: pieces of [`PIECE`] bytes are fetched [`RANGES`] at a
-//! time with `Range: bytes=a-b` and written at their final offsets, while one thread hashes
-//! the file in order, following the end of what has landed contiguously (re-reading it from
-//! the page cache: a copy, cheaper than the hash it feeds). The digest is checked by the
-//! caller when every byte has been hashed, after one `fsync`.
+//! time with `Range: bytes=a-b`; one thread puts what lands back in order and writes it
+//! (sequentially: no write lock shared by the connections), and hands each chunk on to a
+//! second thread that hashes it from memory (no read-back from the file). At most
+//! [`WINDOW`] pieces are in flight or not yet hashed, which bounds the memory. The digest is checked by the caller
+//! when every byte has been hashed, after one `fsync`.
 //!
-//! How far the file is known complete (the hashed frontier) is kept in [`Frontiers`], so a
-//! cut-off pull resumes from there, hashing that prefix again before anything is added.
+//! How far the file is known complete (the hashed frontier: the file is never longer) is
+//! kept in [`Frontiers`], so a cut-off pull resumes from there, hashing that prefix again
+//! before anything is added.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek};
+use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
-use adapter_core::digest::{HASH_BUFFER, Hasher};
+use adapter_core::digest::Hasher;
 use adapter_core::manifest::FileEntry;
 use anyhow::anyhow;
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_RANGE;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
 use super::{Stats, io_fail};
 use crate::client::{Client, ClientError};
@@ -29,13 +34,14 @@ use crate::exit::{Failure, NOT_FOUND, SERVER, VERIFY};
 use crate::fsutil::content_range_is;
 
 /// Bytes per ranged request.
-pub const PIECE: u64 = 32 << 20;
+pub const PIECE: u64 = 8 << 20;
 /// Ranged requests in flight for one file.
 pub const RANGES: usize = 4;
+/// Pieces being fetched or waiting to be written and hashed, at most: the memory a pull
+/// holds is at most this many pieces.
+pub const WINDOW: usize = 6;
 /// A file whose missing part is at least this large is fetched in ranges.
-pub const RANGED_MIN: u64 = 2 * PIECE;
-/// Bytes gathered before each positioned write.
-const WRITE_BLOCK: usize = 4 << 20;
+pub const RANGED_MIN: u64 = 64 << 20;
 /// The frontier is recorded each time it advanced this far.
 const RECORD_EVERY: u64 = 256 << 20;
 /// Attempts per piece when the connection breaks (each continues where the last stopped).
@@ -112,59 +118,8 @@ impl Frontiers {
     }
 }
 
-/// What the downloaders tell the hashing thread.
-#[derive(Debug)]
-struct Landed {
-    /// Bytes written so far at the start of each piece.
-    written: Vec<u64>,
-    /// The piece the hashing thread waits on: only its progress (or a failure) wakes it.
-    waiting_on: usize,
-    failed: bool,
-}
-
-#[derive(Debug)]
-struct Shared {
-    landed: Mutex<Landed>,
-    wake: Condvar,
-    /// Held across each block's write. Writes to one file serialise on its inode lock in the
-    /// kernel anyway, where the waiting writers spin (on tmpfs, 2.7 s of system time for
-    /// 1 GiB with four pieces in flight); here they sleep instead.
-    writing: Mutex<()>,
-}
-
-impl Shared {
-    fn new(pieces: usize) -> Self {
-        Shared {
-            landed: Mutex::new(Landed {
-                written: vec![0; pieces],
-                waiting_on: 0,
-                failed: false,
-            }),
-            wake: Condvar::new(),
-            writing: Mutex::new(()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Landed> {
-        self.landed.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// `done` bytes of piece `index` are written.
-    fn written(&self, index: usize, done: u64) {
-        let mut landed = self.lock();
-        landed.written[index] = done;
-        let wake = index <= landed.waiting_on;
-        drop(landed);
-        if wake {
-            self.wake.notify_all();
-        }
-    }
-
-    fn fail(&self) {
-        self.lock().failed = true;
-        self.wake.notify_all();
-    }
-}
+/// What the downloads send the writing thread: bytes of the file at an offset.
+type Landed = (u64, Bytes);
 
 /// Fetch bytes `from..` of `entry` into `target` (whose first `from` bytes `hasher` has
 /// hashed) in parallel ranges; returns the hasher over the whole file, which is synced to
@@ -181,7 +136,7 @@ pub async fn fetch(
     frontiers: &Arc<Frontiers>,
 ) -> Result<Hasher, Failure> {
     let rel = entry.path.as_str();
-    let file = std::fs::OpenOptions::new()
+    let mut file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(false)
@@ -190,44 +145,69 @@ pub async fn fetch(
     // Whatever lies past the verified prefix is unknown: recorded first, then cut.
     frontiers.set(rel, Some(from))?;
     file.set_len(from).map_err(io_fail(target))?;
-    let file = Arc::new(file);
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(from)).map_err(io_fail(target))?;
     let pieces: Vec<Range<u64>> = (from..entry.size)
         .step_by(usize::try_from(PIECE).unwrap_or(usize::MAX))
         .map(|a| a..(a + PIECE).min(entry.size))
         .collect();
-    let shared = Arc::new(Shared::new(pieces.len()));
-    let follower = {
-        let (target, pieces, shared) = (target.to_path_buf(), pieces.clone(), shared.clone());
+    let window = Arc::new(Semaphore::new(WINDOW));
+    let (tx, rx) = mpsc::channel::<Landed>();
+    let (to_hash, hash_rx) = mpsc::channel::<Bytes>();
+    let end = end_of(&pieces, from);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut sink = InOrder {
+            file,
+            pos: from,
+            pending: BTreeMap::new(),
+        };
+        sink.run(&rx, end, &to_hash).map(|()| sink.file)
+    });
+    let hashing = {
+        let (pieces, window) = (pieces.clone(), window.clone());
         let (frontiers, rel) = (frontiers.clone(), rel.to_owned());
         tokio::task::spawn_blocking(move || {
-            follow(&target, from, hasher, &pieces, &shared, &|pos| {
-                // A frontier recorded too low only costs a longer resume.
-                let _ = frontiers.set(&rel, Some(pos));
-            })
+            hash_in_order(
+                &hash_rx,
+                hasher,
+                from,
+                &pieces,
+                &|| window.add_permits(1),
+                &|pos| {
+                    // A frontier recorded too low only costs a longer resume.
+                    let _ = frontiers.set(&rel, Some(pos));
+                },
+            )
         })
     };
-    let downloaded = futures::stream::iter(pieces.iter().cloned().enumerate())
-        .map(|(i, range)| {
-            let (file, shared) = (file.clone(), shared.clone());
-            async move { fetch_piece(client, entry, &file, i, range, &shared, bar, stats).await }
+    let downloaded = futures::stream::iter(pieces.iter().cloned())
+        .map(|range| {
+            let (tx, window) = (tx.clone(), window.clone());
+            async move {
+                // The piece waits for room in the window (the writer frees a place each
+                // time it finishes a piece); the semaphore is never closed.
+                let permit = window.acquire_owned().await.ok();
+                let fetched = fetch_piece(client, entry, &tx, range, bar, stats).await;
+                if let Some(p) = permit {
+                    p.forget();
+                }
+                fetched
+            }
         })
         .buffer_unordered(RANGES)
         .try_collect::<Vec<()>>()
         .await;
-    if downloaded.is_err() {
-        shared.fail();
-    }
-    let hashed = follower
+    // The writer ends when it has everything, or when every sender is gone before that; the
+    // hashing thread when the writer has handed on everything, or stopped.
+    drop(tx);
+    let written = writer
+        .await
+        .map_err(|e| Failure::unreadable(anyhow!("writing thread failed: {e}")))?;
+    let hashed = hashing
         .await
         .map_err(|e| Failure::unreadable(anyhow!("hashing thread failed: {e}")))?;
     downloaded?;
+    let file = written.map_err(io_fail(target))?;
     let hasher = hashed.map_err(io_fail(target))?;
-    let file = Arc::into_inner(file).ok_or_else(|| {
-        Failure::unreadable(anyhow!(
-            "{}: still in use after the download",
-            target.display()
-        ))
-    })?;
     tokio::task::spawn_blocking(move || file.sync_all())
         .await
         .map_err(|e| Failure::unreadable(anyhow!("sync thread failed: {e}")))?
@@ -235,16 +215,13 @@ pub async fn fetch(
     Ok(hasher)
 }
 
-/// One piece, written at its offset in blocks; each block written is reported to the
-/// hashing thread. A broken connection continues from where the piece stopped.
-#[allow(clippy::too_many_arguments)]
+/// One piece, each chunk sent to the writing thread as it arrives. A broken connection
+/// continues from where the piece stopped.
 async fn fetch_piece(
     client: &Client,
     entry: &FileEntry,
-    file: &Arc<std::fs::File>,
-    index: usize,
+    tx: &mpsc::Sender<Landed>,
     range: Range<u64>,
-    shared: &Arc<Shared>,
     bar: &ProgressBar,
     stats: &Stats,
 ) -> Result<(), Failure> {
@@ -276,47 +253,35 @@ async fn fetch_piece(
             .map_err(|e| Failure::new(VERIFY, e))?;
         let url = resp.url().to_string();
         let mut stream = resp.bytes_stream();
-        let mut block: Vec<u8> = Vec::with_capacity(WRITE_BLOCK);
         let mut broken = None;
-        loop {
-            let chunk = match stream.next().await {
-                Some(Ok(c)) => Some(c),
-                Some(Err(source)) => {
+        while let Some(chunk) = stream.next().await {
+            let c = match chunk {
+                Ok(c) => c,
+                Err(source) => {
                     broken = Some(ClientError::Network {
                         url: url.clone(),
                         source,
                     });
-                    None
+                    break;
                 }
-                None => None,
             };
-            if let Some(c) = &chunk {
-                if range.start + done + (block.len() + c.len()) as u64 > range.end {
-                    return Err(Failure::new(
-                        VERIFY,
-                        anyhow!(
-                            "verification failed: the registry sent more than bytes {start}-{}",
-                            range.end - 1
-                        ),
-                    ));
-                }
-                block.extend_from_slice(c);
-                stats
-                    .downloaded
-                    .fetch_add(c.len() as u64, Ordering::Relaxed);
-                bar.inc(c.len() as u64);
+            let at = range.start + done;
+            if at + c.len() as u64 > range.end {
+                return Err(Failure::new(
+                    VERIFY,
+                    anyhow!(
+                        "verification failed: the registry sent more than bytes {start}-{}",
+                        range.end - 1
+                    ),
+                ));
             }
-            if !block.is_empty() && (chunk.is_none() || block.len() >= WRITE_BLOCK) {
-                let at = range.start + done;
-                let len = block.len() as u64;
-                block = write_at(file, shared, block, at).await?;
-                block.clear();
-                done += len;
-                shared.written(index, done);
+            let len = c.len() as u64;
+            if tx.send((at, c)).is_err() {
+                return Err(Failure::unreadable(anyhow!("the writing thread stopped")));
             }
-            if chunk.is_none() {
-                break;
-            }
+            done += len;
+            stats.downloaded.fetch_add(len, Ordering::Relaxed);
+            bar.inc(len);
         }
         if range.start + done == range.end {
             return Ok(());
@@ -349,68 +314,73 @@ pub fn blob_failure(e: ClientError) -> Failure {
     f
 }
 
-async fn write_at(
-    file: &Arc<std::fs::File>,
-    shared: &Arc<Shared>,
-    block: Vec<u8>,
-    at: u64,
-) -> Result<Vec<u8>, Failure> {
-    let (file, shared) = (file.clone(), shared.clone());
-    tokio::task::spawn_blocking(move || {
-        use std::os::unix::fs::FileExt;
-        let _writing = shared.writing.lock().unwrap_or_else(|p| p.into_inner());
-        file.write_all_at(&block, at).map(|()| block)
-    })
-    .await
-    .map_err(|e| Failure::unreadable(anyhow!("writing thread failed: {e}")))?
-    .map_err(|e| Failure::unreadable(anyhow!("writing at {at}: {e}")))
+/// Where the last piece ends (`from` when there is none).
+fn end_of(pieces: &[Range<u64>], from: u64) -> u64 {
+    pieces.last().map_or(from, |p| p.end)
 }
 
-/// The hashing thread: waits until bytes past `pos` have landed contiguously, hashes them
-/// (read back in order), records the frontier every [`RECORD_EVERY`] bytes, until the end
-/// of the last piece or a failed download.
-fn follow(
-    target: &Path,
-    from: u64,
+/// The writing thread's state: the file (its cursor at `pos`) and what landed past `pos`,
+/// by offset.
+struct InOrder<W> {
+    file: W,
+    pos: u64,
+    pending: BTreeMap<u64, Bytes>,
+}
+
+impl<W: Write> InOrder<W> {
+    /// Take what lands, write it in order up to `end`, and hand each chunk written on to
+    /// `hash`. Fails when every sender is gone first (a failed download).
+    fn run(
+        &mut self,
+        rx: &mpsc::Receiver<Landed>,
+        end: u64,
+        hash: &mpsc::Sender<Bytes>,
+    ) -> std::io::Result<()> {
+        while self.pos < end {
+            let Ok((at, bytes)) = rx.recv() else {
+                return Err(std::io::Error::other("the download failed"));
+            };
+            if at < self.pos || self.pending.insert(at, bytes).is_some() {
+                return Err(std::io::Error::other(format!(
+                    "bytes at {at} landed twice (at {} now)",
+                    self.pos
+                )));
+            }
+            while let Some(bytes) = self.pending.remove(&self.pos) {
+                self.file.write_all(&bytes)?;
+                self.pos += bytes.len() as u64;
+                if hash.send(bytes).is_err() {
+                    return Err(std::io::Error::other("the hashing thread stopped"));
+                }
+            }
+        }
+        self.file.flush()
+    }
+}
+
+/// The hashing thread: hashes what the writer hands on (the file's bytes from `from` on, in
+/// order) until the end of the last piece; `piece_done` runs as it passes the end of each
+/// piece, `record` every [`RECORD_EVERY`] bytes (the file holds them: the writer hands a
+/// chunk on once written). Fails when the writer stops first.
+fn hash_in_order(
+    rx: &mpsc::Receiver<Bytes>,
     mut hasher: Hasher,
+    from: u64,
     pieces: &[Range<u64>],
-    shared: &Shared,
+    piece_done: &dyn Fn(),
     record: &dyn Fn(u64),
 ) -> std::io::Result<Hasher> {
-    let end = pieces.last().map_or(from, |p| p.end);
-    let mut f = std::fs::File::open(target)?;
-    f.seek(std::io::SeekFrom::Start(from))?;
-    let mut buf = vec![0u8; HASH_BUFFER];
-    let mut pos = from;
-    let mut reported = from;
-    let mut first = 0;
+    let end = end_of(pieces, from);
+    let (mut pos, mut reported, mut next_piece) = (from, from, 0);
     while pos < end {
-        let frontier = {
-            let mut landed = shared.lock();
-            loop {
-                if landed.failed {
-                    return Err(std::io::Error::other("the download failed"));
-                }
-                while first < pieces.len()
-                    && landed.written[first] == pieces[first].end - pieces[first].start
-                {
-                    first += 1;
-                }
-                let frontier = pieces
-                    .get(first)
-                    .map_or(end, |p| p.start + landed.written[first]);
-                if frontier > pos {
-                    break frontier;
-                }
-                landed.waiting_on = first;
-                landed = shared.wake.wait(landed).unwrap_or_else(|p| p.into_inner());
-            }
+        let Ok(bytes) = rx.recv() else {
+            return Err(std::io::Error::other("the download failed"));
         };
-        while pos < frontier {
-            let n = usize::try_from((frontier - pos).min(buf.len() as u64)).unwrap_or(buf.len());
-            f.read_exact(&mut buf[..n])?;
-            hasher.update(&buf[..n]);
-            pos += n as u64;
+        hasher.update(&bytes);
+        pos += bytes.len() as u64;
+        while pieces.get(next_piece).is_some_and(|p| p.end <= pos) {
+            next_piece += 1;
+            piece_done();
         }
         if pos - reported >= RECORD_EVERY {
             record(pos);
@@ -424,57 +394,78 @@ fn follow(
 mod tests {
     use super::*;
     use adapter_core::digest::Digest;
-    use std::os::unix::fs::FileExt;
 
+    /// Chunks that land out of order (the last piece first, each piece in halves) are
+    /// written in order after the first `from` bytes and hashed in order; each piece is
+    /// reported done once the hash passes it.
     #[test]
-    fn the_hash_follows_pieces_that_land_out_of_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
+    fn what_lands_out_of_order_is_written_and_hashed_in_order() {
         let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 253) as u8).collect();
         let from = 1_000u64;
-        std::fs::write(&path, &data[..from as usize]).unwrap();
         let mut prefix = Hasher::new();
         prefix.update(&data[..from as usize]);
         let pieces: Vec<Range<u64>> = (from..data.len() as u64)
             .step_by(30_000)
             .map(|a| a..(a + 30_000).min(data.len() as u64))
             .collect();
-        let shared = Arc::new(Shared::new(pieces.len()));
-        let recorded = Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            let follower = s.spawn(|| {
-                follow(&path, from, prefix, &pieces, &shared, &|p| {
-                    recorded.lock().unwrap().push(p)
-                })
-            });
-            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-            // Last piece first, then the others in halves.
-            for i in (0..pieces.len()).rev() {
-                let r = pieces[i].clone();
-                let mid = r.start + (r.end - r.start) / 2;
-                for (a, b) in [(r.start, mid), (mid, r.end)] {
-                    file.write_all_at(&data[a as usize..b as usize], a).unwrap();
-                    shared.written(i, b - r.start);
-                }
+        let (tx, rx) = mpsc::channel();
+        for r in pieces.iter().rev() {
+            let mid = r.start + (r.end - r.start) / 2;
+            for (a, b) in [(r.start, mid), (mid, r.end)] {
+                let chunk = Bytes::copy_from_slice(&data[a as usize..b as usize]);
+                tx.send((a, chunk)).unwrap();
             }
-            let h = follower.join().unwrap().unwrap();
-            assert_eq!(h.len(), data.len() as u64);
-            assert_eq!(h.finish(), Digest::of_bytes(&data));
-        });
+        }
+        let mut sink = InOrder {
+            file: data[..from as usize].to_vec(),
+            pos: from,
+            pending: BTreeMap::new(),
+        };
+        let (to_hash, hash_rx) = mpsc::channel();
+        sink.run(&rx, end_of(&pieces, from), &to_hash).unwrap();
+        assert!(sink.file == data, "the file is the bytes in order");
+        assert!(sink.pending.is_empty());
+        let done = std::cell::Cell::new(0);
+        let recorded = std::cell::RefCell::new(Vec::new());
+        let h = hash_in_order(
+            &hash_rx,
+            prefix,
+            from,
+            &pieces,
+            &|| done.set(done.get() + 1),
+            &|p| recorded.borrow_mut().push(p),
+        )
+        .unwrap();
+        assert_eq!(done.get(), pieces.len());
+        assert_eq!(h.len(), data.len() as u64);
+        assert_eq!(h.finish(), Digest::of_bytes(&data));
     }
 
+    /// A download that fails (every sender gone) before the end stops the writer, and then
+    /// the hashing thread, with an error; bytes landing twice are refused.
     #[test]
-    fn a_failed_download_stops_the_hash() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, b"").unwrap();
-        let pieces: Vec<Range<u64>> = std::iter::once(0..10).collect();
-        let shared = Shared::new(1);
-        std::thread::scope(|s| {
-            let follower = s.spawn(|| follow(&path, 0, Hasher::new(), &pieces, &shared, &|_| {}));
-            shared.fail();
-            assert!(follower.join().unwrap().is_err());
-        });
+    fn a_failed_download_or_a_repeated_offset_stops_the_writer() {
+        let pieces: Vec<Range<u64>> = vec![0..10];
+        let sink = || InOrder {
+            file: Vec::new(),
+            pos: 0,
+            pending: BTreeMap::new(),
+        };
+        let (tx, rx) = mpsc::channel::<Landed>();
+        tx.send((0, Bytes::from_static(b"abc"))).unwrap();
+        drop(tx);
+        let (to_hash, hash_rx) = mpsc::channel();
+        let mut s = sink();
+        assert!(s.run(&rx, 10, &to_hash).is_err());
+        assert_eq!(s.file, b"abc");
+        drop(to_hash);
+        let hashed = hash_in_order(&hash_rx, Hasher::new(), 0, &pieces, &|| {}, &|_| {});
+        assert!(hashed.is_err());
+        let (tx, rx) = mpsc::channel::<Landed>();
+        tx.send((5, Bytes::from_static(b"x"))).unwrap();
+        tx.send((5, Bytes::from_static(b"y"))).unwrap();
+        let (to_hash, _hash_rx) = mpsc::channel();
+        assert!(sink().run(&rx, 10, &to_hash).is_err());
     }
 
     #[test]
