@@ -2,12 +2,12 @@
 //! time with `Range: bytes=a-b`; one thread puts what lands back in order and writes it
 //! (sequentially: no write lock shared by the connections), and hands each chunk on to a
 //! second thread that hashes it from memory (no read-back from the file). At most
-//! [`WINDOW`] pieces are in flight or not yet hashed, which bounds the memory. The digest is checked by the caller
-//! when every byte has been hashed, after one `fsync`.
+//! [`WINDOW`] pieces are in flight or not yet hashed, which bounds the memory. The digest is
+//! checked by the caller when every byte has been hashed, after one `fsync`.
 //!
-//! How far the file is known complete (the hashed frontier: the file is never longer) is
-//! kept in [`Frontiers`], so a cut-off pull resumes from there, hashing that prefix again
-//! before anything is added.
+//! How far the file is known complete (the hashed frontier; the writer may be ahead of it)
+//! is kept in [`Frontiers`], so a cut-off pull resumes from there, cutting what lies past it
+//! and hashing the prefix again before anything is added.
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -2,15 +2,16 @@
 //! vectors, encoded as `blocks.rs` encodes it (the same float operations per element, so
 //! the same bytes) and decoded in the registers it was encoded from, so the error report
 //! costs no second pass (encode, then decode into a buffer, then compare, as the other
-//! types do). The sums are those of `sums` in `mod.rs` over the decoded blocks, bit for bit:
-//! f32 partial sums per lane over each 64 values (two blocks), gathered in f64 in lane
-//! order.
+//! types do). The sums are those of `error_sums` in `mod.rs` over the decoded blocks, bit
+//! for bit: f32 partial sums per lane over each 64 values (two blocks), gathered in f64 in
+//! lane order. The scales of eight blocks are found together (one vector of maxima, one
+//! division), off each block's encoding chain.
 //!
 //! What needs care to stay byte-identical to the scalar code (`tests` below check each on
 //! edge blocks against it):
-//! * a block's maximum magnitude: the scalar Q8_0 loop carries a NaN forward, so a block
-//!   holding a NaN is encoded by the scalar code; Q4_0's loop skips NaNs, as `max_ps` with
-//!   the running maximum second does;
+//! * a block's maximum magnitude: the scalar Q8_0 loop's running maximum restarts after a
+//!   NaN, so a block holding a NaN is encoded by the scalar code; Q4_0's loop skips NaNs
+//!   (their magnitudes are taken as 0 here);
 //! * Q4_0's signed extreme is the first value of that magnitude, in element order;
 //! * `(int8_t)` of a float is `cvttps2dq` (which gives `i32::MIN` out of range, as C on
 //!   x86-64 does) and the low byte.
@@ -32,7 +33,7 @@ const UNORD: i32 = 0x03;
 const ORD: i32 = 0x07;
 const NEQ: i32 = 0x04;
 
-/// Append the Q8_0 blocks of `x` to `out`; returns Σ(x̂ − x)² and Σx² as `sums` gives them
+/// Append the Q8_0 blocks of `x` to `out`; returns Σ(x̂ − x)² and Σx² as `error_sums` gives them
 /// for the decoded blocks. `x.len()` a multiple of 32.
 pub(crate) fn quantize_q8_0(s: V3, x: &[f32], out: &mut Vec<u8>) -> (f64, f64) {
     let at = out.len();
@@ -80,7 +81,7 @@ struct Scale {
     scalar: bool,
 }
 
-/// Encode `x` block by block into `out` and return the error sums of `sums`: per 64
+/// Encode `x` block by block into `out` and return the error sums of `error_sums`: per 64
 /// values, eight f32 lanes of Σ(x̂ − x)² and Σx² (added vector by vector, as the scalar loop
 /// adds element by element), then each lane in f64. The scales of each [`GROUP`] of
 /// blocks come first (`scales`, each block's from its own values only), then each block
