@@ -445,7 +445,7 @@ mod tests {
     /// the hashing thread, with an error; bytes landing twice are refused.
     #[test]
     fn a_failed_download_or_a_repeated_offset_stops_the_writer() {
-        let pieces: Vec<Range<u64>> = vec![0..10];
+        let pieces: Vec<Range<u64>> = std::iter::once(0..10).collect();
         let sink = || InOrder {
             file: Vec::new(),
             pos: 0,
