@@ -205,8 +205,15 @@ pub async fn fetch(
     let hashed = hashing
         .await
         .map_err(|e| Failure::unreadable(anyhow!("hashing thread failed: {e}")))?;
-    downloaded?;
-    let file = written.map_err(io_fail(target))?;
+    // A write that failed (a full disk) stops the downloads ("the writing thread
+    // stopped"): its own error says why. Otherwise a failed download is the reason.
+    let file = match written {
+        Err(e) if !ended_early(&e) => return Err(io_fail(target)(e)),
+        written => {
+            downloaded?;
+            written.map_err(io_fail(target))?
+        }
+    };
     let hasher = hashed.map_err(io_fail(target))?;
     tokio::task::spawn_blocking(move || file.sync_all())
         .await
@@ -314,6 +321,20 @@ pub fn blob_failure(e: ClientError) -> Failure {
     f
 }
 
+/// What the writing and hashing threads stop with when the downloads ended before the end
+/// of the last piece (every sender gone).
+fn download_ended() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the download ended early",
+    )
+}
+
+/// Whether `e` is [`download_ended`]'s (the downloads' own error is the one to report).
+fn ended_early(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::UnexpectedEof
+}
+
 /// Where the last piece ends (`from` when there is none).
 fn end_of(pieces: &[Range<u64>], from: u64) -> u64 {
     pieces.last().map_or(from, |p| p.end)
@@ -338,7 +359,7 @@ impl<W: Write> InOrder<W> {
     ) -> std::io::Result<()> {
         while self.pos < end {
             let Ok((at, bytes)) = rx.recv() else {
-                return Err(std::io::Error::other("the download failed"));
+                return Err(download_ended());
             };
             if at < self.pos || self.pending.insert(at, bytes).is_some() {
                 return Err(std::io::Error::other(format!(
@@ -374,7 +395,7 @@ fn hash_in_order(
     let (mut pos, mut reported, mut next_piece) = (from, from, 0);
     while pos < end {
         let Ok(bytes) = rx.recv() else {
-            return Err(std::io::Error::other("the download failed"));
+            return Err(download_ended());
         };
         hasher.update(&bytes);
         pos += bytes.len() as u64;
@@ -456,16 +477,42 @@ mod tests {
         drop(tx);
         let (to_hash, hash_rx) = mpsc::channel();
         let mut s = sink();
-        assert!(s.run(&rx, 10, &to_hash).is_err());
+        assert!(ended_early(&s.run(&rx, 10, &to_hash).unwrap_err()));
         assert_eq!(s.file, b"abc");
         drop(to_hash);
         let hashed = hash_in_order(&hash_rx, Hasher::new(), 0, &pieces, &|| {}, &|_| {});
-        assert!(hashed.is_err());
+        assert!(ended_early(&hashed.unwrap_err()));
         let (tx, rx) = mpsc::channel::<Landed>();
         tx.send((5, Bytes::from_static(b"x"))).unwrap();
         tx.send((5, Bytes::from_static(b"y"))).unwrap();
         let (to_hash, _hash_rx) = mpsc::channel();
-        assert!(sink().run(&rx, 10, &to_hash).is_err());
+        assert!(!ended_early(&sink().run(&rx, 10, &to_hash).unwrap_err()));
+    }
+
+    /// A write that fails (a full disk) stops the writer with that error, not as a
+    /// download that ended early, so that it is the one reported.
+    #[test]
+    fn a_failed_write_is_reported_as_itself() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (tx, rx) = mpsc::channel::<Landed>();
+        tx.send((0, Bytes::from_static(b"abc"))).unwrap();
+        let (to_hash, _hash_rx) = mpsc::channel();
+        let mut s = InOrder {
+            file: Full,
+            pos: 0,
+            pending: BTreeMap::new(),
+        };
+        let e = s.run(&rx, 10, &to_hash).unwrap_err();
+        assert!(!ended_early(&e));
+        assert_eq!(e.raw_os_error(), Some(28));
     }
 
     #[test]
