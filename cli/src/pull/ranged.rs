@@ -181,16 +181,15 @@ pub async fn fetch(
     };
     let downloaded = futures::stream::iter(pieces.iter().cloned())
         .map(|range| {
-            let (tx, window) = (tx.clone(), window.clone());
+            let (tx, window) = (tx.clone(), &window);
             async move {
-                // The piece waits for room in the window (the writer frees a place each
-                // time it finishes a piece); the semaphore is never closed.
-                let permit = window.acquire_owned().await.ok();
-                let fetched = fetch_piece(client, entry, &tx, range, bar, stats).await;
-                if let Some(p) = permit {
-                    p.forget();
+                // The piece waits for room in the window: its place is given back by the
+                // hashing thread once the hash has passed it, not when the fetch ends (the
+                // semaphore is never closed).
+                if let Ok(place) = window.acquire().await {
+                    place.forget();
                 }
-                fetched
+                fetch_piece(client, entry, &tx, range, bar, stats).await
             }
         })
         .buffer_unordered(RANGES)

@@ -126,26 +126,31 @@ fn with_sums(
 fn max_lanes(s: V3, m: &[__m256; GROUP]) -> __m256 {
     let avx = s.avx;
     // Neighbouring lanes, then pairs of those, then the two halves.
-    let pairs = |a: __m256, b: __m256| {
-        avx._mm256_max_ps(
-            avx._mm256_shuffle_ps::<0x88>(a, b),
-            avx._mm256_shuffle_ps::<0xdd>(a, b),
-        )
-    };
-    let x01 = pairs(m[0], m[1]);
-    let x23 = pairs(m[2], m[3]);
-    let x45 = pairs(m[4], m[5]);
-    let x67 = pairs(m[6], m[7]);
-    let y0123 = pairs(x01, x23);
-    let y4567 = pairs(x45, x67);
+    let x01 = max_pairs(s, m[0], m[1]);
+    let x23 = max_pairs(s, m[2], m[3]);
+    let x45 = max_pairs(s, m[4], m[5]);
+    let x67 = max_pairs(s, m[6], m[7]);
+    let y0123 = max_pairs(s, x01, x23);
+    let y4567 = max_pairs(s, x45, x67);
     avx._mm256_max_ps(
         avx._mm256_permute2f128_ps::<0x20>(y0123, y4567),
         avx._mm256_permute2f128_ps::<0x31>(y0123, y4567),
     )
 }
 
-/// The scales of blocks whose divisor is `div` (each block's `d` = its lane / `div`): `id`
-/// = 1/d, or 0 for d = 0, and `d` rounded to f16, for the first `n` blocks.
+/// Per 128-bit half: the maxima of `a`'s lanes 0–1 and 2–3, then of `b`'s (a plain fn, not
+/// a closure, so that it inlines into the AVX2 kernel).
+#[inline(always)]
+fn max_pairs(s: V3, a: __m256, b: __m256) -> __m256 {
+    let avx = s.avx;
+    avx._mm256_max_ps(
+        avx._mm256_shuffle_ps::<0x88>(a, b),
+        avx._mm256_shuffle_ps::<0xdd>(a, b),
+    )
+}
+
+/// The scales of the first `n` blocks from their `d` (lane `b`: block `b`'s): `id` = 1/d,
+/// or 0 for d = 0, and `d` rounded to f16 and decoded back.
 #[inline(always)]
 fn scales_of(s: V3, d: __m256, n: usize, sc: &mut [Scale; GROUP]) {
     let avx = s.avx;

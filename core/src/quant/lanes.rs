@@ -260,10 +260,10 @@ mod avx2 {
     }
 }
 
+/// Blocks of every kind the lanes must agree on with the scalar code, 32 values each: random
+/// at several scales, constant (positive, negative, zero), subnormal, huge, one outlier,
+/// values on rounding ties, all negative, all positive.
 #[cfg(test)]
-/// Blocks of every kind the lanes must agree on with the scalar code, 32 values each: random at several
-/// scales, constant (positive, negative, zero), subnormal, huge, one outlier, values on
-/// rounding ties, all negative, all positive.
 pub(crate) fn edge_blocks(seed: u64) -> Vec<[f32; 32]> {
     let mut s = seed | 1;
     let mut next = move || {
