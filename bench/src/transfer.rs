@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo build --release --workspace --bins
-//! ./target/release/transfer-bench [--size 2G] [--work-dir DIR] [--rounds 2]
+//! ./target/release/transfer-bench [--size 2G] [--work-dir DIR] [--rounds 2] [--cold-memory]
 //! ./target/release/transfer-bench --work-dir /dev/shm     # fast storage: tmpfs, CPU-bound
 //! ```
 //!
@@ -21,8 +21,10 @@
 //! * the re-push of the same files as `1.0.1` (target < 0.3 s, and the server must read
 //!   less than 1 MiB from its sockets meanwhile: nothing uploaded),
 //!
-//! (each `--rounds` times, default 2, with a fresh server and data dir: on a VM the first
-//! write into memory the guest has not touched is slow, so the last round is the figure),
+//! (each `--rounds` times, default 2, with a fresh server and data dir; before `dd` and
+//! each timed step, 1.5× the file's size of memory is touched and freed, so that a VM that
+//! hands freed memory back to its host does not charge whichever step writes into it first:
+//! `--cold-memory` leaves that out),
 //! and reports the peak RSS of each client run (`/usr/bin/time -v`, or polling VmHWM) and
 //! of the server (VmHWM at the end, target < 150 MB). Exit status: 0 when every step
 //! worked and the pulled files are byte-identical (missed targets are reported, not fatal),
@@ -49,13 +51,16 @@ const TARGET_REPUSH_S: f64 = 0.3;
 const TARGET_SERVER_RSS_MB: f64 = 150.0;
 /// A re-push may send manifests and digest checks, never file contents.
 const REPUSH_MAX_SERVER_READ: u64 = 1 << 20;
-const USAGE: &str = "usage: transfer-bench [--size BYTES[K|M|G]] [--work-dir DIR] [--rounds N]";
+const USAGE: &str =
+    "usage: transfer-bench [--size BYTES[K|M|G]] [--work-dir DIR] [--rounds N] [--cold-memory]";
 
 #[derive(Debug)]
 struct Args {
     size: u64,
     work_dir: Option<PathBuf>,
     rounds: usize,
+    /// Do not touch memory before each timed step (see [`touch_memory`]).
+    cold_memory: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -63,6 +68,7 @@ fn parse_args() -> Result<Args> {
         size: 2 * GIB,
         work_dir: None,
         rounds: 2,
+        cold_memory: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -79,6 +85,7 @@ fn parse_args() -> Result<Args> {
                     bail!("--rounds must be at least 1\n{USAGE}");
                 }
             }
+            "--cold-memory" => args.cold_memory = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -236,14 +243,39 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "meets" } else { "MISSES" }
 }
 
+/// Touch `bytes` of fresh memory and free it again, just before a timed step.
+///
+/// A VM guest with free page reporting (virtio-balloon's `REPORTING` feature, which this
+/// development VM has) hands the pages it frees back to its host about two seconds later,
+/// and the first write into such a page then faults on the host. A step that fills 1 GiB of
+/// new page cache (the server's blob in a push, the client's file in a pull) ran 1.5–2×
+/// slower or not depending on how long the machine had been idle before it, whatever the
+/// software did (docs/BENCHMARKS.md). Touching the memory first gives every step, `dd`'s
+/// baseline included, the same host-backed free pages; `--cold-memory` skips it.
+fn touch_memory(bytes: u64) {
+    if bytes == 0 {
+        return;
+    }
+    // `vec![1; n]` writes every byte (`vec![0; n]` would map untouched zero pages).
+    let pages = vec![1u8; usize::try_from(bytes).unwrap_or(usize::MAX)];
+    std::hint::black_box(&pages);
+}
+
 /// The baselines measured once per run.
 struct Baselines {
     bytes: u64,
     openssl: Duration,
     dd: Duration,
+    /// Bytes of memory touched before each timed step ([`touch_memory`]; 0: none).
+    touch: u64,
 }
 
 impl Baselines {
+    /// Just before a timed step.
+    fn prepare(&self) {
+        touch_memory(self.touch);
+    }
+
     fn vs_openssl(&self, took: Duration) -> f64 {
         self.openssl.as_secs_f64() / took.as_secs_f64()
     }
@@ -280,19 +312,36 @@ fn run() -> Result<bool> {
     println!("openssl dgst -sha256 (best of 2): {}", rate(bytes, openssl));
     // The other physical limit: writing the same bytes once, durably, on this filesystem.
     // Push (server side) and pull (client side) each write the file once and sync it.
+    let touch = if args.cold_memory {
+        0
+    } else {
+        bytes + bytes / 2
+    };
+    if touch > 0 {
+        println!(
+            "memory: {:.2} GiB touched and freed before each timed step (a VM's freed pages \
+             may have gone back to its host; --cold-memory skips this)",
+            touch as f64 / GIB as f64
+        );
+    }
     let copy = work.path().join("copy.bin");
-    let dd = copy_time(&model, &copy)?.min(copy_time(&model, &copy)?);
+    let mut dd = Duration::MAX;
+    for _ in 0..2 {
+        touch_memory(touch);
+        dd = dd.min(copy_time(&model, &copy)?);
+    }
     println!(
         "dd bs=4M conv=fsync to the same filesystem (best of 2): {}",
         rate(bytes, dd)
     );
-    let base = Baselines { bytes, openssl, dd };
+    let base = Baselines {
+        bytes,
+        openssl,
+        dd,
+        touch,
+    };
 
-    // Each round is a fresh server and data dir, removed at its end. On a VM, memory the
-    // guest has not touched yet (or gave back) is slow to write the first time (the host
-    // backs each page as it is touched: a pull into fresh tmpfs pages spent 2.3 s of its
-    // 2.8 s copying into the page cache); the baselines above are best of 2 for that
-    // reason, and the last round of each stack is the one to read.
+    // Each round is a fresh server and data dir, removed at its end.
     let mut identical = true;
     for round in 1..=args.rounds {
         for stack in stacks() {
@@ -342,6 +391,7 @@ fn run_stack(
     };
 
     let server_cpu = || cpu_seconds(pid);
+    base.prepare();
     let cpu_before = server_cpu();
     let push = ctl(&["push", dir, "--name", "bench/big", "--version", "1.0.0"])?;
     let push_ok = base.vs_openssl(push.took) >= TARGET_PUSH;
@@ -359,6 +409,7 @@ fn run_stack(
         cpu(push.cpu),
         cpu(cpu_after_push.zip(cpu_before).map(|(a, b)| a - b))
     );
+    base.prepare();
     let pull = ctl(&["pull", "bench/big@1.0.0", "-o", out])?;
     let pull_ok = base.vs_openssl(pull.took) >= TARGET_PULL;
     println!(

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod buffers;
 pub mod compat;
 pub mod diag;
 pub mod digest;

@@ -1,13 +1,14 @@
 //! One large file in parallel ranges: pieces of [`PIECE`] bytes are fetched [`RANGES`] at a
-//! time with `Range: bytes=a-b`; one thread puts what lands back in order and writes it
-//! (sequentially: no write lock shared by the connections), and hands each chunk on to a
-//! second thread that hashes it from memory (no read-back from the file). At most
-//! [`WINDOW`] pieces are in flight or not yet hashed, which bounds the memory. The digest is
-//! checked by the caller when every byte has been hashed, after one `fsync`.
+//! time with `Range: bytes=a-b`; one thread puts what lands back in order, writes each chunk
+//! and hashes it right after (while the write has left it in that core's cache: hashing
+//! bytes that another core received costs this VM about half as much again), so there is
+//! no read-back from the file and no write lock shared by the connections. At most
+//! [`WINDOW`] pieces are in flight or not yet written, which bounds the memory. The digest
+//! is checked by the caller when every byte has been hashed, after one `fsync`.
 //!
-//! How far the file is known complete (the hashed frontier; the writer may be ahead of it)
-//! is kept in [`Frontiers`], so a cut-off pull resumes from there, cutting what lies past it
-//! and hashing the prefix again before anything is added.
+//! How far the file is known complete (written and hashed) is kept in [`Frontiers`], so a
+//! cut-off pull resumes from there, cutting what lies past it and hashing the prefix again
+//! before anything is added.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -152,31 +153,24 @@ pub async fn fetch(
         .collect();
     let window = Arc::new(Semaphore::new(WINDOW));
     let (tx, rx) = mpsc::channel::<Landed>();
-    let (to_hash, hash_rx) = mpsc::channel::<Bytes>();
     let end = end_of(&pieces, from);
-    let writer = tokio::task::spawn_blocking(move || {
-        let mut sink = InOrder {
-            file,
-            pos: from,
-            pending: BTreeMap::new(),
-        };
-        sink.run(&rx, end, &to_hash).map(|()| sink.file)
-    });
-    let hashing = {
+    let writer = {
         let (pieces, window) = (pieces.clone(), window.clone());
         let (frontiers, rel) = (frontiers.clone(), rel.to_owned());
         tokio::task::spawn_blocking(move || {
-            hash_in_order(
-                &hash_rx,
-                hasher,
-                from,
-                &pieces,
-                &|| window.add_permits(1),
-                &|pos| {
+            let mut sink = InOrder {
+                file,
+                pos: from,
+                pending: BTreeMap::new(),
+            };
+            let mut hashed = HashedPieces::new(hasher, from, &pieces);
+            sink.run(&rx, end, &mut |bytes| {
+                hashed.update(bytes, &|| window.add_permits(1), &|pos| {
                     // A frontier recorded too low only costs a longer resume.
                     let _ = frontiers.set(&rel, Some(pos));
-                },
-            )
+                });
+            })?;
+            Ok((sink.file, hashed.hasher))
         })
     };
     let downloaded = futures::stream::iter(pieces.iter().cloned())
@@ -195,25 +189,20 @@ pub async fn fetch(
         .buffer_unordered(RANGES)
         .try_collect::<Vec<()>>()
         .await;
-    // The writer ends when it has everything, or when every sender is gone before that; the
-    // hashing thread when the writer has handed on everything, or stopped.
+    // The writer ends when it has everything, or when every sender is gone before that.
     drop(tx);
-    let written = writer
+    let written: std::io::Result<(std::fs::File, Hasher)> = writer
         .await
         .map_err(|e| Failure::unreadable(anyhow!("writing thread failed: {e}")))?;
-    let hashed = hashing
-        .await
-        .map_err(|e| Failure::unreadable(anyhow!("hashing thread failed: {e}")))?;
     // A write that failed (a full disk) stops the downloads ("the writing thread
     // stopped"): its own error says why. Otherwise a failed download is the reason.
-    let file = match written {
+    let (file, hasher) = match written {
         Err(e) if !ended_early(&e) => return Err(io_fail(target)(e)),
         written => {
             downloaded?;
             written.map_err(io_fail(target))?
         }
     };
-    let hasher = hashed.map_err(io_fail(target))?;
     tokio::task::spawn_blocking(move || file.sync_all())
         .await
         .map_err(|e| Failure::unreadable(anyhow!("sync thread failed: {e}")))?
@@ -348,13 +337,13 @@ struct InOrder<W> {
 }
 
 impl<W: Write> InOrder<W> {
-    /// Take what lands, write it in order up to `end`, and hand each chunk written on to
-    /// `hash`. Fails when every sender is gone first (a failed download).
+    /// Take what lands, write it in order up to `end`, and hand each chunk written to
+    /// `written` (the hash). Fails when every sender is gone first (a failed download).
     fn run(
         &mut self,
         rx: &mpsc::Receiver<Landed>,
         end: u64,
-        hash: &mpsc::Sender<Bytes>,
+        written: &mut dyn FnMut(&[u8]),
     ) -> std::io::Result<()> {
         while self.pos < end {
             let Ok((at, bytes)) = rx.recv() else {
@@ -369,45 +358,54 @@ impl<W: Write> InOrder<W> {
             while let Some(bytes) = self.pending.remove(&self.pos) {
                 self.file.write_all(&bytes)?;
                 self.pos += bytes.len() as u64;
-                if hash.send(bytes).is_err() {
-                    return Err(std::io::Error::other("the hashing thread stopped"));
-                }
+                written(&bytes);
             }
         }
         self.file.flush()
     }
 }
 
-/// The hashing thread: hashes what the writer hands on (the file's bytes from `from` on, in
-/// order) until the end of the last piece; `piece_done` runs as it passes the end of each
-/// piece, `record` every [`RECORD_EVERY`] bytes (the file holds them: the writer hands a
-/// chunk on once written). Fails when the writer stops first.
-fn hash_in_order(
-    rx: &mpsc::Receiver<Bytes>,
-    mut hasher: Hasher,
-    from: u64,
-    pieces: &[Range<u64>],
-    piece_done: &dyn Fn(),
-    record: &dyn Fn(u64),
-) -> std::io::Result<Hasher> {
-    let end = end_of(pieces, from);
-    let (mut pos, mut reported, mut next_piece) = (from, from, 0);
-    while pos < end {
-        let Ok(bytes) = rx.recv() else {
-            return Err(download_ended());
-        };
-        hasher.update(&bytes);
-        pos += bytes.len() as u64;
-        while pieces.get(next_piece).is_some_and(|p| p.end <= pos) {
-            next_piece += 1;
-            piece_done();
-        }
-        if pos - reported >= RECORD_EVERY {
-            record(pos);
-            reported = pos;
+/// The hash over the file's bytes from `from` on, in order, and which of the `pieces` it
+/// has passed.
+struct HashedPieces<'a> {
+    hasher: Hasher,
+    pos: u64,
+    reported: u64,
+    next_piece: usize,
+    pieces: &'a [Range<u64>],
+}
+
+impl<'a> HashedPieces<'a> {
+    /// `hasher` has hashed the first `from` bytes.
+    fn new(hasher: Hasher, from: u64, pieces: &'a [Range<u64>]) -> Self {
+        Self {
+            hasher,
+            pos: from,
+            reported: from,
+            next_piece: 0,
+            pieces,
         }
     }
-    Ok(hasher)
+
+    /// Hash the next bytes; `piece_done` runs as the hash passes the end of each piece,
+    /// `record` every [`RECORD_EVERY`] bytes (the file holds them: chunks are hashed once
+    /// written).
+    fn update(&mut self, bytes: &[u8], piece_done: &dyn Fn(), record: &dyn Fn(u64)) {
+        self.hasher.update(bytes);
+        self.pos += bytes.len() as u64;
+        while self
+            .pieces
+            .get(self.next_piece)
+            .is_some_and(|p| p.end <= self.pos)
+        {
+            self.next_piece += 1;
+            piece_done();
+        }
+        if self.pos - self.reported >= RECORD_EVERY {
+            record(self.pos);
+            self.reported = self.pos;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -441,31 +439,27 @@ mod tests {
             pos: from,
             pending: BTreeMap::new(),
         };
-        let (to_hash, hash_rx) = mpsc::channel();
-        sink.run(&rx, end_of(&pieces, from), &to_hash).unwrap();
+        let done = std::cell::Cell::new(0);
+        let mut hashed = HashedPieces::new(prefix, from, &pieces);
+        sink.run(&rx, end_of(&pieces, from), &mut |b| {
+            hashed.update(b, &|| done.set(done.get() + 1), &|_| {});
+            // A piece is reported done exactly when the hash has passed its end.
+            let passed = pieces.iter().filter(|p| p.end <= hashed.pos).count();
+            assert_eq!(done.get(), passed);
+        })
+        .unwrap();
         assert!(sink.file == data, "the file is the bytes in order");
         assert!(sink.pending.is_empty());
-        let done = std::cell::Cell::new(0);
-        let recorded = std::cell::RefCell::new(Vec::new());
-        let h = hash_in_order(
-            &hash_rx,
-            prefix,
-            from,
-            &pieces,
-            &|| done.set(done.get() + 1),
-            &|p| recorded.borrow_mut().push(p),
-        )
-        .unwrap();
         assert_eq!(done.get(), pieces.len());
+        let h = hashed.hasher;
         assert_eq!(h.len(), data.len() as u64);
         assert_eq!(h.finish(), Digest::of_bytes(&data));
     }
 
-    /// A download that fails (every sender gone) before the end stops the writer, and then
-    /// the hashing thread, with an error; bytes landing twice are refused.
+    /// A download that fails (every sender gone) before the end stops the writer with an
+    /// error; bytes landing twice are refused.
     #[test]
     fn a_failed_download_or_a_repeated_offset_stops_the_writer() {
-        let pieces: Vec<Range<u64>> = std::iter::once(0..10).collect();
         let sink = || InOrder {
             file: Vec::new(),
             pos: 0,
@@ -474,18 +468,13 @@ mod tests {
         let (tx, rx) = mpsc::channel::<Landed>();
         tx.send((0, Bytes::from_static(b"abc"))).unwrap();
         drop(tx);
-        let (to_hash, hash_rx) = mpsc::channel();
         let mut s = sink();
-        assert!(ended_early(&s.run(&rx, 10, &to_hash).unwrap_err()));
+        assert!(ended_early(&s.run(&rx, 10, &mut |_| {}).unwrap_err()));
         assert_eq!(s.file, b"abc");
-        drop(to_hash);
-        let hashed = hash_in_order(&hash_rx, Hasher::new(), 0, &pieces, &|| {}, &|_| {});
-        assert!(ended_early(&hashed.unwrap_err()));
         let (tx, rx) = mpsc::channel::<Landed>();
         tx.send((5, Bytes::from_static(b"x"))).unwrap();
         tx.send((5, Bytes::from_static(b"y"))).unwrap();
-        let (to_hash, _hash_rx) = mpsc::channel();
-        assert!(!ended_early(&sink().run(&rx, 10, &to_hash).unwrap_err()));
+        assert!(!ended_early(&sink().run(&rx, 10, &mut |_| {}).unwrap_err()));
     }
 
     /// A write that fails (a full disk) stops the writer with that error, not as a
@@ -503,13 +492,12 @@ mod tests {
         }
         let (tx, rx) = mpsc::channel::<Landed>();
         tx.send((0, Bytes::from_static(b"abc"))).unwrap();
-        let (to_hash, _hash_rx) = mpsc::channel();
         let mut s = InOrder {
             file: Full,
             pos: 0,
             pending: BTreeMap::new(),
         };
-        let e = s.run(&rx, 10, &to_hash).unwrap_err();
+        let e = s.run(&rx, 10, &mut |_| {}).unwrap_err();
         assert!(!ended_early(&e));
         assert_eq!(e.raw_os_error(), Some(28));
     }

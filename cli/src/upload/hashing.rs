@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use adapter_core::api::UploadStart;
+use adapter_core::buffers::BufferPool;
 use adapter_core::digest::{Digest, Hasher};
 use anyhow::anyhow;
 use bytes::Bytes;
@@ -29,6 +30,8 @@ use crate::exit::{Failure, SERVER};
 const BLOCK: usize = 1 << 20;
 /// Blocks queued between the reading thread and the connection (bounds the memory).
 const QUEUE: usize = 8;
+/// The blocks, used again once sent (fresh ones cost a page fault per 4 KiB).
+static BLOCKS: BufferPool = BufferPool::new(BLOCK, QUEUE + 2);
 
 /// A file to upload whose digest is not known yet.
 #[derive(Debug, Clone)]
@@ -300,7 +303,7 @@ fn read_hashing(
         }
         let want = usize::try_from((size - pos).min(BLOCK as u64)).unwrap_or(BLOCK);
         // Read into spare capacity: no zeroing of a buffer that is overwritten anyway.
-        let mut buf = Vec::with_capacity(want);
+        let mut buf = BLOCKS.take();
         (&mut f).take(want as u64).read_to_end(&mut buf)?;
         if buf.len() < want {
             return Err(std::io::Error::other("the file shrank while it was read"));
@@ -311,7 +314,7 @@ fn read_hashing(
         if end > offset
             && let Some(sender) = &tx
         {
-            let mut block = Bytes::from(buf);
+            let mut block = BLOCKS.freeze(buf);
             let mut at = pos;
             if at < offset {
                 block = block.slice(usize::try_from(offset - at).unwrap_or(0)..);

@@ -1,6 +1,7 @@
 //! The blob store: object_store over a local directory or S3. Keys are derived from
 //! digests and session ids only, never from user input.
 
+mod local;
 mod sink;
 
 use std::ops::Range;
@@ -23,7 +24,8 @@ use crate::config::BlobStoreConfig;
 
 pub use sink::Sink;
 
-/// Read size for blobs on the local filesystem.
+/// Read size for the local store's own streams (`fsck`); [`BlobStore::stream_range`] reads
+/// through [`local`] instead.
 const LOCAL_READ_CHUNK: usize = 4 * 1024 * 1024;
 
 /// A blob-store stream read from a blocking thread ([`BlobStore::blocking_reader`]).
@@ -146,6 +148,22 @@ impl BlobStore {
     ) -> object_store::Result<BoxStream<'static, object_store::Result<Bytes>>> {
         if range.is_empty() {
             return Ok(futures::stream::empty().boxed());
+        }
+        if let Some(root) = &self.local_root {
+            let generic = |source: std::io::Error| object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(source),
+            };
+            let chunks = local::stream(root.join(key.as_ref()), range)
+                .await
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => object_store::Error::NotFound {
+                        path: key.to_string(),
+                        source: Box::new(e),
+                    },
+                    _ => generic(e),
+                })?;
+            return Ok(chunks.map_err(generic).boxed());
         }
         let opts = GetOptions {
             range: Some(GetRange::Bounded(range)),
