@@ -19,6 +19,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// mimalloc's `purge_delay` (its `mi_option_e`, pinned by Cargo.lock's libmimalloc-sys).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+/// The purge delay the server sets, and how often a parking worker collects at most.
+const PURGE_DELAY_MS: u64 = 10;
 
 /// How freed memory goes back to the OS. mimalloc purges freed pages `purge_delay` after
 /// they were freed, but only when the thread that freed them calls into it again, so what a
@@ -36,7 +38,7 @@ fn set_purge_delay() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: `mi_option_set` stores an integer in mimalloc's option table (an atomic
         // store); it has no preconditions and may be called at any time, from any thread.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10) };
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS as _) };
     }
 }
 
@@ -51,7 +53,7 @@ fn collect_freed_memory() {
     let now = Instant::now();
     let due = LAST
         .get()
-        .is_none_or(|at| now.duration_since(at) >= Duration::from_millis(10));
+        .is_none_or(|at| now.duration_since(at) >= Duration::from_millis(PURGE_DELAY_MS));
     if due {
         LAST.set(Some(now));
         collect();

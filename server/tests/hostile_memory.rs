@@ -219,8 +219,8 @@ fn hostile_files_and_bodies_are_refused_in_bounded_memory() {
         slowest.0
     );
     // The bound. Before the server's runtime workers collected freed memory as they
-    // park (server/src/main.rs)
-    // the freed memory stayed resident: +78 MiB kept; with the JSON-tree header, +148 MiB.
+    // park (server/src/main.rs) the freed memory stayed resident: +78 MiB kept; with the
+    // JSON-tree header, +148 MiB.
     assert!(
         kept < 64 << 20,
         "the server kept {:.1} MiB more after the barrage",

@@ -15,7 +15,7 @@ use futures::StreamExt as _;
 use futures::stream::BoxStream;
 
 /// Bytes per chunk read (and per frame handed to the connection).
-pub const CHUNK: usize = 2 << 20;
+const CHUNK: usize = 2 << 20;
 /// Buffers the pool keeps between responses (more in use at once are allocated and freed):
 /// at most 16 MiB held while idle.
 const KEPT: usize = 8;

@@ -13,7 +13,6 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt as _, TryStreamExt as _};
 use object_store::aws::AmazonS3Builder;
-use object_store::chunked::ChunkedStore;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
@@ -23,10 +22,6 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use crate::config::BlobStoreConfig;
 
 pub use sink::Sink;
-
-/// Read size for the local store's own streams (`fsck`); [`BlobStore::stream_range`] reads
-/// through [`local`] instead.
-const LOCAL_READ_CHUNK: usize = 4 * 1024 * 1024;
 
 /// A blob-store stream read from a blocking thread ([`BlobStore::blocking_reader`]).
 pub type BlockingReader =
@@ -65,11 +60,9 @@ impl BlobStore {
             BlobStoreConfig::Local(dir) => {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating blob directory {}", dir.display()))?;
-                let local =
-                    LocalFileSystem::new_with_prefix(dir).context("opening the blob directory")?;
-                // object_store streams local files in 8 KiB reads, each a blocking-pool
-                // hand-off; re-chunking at 4 MiB makes reads ~500× fewer (see BENCHMARKS.md).
-                let store = Arc::new(ChunkedStore::new(Arc::new(local), LOCAL_READ_CHUNK));
+                let store = Arc::new(
+                    LocalFileSystem::new_with_prefix(dir).context("opening the blob directory")?,
+                );
                 let root = std::fs::canonicalize(dir)
                     .with_context(|| format!("resolving {}", dir.display()))?;
                 return Ok(Self {
@@ -150,26 +143,35 @@ impl BlobStore {
             return Ok(futures::stream::empty().boxed());
         }
         if let Some(root) = &self.local_root {
-            let generic = |source: std::io::Error| object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(source),
-            };
+            // object_store would read a local file in 8 KiB reads, each a blocking-pool
+            // hand-off, into fresh buffers: `local` reads 2 MiB chunks into pooled ones.
             let chunks = local::stream(root.join(key.as_ref()), range)
                 .await
-                .map_err(|e| match e.kind() {
-                    std::io::ErrorKind::NotFound => object_store::Error::NotFound {
-                        path: key.to_string(),
-                        source: Box::new(e),
-                    },
-                    _ => generic(e),
-                })?;
-            return Ok(chunks.map_err(generic).boxed());
+                .map_err(|e| local_error(key, e))?;
+            let key = key.clone();
+            return Ok(chunks.map_err(move |e| local_error(&key, e)).boxed());
         }
         let opts = GetOptions {
             range: Some(GetRange::Bounded(range)),
             ..GetOptions::default()
         };
         Ok(self.inner.get_opts(key, opts).await?.into_stream())
+    }
+
+    /// Stream a whole object, however long it is now (`fsck` compares that length with the
+    /// recorded one).
+    pub async fn stream_all(
+        &self,
+        key: &Path,
+    ) -> object_store::Result<BoxStream<'static, object_store::Result<Bytes>>> {
+        if let Some(root) = &self.local_root {
+            let len = tokio::fs::metadata(root.join(key.as_ref()))
+                .await
+                .map_err(|e| local_error(key, e))?
+                .len();
+            return self.stream_range(key, 0..len).await;
+        }
+        Ok(self.inner.get(key).await?.into_stream())
     }
 
     /// A `Read` over `range` of an object, for code on a blocking thread (`handle`: the
@@ -240,5 +242,20 @@ impl BlobStore {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// An I/O error of the local store as object_store reports it (a missing file is
+/// `NotFound`, which callers answer with 404 or "missing").
+fn local_error(key: &Path, e: std::io::Error) -> object_store::Error {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => object_store::Error::NotFound {
+            path: key.to_string(),
+            source: Box::new(e),
+        },
+        _ => object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(e),
+        },
     }
 }

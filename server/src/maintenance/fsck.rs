@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use adapter_core::digest::{Digest, Hasher};
 use adapter_core::manifest::Manifest;
 use futures::StreamExt as _;
-use object_store::ObjectStoreExt as _;
 use serde::Serialize;
 
 use crate::app::AppState;
@@ -61,14 +60,13 @@ async fn check_blob(
     let Ok(d) = digest.parse::<Digest>() else {
         return Ok((Some("not a sha256 digest".into()), 0));
     };
-    let got = match app.blobs.object_store().get(&blob_key(&d)).await {
-        Ok(got) => got,
+    let mut stream = match app.blobs.stream_all(&blob_key(&d)).await {
+        Ok(stream) => stream,
         Err(object_store::Error::NotFound { .. }) => {
             return Ok((Some("its bytes are missing from the blob store".into()), 0));
         }
         Err(e) => return Err(e.into()),
     };
-    let mut stream = got.into_stream();
     let mut hasher = Hasher::new();
     while let Some(chunk) = stream.next().await {
         let chunk: bytes::Bytes = chunk?;
