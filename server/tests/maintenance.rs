@@ -133,8 +133,11 @@ async fn a_push_loop_racing_gc_loses_nothing() {
             i += 1;
             let notes = format!("push {i} of the race").into_bytes();
             let version = format!("1.0.{i}");
-            let manifest = manifest_with_notes(&s, &notes).await;
             for attempt in 0.. {
+                // Every attempt uploads all its files again: the racing gc may have collected
+                // the tiny adapter's as well as the notes (re-uploading only the notes could
+                // then never publish).
+                let manifest = manifest_with_notes(&s, &notes).await;
                 s.upload(&notes).await;
                 if attempt == 0 && i % 2 == 0 {
                     tokio::time::sleep(Duration::from_millis(1050)).await;
